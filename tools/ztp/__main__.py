@@ -1,0 +1,3 @@
+from ztp.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""The `ztp` command.
+
+Each role keeps its commands in its own module; they are imported only when used, so
+`ztp --help` stays fast and a role's heavy dependencies load only for that role.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# command name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module_name, _, attr = COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="ztp")
+def main() -> None:
+    """Zero Touch Provisioning over a SAFE2 SIM: device, SIM, gateway and service tools."""
