@@ -1,6 +1,5 @@
-from click.testing import CliRunner
-
 import ztp
+from click.testing import CliRunner
 from ztp.cli import COMMANDS, main
 
 
