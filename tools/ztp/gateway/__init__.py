@@ -1,0 +1,61 @@
+"""ztp.gateway: the TLS 1.3 PSK gateway between SIMs and the configuration service.
+
+See docs/gateway.md. The sans-I/O parts (HTTP request reader, request policy, rate limiter,
+PSK cache, per-connection session) import without the TLS engine; the session and the asyncio
+server need ``ztp.tls``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._http import NEED_DATA, HttpError, HttpLimits, Request, RequestReader, build_response
+from ._limits import RateLimit, RateLimiter
+from ._log import JsonFormatter, log_event
+from ._metrics import GatewayMetrics
+from ._policy import ForwardRequest, RequestRejected, check_request
+from ._psk_cache import PskCache, PskChangeWatcher, PskKey
+from ._service import ServiceClient, ServiceError, UpstreamResponse
+
+__all__ = [
+    "NEED_DATA",
+    "ForwardRequest",
+    "Gateway",
+    "GatewayConfig",
+    "GatewayMetrics",
+    "GatewaySession",
+    "HttpError",
+    "HttpLimits",
+    "JsonFormatter",
+    "PskCache",
+    "PskChangeWatcher",
+    "PskKey",
+    "RateLimit",
+    "RateLimiter",
+    "Request",
+    "RequestReader",
+    "RequestRejected",
+    "ServiceClient",
+    "ServiceError",
+    "SessionLimits",
+    "UpstreamResponse",
+    "build_response",
+    "check_request",
+    "log_event",
+]
+
+_LAZY = {
+    "Gateway": "._server",
+    "GatewayConfig": "._server",
+    "GatewaySession": "._session",
+    "SessionLimits": "._session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The TLS-dependent parts load on first use (PEP 562).
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,402 @@
+"""The asyncio gateway: accepts TCP, runs one :class:`GatewaySession` per connection.
+
+The adapter stays thin (STYLE.md §2): read, feed, drain the events, write. Everything that needs
+I/O besides the socket goes through the :class:`ServiceClient` (PSK lookups through the
+:class:`PskCache`, forwarding, audit events). Limits enforced here: max concurrent connections
+and the per-address connection rate (at accept, before any TLS work), the per-identity rate
+(after the binder verified, through the session's ``Authenticated`` event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ztp.iccid import IccidError, parse_ef_iccid
+from ztp.tls import CipherSuite, KeyExchangeMode, ServerConfig, ServerConnection
+
+from ._http import NEED_DATA
+from ._limits import RateLimit, RateLimiter
+from ._log import log_event
+from ._metrics import GatewayMetrics
+from ._psk_cache import PskCache, PskChangeWatcher, PskKey
+from ._service import ServiceClient, ServiceError
+from ._session import (
+    Authenticated,
+    Closed,
+    Forward,
+    GatewaySession,
+    PskLookup,
+    Refuse,
+    SessionLimits,
+)
+
+__all__ = ["Gateway", "GatewayConfig"]
+
+_READ_SIZE = 4096
+_LINGER_MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything tunable about one gateway. Defaults suit SIMs over cellular."""
+
+    name: str = "gateway"
+    session: SessionLimits = field(default_factory=SessionLimits)
+    max_connections: int = 1024
+    # A SIM provisions rarely; leave room for its retries, not for a loop.
+    identity_rate: RateLimit = field(default_factory=lambda: RateLimit.per_minute(10, burst=5))
+    # Loose: thousands of SIMs may share one operator NAT address.
+    address_rate: RateLimit = field(default_factory=lambda: RateLimit(per_second=100, burst=1000))
+    linger_s: float = 2.0  # after our last byte, drain the client briefly so it reads it all
+    write_timeout_s: float = 20.0
+    psk_ttl_s: float = 300.0
+    psk_negative_ttl_s: float = 30.0
+    psk_poll_interval_s: float = 2.0
+    key_exchange_modes: tuple[KeyExchangeMode, ...] = (
+        KeyExchangeMode.PSK_DHE_KE,
+        KeyExchangeMode.PSK_KE,
+    )
+    cipher_suites: tuple[CipherSuite, ...] = (
+        CipherSuite.TLS_AES_128_CCM_SHA256,
+        CipherSuite.TLS_AES_128_GCM_SHA256,
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError("GatewayConfig.max_connections must be >= 1")
+        if self.linger_s < 0 or not self.write_timeout_s > 0:
+            raise ValueError("GatewayConfig: linger_s must be >= 0 and write_timeout_s > 0")
+
+
+class Gateway:
+    """A TLS 1.3 PSK gateway in front of one service.
+
+    Usage::
+
+        gw = Gateway(ServiceClient(url, token, "gw-1"), GatewayConfig(name="gw-1"))
+        host, port = await gw.start("0.0.0.0", 8443)
+        ...
+        await gw.close()
+    """
+
+    def __init__(
+        self,
+        service: ServiceClient,
+        config: GatewayConfig | None = None,
+        *,
+        metrics: GatewayMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.config = config or GatewayConfig()
+        self.service = service
+        self.metrics = metrics or GatewayMetrics()
+        self._clock = clock
+        self._rng = rng
+        self.psk_cache = PskCache(
+            service.get_psks,
+            ttl_s=self.config.psk_ttl_s,
+            negative_ttl_s=self.config.psk_negative_ttl_s,
+            clock=clock,
+        )
+        self.watcher = PskChangeWatcher(
+            self.psk_cache, service.psk_changes, self.config.psk_poll_interval_s
+        )
+        self._identity_limiter = RateLimiter(self.config.identity_rate)
+        self._address_limiter = RateLimiter(self.config.address_rate)
+        self._server: asyncio.Server | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+        self.active = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen on ``host:port`` (0 = any free port) and start following key changes.
+
+        Returns the bound (host, port).
+        """
+        try:
+            await self.watcher.poll_once()
+        except ServiceError as exc:  # start anyway; the poller keeps trying
+            log_event(logging.WARNING, "psk_changes_failed", error=str(exc))
+        self._watch_task = asyncio.create_task(self.watcher.run(self._on_watch_error))
+        self._server = await asyncio.start_server(self._accept, host, port, backlog=512)
+        sockname = self._server.sockets[0].getsockname()
+        log_event(
+            logging.INFO,
+            "gateway_listening",
+            gateway=self.config.name,
+            host=sockname[0],
+            port=sockname[1],
+        )
+        return sockname[0], sockname[1]
+
+    async def close(self) -> None:
+        """Stop listening, cut off open connections, stop the poller."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conn_tasks):
+            task.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        tasks = [*self._conn_tasks, *([self._watch_task] if self._watch_task else [])]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._server = None
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None, "call start() first"
+        await self._server.serve_forever()
+
+    def _on_watch_error(self, exc: BaseException) -> None:
+        log_event(
+            logging.WARNING, "psk_changes_failed", error=str(exc), failures=self.watcher.failures
+        )
+
+    # -- connections --------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conn_tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        addr = str(peer[0]) if peer else "?"
+        try:
+            self.metrics.connections.inc()
+            if self.active >= self.config.max_connections:
+                self._reject_connection("max_connections", addr)
+            elif not self._address_limiter.allow(addr, self._clock()):
+                self._reject_connection("address_rate", addr)
+            else:
+                self.active += 1
+                self.metrics.connections_active.inc()
+                try:
+                    await self._serve(reader, writer, addr)
+                finally:
+                    self.active -= 1
+                    self.metrics.connections_active.dec()
+        except Exception:  # a bug in one connection must not take the gateway down
+            logging.getLogger("ztp.gateway").exception("connection_failed")
+        finally:
+            writer.close()
+            self._conn_tasks.discard(task)
+
+    def _reject_connection(self, reason: str, addr: str) -> None:
+        self.metrics.connections_rejected.labels(reason).inc()
+        log_event(logging.WARNING, "connection_rejected", reason=reason, peer=addr)
+
+    async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if data:
+            writer.write(data)
+            await asyncio.wait_for(writer.drain(), self.config.write_timeout_s)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, addr: str
+    ) -> None:
+        tls = ServerConnection(
+            ServerConfig(
+                psk_lookup=None,
+                key_exchange_modes=self.config.key_exchange_modes,
+                cipher_suites=self.config.cipher_suites,
+            ),
+            rng=self._rng,
+        )
+        session = GatewaySession(tls, self._clock(), self.config.session)
+        request_started = 0.0
+        while True:
+            ev = session.next_event()
+            await self._write(writer, session.data_to_send())
+            if ev is NEED_DATA:
+                deadline = session.timer()
+                assert deadline is not None
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(_READ_SIZE), max(0.0, deadline - self._clock())
+                    )
+                except TimeoutError:
+                    session.handle_timer(self._clock())
+                    continue
+                session.receive_data(data, self._clock())
+            elif isinstance(ev, PskLookup):
+                psks = await self._lookup(ev.identities)
+                if psks is None:
+                    session.abort("psk_lookup_failed")
+                else:
+                    session.supply_psks(psks)
+            elif isinstance(ev, Authenticated):
+                self._on_authenticated(session, ev, addr)
+            elif isinstance(ev, Forward):
+                request_started = self._clock()
+                await self._forward(session, ev)
+                self._responded(session, request_started)
+            elif isinstance(ev, Refuse):
+                request_started = self._clock()
+                await self._refuse(session, ev)
+                self._responded(session, request_started)
+            elif isinstance(ev, Closed):
+                self._on_closed(session, ev, addr)
+                await self._linger(reader, writer)
+                return
+
+    async def _lookup(
+        self, identities: tuple[bytes, ...]
+    ) -> dict[bytes, tuple[PskKey, ...] | None] | None:
+        async def one(identity: bytes) -> tuple[PskKey, ...] | None:
+            try:
+                parse_ef_iccid(identity)
+            except IccidError:
+                self.metrics.psk_lookups.labels("not_iccid").inc()
+                return None  # not an EF_ICCID: no SIM has it, don't ask the service
+            hits = self.psk_cache.hits
+            started = self._clock()
+            keys = await self.psk_cache.lookup(identity)
+            if self.psk_cache.hits == hits:
+                self.metrics.upstream_seconds.labels("psk").observe(self._clock() - started)
+            self.metrics.psk_lookups.labels(
+                "unknown" if keys is None else "hit" if self.psk_cache.hits > hits else "miss"
+            ).inc()
+            return keys
+
+        try:
+            results = await asyncio.gather(*(one(i) for i in identities))
+        except ServiceError as exc:
+            self.metrics.psk_lookups.labels("error").inc()
+            log_event(
+                logging.ERROR,
+                "psk_lookup_failed",
+                identities=[i.hex() for i in identities],
+                error=str(exc),
+            )
+            return None
+        return dict(zip(identities, results, strict=True))
+
+    def _on_authenticated(self, session: GatewaySession, ev: Authenticated, addr: str) -> None:
+        self.metrics.handshakes.labels(ev.key_exchange_mode.lower(), ev.cipher_suite).inc()
+        self.metrics.handshake_seconds.observe(ev.handshake_s)
+        allowed = self._identity_limiter.allow(ev.identity, self._clock())
+        log_event(
+            logging.INFO,
+            "handshake_complete",
+            identity=ev.identity.hex(),
+            key_tag=ev.psk_tag,
+            mode=ev.key_exchange_mode,
+            suite=ev.cipher_suite,
+            sni=ev.server_name,
+            peer=addr,
+            rate_limited=not allowed,
+        )
+        if not allowed:
+            retry = self._identity_limiter.retry_after(ev.identity, self._clock())
+            session.refuse_request(429, "rate_limited", f"retry after {retry:.0f} s")
+
+    async def _forward(self, session: GatewaySession, ev: Forward) -> None:
+        assert session.identity is not None
+        started = self._clock()
+        try:
+            resp = await self.service.forward(ev.request, session.identity, session.psk_tag)
+        except ServiceError as exc:
+            log_event(
+                logging.ERROR,
+                "forward_failed",
+                identity=session.identity.hex(),
+                path=ev.request.path.split("?")[0],
+                error=str(exc),
+                status=exc.status,
+            )
+            session.respond(exc.status)
+            return
+        finally:
+            self.metrics.upstream_seconds.labels("forward").observe(self._clock() - started)
+        log_event(
+            logging.INFO,
+            "request_forwarded",
+            identity=session.identity.hex(),
+            method=ev.request.method,
+            path=ev.request.path.split("?")[0],
+            status=resp.status,
+            body_bytes=len(resp.body),
+        )
+        session.respond(resp.status, resp.body, resp.content_type)
+
+    async def _refuse(self, session: GatewaySession, ev: Refuse) -> None:
+        rej = ev.refusal
+        identity = session.identity or b""
+        log_event(
+            logging.WARNING,
+            "request_refused",
+            identity=identity.hex(),
+            status=rej.status,
+            kind=rej.kind,
+            reason=rej.reason,
+        )
+        extra: tuple[tuple[str, str], ...] = ()
+        if rej.kind == "rate_limited":
+            self.metrics.rate_limited.inc()
+            retry = self._identity_limiter.retry_after(identity, self._clock())
+            extra = (("Retry-After", str(max(1, round(retry)))),)
+        if rej.kind == "iccid_mismatch":
+            try:
+                await self.service.post_event(rej.kind, identity, rej.detail)
+            except ServiceError as exc:
+                log_event(
+                    logging.ERROR,
+                    "audit_failed",
+                    identity=identity.hex(),
+                    kind=rej.kind,
+                    error=str(exc),
+                )
+        session.respond(rej.status, extra_headers=extra)
+
+    def _responded(self, session: GatewaySession, started: float) -> None:
+        del session
+        self.metrics.request_seconds.observe(self._clock() - started)
+
+    def _on_closed(self, session: GatewaySession, ev: Closed, addr: str) -> None:
+        identity = session.identity.hex() if session.identity else None
+        if ev.reason == "responded":
+            assert session.response_status is not None
+            self.metrics.requests.labels(str(session.response_status)).inc()
+        elif session.identity is None:  # the handshake did not complete
+            self.metrics.handshake_failures.labels(ev.alert or ev.reason).inc()
+        if ev.reason == "timeout":
+            self.metrics.timeouts.labels(ev.phase).inc()
+            if session.response_status is not None:
+                self.metrics.requests.labels(str(session.response_status)).inc()
+        level = logging.INFO if ev.reason == "responded" else logging.WARNING
+        log_event(
+            level,
+            "connection_closed",
+            reason=ev.reason,
+            phase=ev.phase,
+            alert=ev.alert,
+            identity=identity,
+            status=session.response_status,
+            peer=addr,
+        )
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Half-close and read until the client closes (bounded), so our last bytes reach it
+        instead of being discarded by a TCP reset over unread input."""
+        if self.config.linger_s <= 0:
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
+        drained = 0
+        deadline = self._clock() + self.config.linger_s
+        with contextlib.suppress(TimeoutError, OSError):
+            while drained < _LINGER_MAX_BYTES:
+                chunk = await asyncio.wait_for(
+                    reader.read(_READ_SIZE), max(0.0, deadline - self._clock())
+                )
+                if not chunk:
+                    break
+                drained += len(chunk)

@@ -1,0 +1,195 @@
+"""HTTP client for the configuration service's gateway-facing API (docs/INTERFACES.md).
+
+Every call carries ``Authorization: Bearer <gateway token>``. Device requests additionally
+carry the verified identity (``X-ZTP-Identity``), the tag of the key whose binder verified
+(``X-ZTP-Key-Tag``) and the gateway's name (``X-ZTP-Gateway``). Answers are parsed strictly:
+a malformed answer is a :class:`ServiceError`, never a half-understood key list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ._policy import ForwardRequest
+from ._psk_cache import PskKey
+
+__all__ = ["ServiceClient", "ServiceError", "UpstreamResponse"]
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+MAX_KEYS = 8  # candidates per identity (a rotation needs 2)
+
+
+class ServiceError(Exception):
+    """The service could not be reached, refused the gateway, or answered malformed data.
+
+    Attributes:
+        status: HTTP status to give the SIM for a forwarded request: 502 (bad answer or
+            unreachable) or 504 (timed out).
+    """
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    body: bytes = field(default=b"", repr=False)  # a config body may hold device secrets
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    content_type: str | None
+    content: bytes = field(repr=False)
+
+
+def _unhex(value: Any, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) % 2 or not _HEX.fullmatch(value):
+        raise ServiceError(f"service answered a malformed {what} (expected hex)")
+    return bytes.fromhex(value)
+
+
+class ServiceClient:
+    """Async client of the service; one per gateway process (keeps a connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        gateway_name: str,
+        *,
+        timeout_s: float = 10.0,
+        max_response: int = 64 * 1024,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not token or any(c in token for c in "\r\n"):
+            raise ValueError("gateway token must be a non-empty single line")
+        self.gateway_name = gateway_name
+        self.max_response = max_response
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        where = f"{method} {url.split('?')[0]}"
+        try:
+            async with self._client.stream(method, url, **kwargs) as resp:
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_response:
+                        raise ServiceError(f"{where}: answer exceeds {self.max_response} bytes")
+                return _Answer(resp.status_code, resp.headers.get("content-type"), bytes(body))
+        except httpx.TimeoutException as exc:
+            raise ServiceError(f"{where}: timed out ({exc.__class__.__name__})", 504) from None
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"{where}: {exc.__class__.__name__}: {exc}") from None
+
+    def _json(self, resp: _Answer, what: str) -> dict[str, Any]:
+        try:
+            data = json.loads(resp.content)
+        except ValueError:
+            raise ServiceError(f"{what}: answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise ServiceError(f"{what}: answer is not a JSON object")
+        return data
+
+    async def get_psks(self, identity: bytes) -> tuple[PskKey, ...] | None:
+        """Candidate keys for ``identity``; None when unknown or suspended (404).
+
+        Raises:
+            ServiceError: unreachable, refused (401/403: wrong gateway token) or malformed.
+        """
+        what = f"GET /v1/gateway/psks/{identity.hex()}"
+        resp = await self._request("GET", f"/v1/gateway/psks/{identity.hex()}")
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise ServiceError(f"{what}: expected 200 or 404, got {resp.status_code}")
+        data = self._json(resp, what)
+        if _unhex(data.get("identity"), "identity") != identity:
+            raise ServiceError(f"{what}: answer is for another identity")
+        keys = data.get("keys")
+        if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_KEYS:
+            raise ServiceError(f"{what}: expected 1-{MAX_KEYS} keys")
+        out = []
+        for item in keys:
+            if not isinstance(item, dict) or not isinstance(item.get("tag"), str):
+                raise ServiceError(f"{what}: key entry without a string tag")
+            try:
+                out.append(PskKey(item["tag"], _unhex(item.get("psk"), "psk")))
+            except ValueError as exc:
+                raise ServiceError(f"{what}: {exc}") from None
+        return tuple(out)
+
+    async def psk_changes(self, after: int) -> tuple[int, tuple[bytes, ...]]:
+        """(last event number, identities whose keys changed after event ``after``)."""
+        what = "GET /v1/gateway/psk-changes"
+        resp = await self._request("GET", "/v1/gateway/psk-changes", params={"after": after})
+        if resp.status_code != 200:
+            raise ServiceError(f"{what}: expected 200, got {resp.status_code}")
+        data = self._json(resp, what)
+        last, identities = data.get("last"), data.get("identities")
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            raise ServiceError(f"{what}: 'last' must be a non-negative integer")
+        if not isinstance(identities, list):
+            raise ServiceError(f"{what}: 'identities' must be a list")
+        return last, tuple(_unhex(i, "identity") for i in identities)
+
+    async def post_event(self, kind: str, identity: bytes, detail: dict[str, Any]) -> None:
+        """Audit an event (e.g. ``iccid_mismatch``) through ``POST /v1/gateway/events``."""
+        resp = await self._request(
+            "POST",
+            "/v1/gateway/events",
+            json={
+                "kind": kind,
+                "identity": identity.hex(),
+                "detail": {**detail, "gateway": self.gateway_name},
+            },
+        )
+        if not 200 <= resp.status_code < 300:
+            raise ServiceError(f"POST /v1/gateway/events: got {resp.status_code}")
+
+    async def forward(
+        self, request: ForwardRequest, identity: bytes, key_tag: str
+    ) -> UpstreamResponse:
+        """Send the SIM's (checked) request to the service with the verified identity.
+
+        Returns the service's answer for 2xx and 4xx statuses.
+
+        Raises:
+            ServiceError: unreachable (502), timed out (504), 401 (the gateway's own token was
+                refused: not the SIM's fault, 502) or a 5xx (502).
+        """
+        headers = {
+            "X-ZTP-Identity": identity.hex(),
+            "X-ZTP-Key-Tag": key_tag,
+            "X-ZTP-Gateway": self.gateway_name,
+        }
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        resp = await self._request(
+            request.method,
+            request.path,
+            headers=headers,
+            content=request.body if request.method == "POST" else None,
+        )
+        if resp.status_code == 401 or resp.status_code >= 500 or resp.status_code < 200:
+            where = f"{request.method} {request.path.split('?')[0]}"
+            raise ServiceError(f"{where}: service answered {resp.status_code}")
+        return UpstreamResponse(resp.status_code, resp.content, resp.content_type)
