@@ -12,6 +12,7 @@ import click
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "gateway": "ztp.gateway._cli:gateway_command",
 }
 
 
