@@ -29,6 +29,19 @@ does not understand with the CR flag set ... command data not understood"). Ever
 is a :class:`StkDecodeError` (the remote side's fault); invalid field values given to a
 constructor raise :class:`ValueError` (local misuse).
 
+Project conventions (where TS 102 223 leaves a choice; the virtual SIM relies on them)
+-------------------------------------------------------------------------------------
+- DNS: the applet opens a *UDP client remote* channel to port 53 with "DNS server address
+  requested" (qualifier b4) and **no data destination address**; the terminal returns the DNS
+  server address(es) in the TR and connects the channel to the first one. (With a destination
+  given, the terminal uses it and still returns the DNS addresses.)
+- No SET UP EVENT LIST is issued: the terminal reports data available / channel status for the
+  BIP channels the card opened (TS 102 223 §4.7 makes those events part of BIP).
+- SEND DATA: all chunks but the last in store mode (qualifier 0), the last one immediate.
+- RECEIVE DATA asks for at most 237 bytes (what fits one TR); the TR's channel data length
+  says how many bytes are still waiting (255 = 255 or more).
+- Timers: identifier 1 = the applet's per-attempt watchdog, 2 = retry backoff.
+
 Example (terminal side, the modem)::
 
     cmd = parse_proactive_command(fetched)          # OpenChannel(...)
