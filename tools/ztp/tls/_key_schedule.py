@@ -1,0 +1,164 @@
+"""TLS 1.3 key schedule for external PSKs (RFC 8446 §7.1, §4.2.11.2, §4.4.4, §7.2, §7.3).
+
+HKDF (RFC 5869) is written out on HMAC-SHA-256; both suites of the profile use SHA-256, so the
+hash is fixed. ``KeySchedule`` owns the transcript hash and the current secret, and has one
+method per §7.1 step:
+
+    PSK -> HKDF-Extract = Early Secret    (early_secret)
+        +-> Derive-Secret(., "ext binder", "")  (binder_key -> compute_binder)
+    (EC)DHE -> HKDF-Extract = Handshake Secret  (handshake_secret)
+        +-> "c hs traffic" / "s hs traffic" over CH..SH
+    0 -> HKDF-Extract = Master Secret  (master_secret)
+        +-> "c ap traffic" / "s ap traffic" over CH..server Finished
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+HASH_LEN = 32  # SHA-256
+_ZEROS = bytes(HASH_LEN)
+
+
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    """RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM)."""
+    return hmac.digest(salt, ikm, "sha256")
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 §2.3."""
+    if not 0 < length <= 255 * HASH_LEN:
+        raise ValueError(f"HKDF-Expand length {length}")
+    okm = b""
+    block = b""
+    counter = 1
+    while len(okm) < length:
+        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        okm += block
+        counter += 1
+    return okm[:length]
+
+
+def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    """RFC 8446 §7.1: HkdfLabel = uint16 length, opaque label<7..255> = "tls13 " + Label,
+    opaque context<0..255>."""
+    full_label = b"tls13 " + label
+    info = (
+        length.to_bytes(2, "big")
+        + bytes([len(full_label)])
+        + full_label
+        + bytes([len(context)])
+        + context
+    )
+    return hkdf_expand(secret, info, length)
+
+
+def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
+    """RFC 8446 §7.1: Derive-Secret(Secret, Label, Messages), given Transcript-Hash(Messages)."""
+    return hkdf_expand_label(secret, label, transcript_hash, HASH_LEN)
+
+
+def empty_hash() -> bytes:
+    return hashlib.sha256(b"").digest()
+
+
+def finished_key(base_key: bytes) -> bytes:
+    """RFC 8446 §4.4.4."""
+    return hkdf_expand_label(base_key, b"finished", b"", HASH_LEN)
+
+
+def traffic_keys(secret: bytes, key_length: int = 16, iv_length: int = 12) -> tuple[bytes, bytes]:
+    """RFC 8446 §7.3: (write_key, write_iv)."""
+    return (
+        hkdf_expand_label(secret, b"key", b"", key_length),
+        hkdf_expand_label(secret, b"iv", b"", iv_length),
+    )
+
+
+def next_traffic_secret(secret: bytes) -> bytes:
+    """RFC 8446 §7.2: application_traffic_secret_N+1 (KeyUpdate)."""
+    return hkdf_expand_label(secret, b"traffic upd", b"", HASH_LEN)
+
+
+class KeySchedule:
+    """Transcript hash and the secrets of one connection (SHA-256)."""
+
+    def __init__(self) -> None:
+        self._transcript = hashlib.sha256()
+        self.secret: bytes | None = None  # the current stage's secret
+
+    # -- transcript -------------------------------------------------------------------------
+
+    def update_transcript(self, message: bytes) -> None:
+        self._transcript.update(message)
+
+    def transcript_hash(self) -> bytes:
+        return self._transcript.copy().digest()
+
+    # -- §7.1 steps --------------------------------------------------------------------------
+
+    def early_secret(self, psk: bytes) -> bytes:
+        """Early Secret = HKDF-Extract(0, PSK)."""
+        self.secret = hkdf_extract(_ZEROS, psk)
+        return self.secret
+
+    def binder_key(self) -> bytes:
+        """Derive-Secret(Early Secret, "ext binder", "") (external PSK, RFC 8446 §7.1)."""
+        return derive_secret(self._need_secret(), b"ext binder", empty_hash())
+
+    def handshake_secret(self, shared_secret: bytes | None) -> bytes:
+        """Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE or 0)."""
+        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        self.secret = hkdf_extract(salt, shared_secret if shared_secret is not None else _ZEROS)
+        return self.secret
+
+    def client_handshake_traffic_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"c hs traffic", self.transcript_hash())
+
+    def server_handshake_traffic_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"s hs traffic", self.transcript_hash())
+
+    def master_secret(self) -> bytes:
+        """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
+        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        self.secret = hkdf_extract(salt, _ZEROS)
+        return self.secret
+
+    def client_application_traffic_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"c ap traffic", self.transcript_hash())
+
+    def server_application_traffic_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"s ap traffic", self.transcript_hash())
+
+    def exporter_master_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"exp master", self.transcript_hash())
+
+    def resumption_master_secret(self) -> bytes:
+        return derive_secret(self._need_secret(), b"res master", self.transcript_hash())
+
+    def finished_verify_data(self, base_key: bytes) -> bytes:
+        """RFC 8446 §4.4.4: HMAC(finished_key, Transcript-Hash(handshake context))."""
+        return hmac.digest(finished_key(base_key), self.transcript_hash(), "sha256")
+
+    def _need_secret(self) -> bytes:
+        if self.secret is None:
+            raise RuntimeError("key schedule step out of order")
+        return self.secret
+
+
+def compute_binder(
+    psk: bytes, truncated_client_hello: bytes, label: bytes = b"ext binder"
+) -> bytes:
+    """RFC 8446 §4.2.11.2: HMAC(finished_key(binder_key), Transcript-Hash(Truncate(CH))).
+
+    ``truncated_client_hello`` is the ClientHello handshake message up to, not including, the
+    binders list (its 2-byte length excluded); its inner lengths already count the binders.
+    ``label`` is ``b"ext binder"`` for external PSKs; ``b"res binder"`` only for RFC 8448
+    vectors.
+    """
+    early = hkdf_extract(_ZEROS, psk)
+    binder_key = derive_secret(early, label, empty_hash())
+    return hmac.digest(
+        finished_key(binder_key), hashlib.sha256(truncated_client_hello).digest(), "sha256"
+    )

@@ -1,0 +1,642 @@
+"""TLS 1.3 handshake messages of the external-PSK profile (RFC 8446 §4, RFC 6066 §3-4,
+RFC 8449).
+
+Messages are frozen dataclasses, validated when built. ``pull_x(buf)`` reads a whole handshake
+message (type, uint24 length, body) and raises only ``Alert`` subclasses; ``push_x(buf, msg)``
+writes one. Extensions we understand become typed fields; the others are kept raw in
+``other_extensions`` (ClientHello only; elsewhere an unknown extension is an error).
+
+Abbreviations: CH ClientHello, SH ServerHello, EE EncryptedExtensions, HRR HelloRetryRequest,
+NST NewSessionTicket, PSK pre-shared key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ._alerts import DecodeError, IllegalParameter, UnexpectedMessage
+from ._buffer import Buffer
+
+TLS_1_2 = 0x0303  # legacy_version (RFC 8446 §4.1.2)
+TLS_1_3 = 0x0304
+
+# RFC 8446 §4.1.3: SHA-256("HelloRetryRequest")
+HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+class HandshakeType(IntEnum):
+    """RFC 8446 §4."""
+
+    CLIENT_HELLO = 1
+    SERVER_HELLO = 2
+    NEW_SESSION_TICKET = 4
+    END_OF_EARLY_DATA = 5
+    ENCRYPTED_EXTENSIONS = 8
+    CERTIFICATE = 11
+    CERTIFICATE_REQUEST = 13
+    CERTIFICATE_VERIFY = 15
+    FINISHED = 20
+    KEY_UPDATE = 24
+    MESSAGE_HASH = 254
+
+
+class ExtensionType(IntEnum):
+    """RFC 8446 §4.2, RFC 6066 (server_name, max_fragment_length), RFC 8449."""
+
+    SERVER_NAME = 0
+    MAX_FRAGMENT_LENGTH = 1
+    SUPPORTED_GROUPS = 10
+    SIGNATURE_ALGORITHMS = 13
+    RECORD_SIZE_LIMIT = 28
+    PRE_SHARED_KEY = 41
+    EARLY_DATA = 42
+    SUPPORTED_VERSIONS = 43
+    COOKIE = 44
+    PSK_KEY_EXCHANGE_MODES = 45
+    KEY_SHARE = 51
+
+
+class CipherSuite(IntEnum):
+    """RFC 8446 §B.4: the two SHA-256 AES-128 suites of this profile."""
+
+    TLS_AES_128_GCM_SHA256 = 0x1301
+    TLS_AES_128_CCM_SHA256 = 0x1304
+
+
+class KeyExchangeMode(IntEnum):
+    """RFC 8446 §4.2.9 PskKeyExchangeMode."""
+
+    PSK_KE = 0
+    PSK_DHE_KE = 1
+
+
+class Group(IntEnum):
+    """RFC 8446 §4.2.7 NamedGroup (only x25519 is implemented)."""
+
+    X25519 = 0x001D
+
+
+class NameType(IntEnum):
+    HOST_NAME = 0  # RFC 6066 §3
+
+
+# RFC 6066 §4: MaxFragmentLength code -> size in bytes
+MAX_FRAGMENT_LENGTHS = {1: 512, 2: 1024, 3: 2048, 4: 4096}
+
+# RFC 8449 §4: "MUST NOT be less than 64"; TLS 1.3 records carry at most 2^14 + 1 bytes of
+# inner plaintext (content and type).
+RECORD_SIZE_LIMIT_MIN = 64
+RECORD_SIZE_LIMIT_MAX_TLS13 = 2**14 + 1
+
+
+def _check(condition: bool, what: str) -> None:
+    # Validation of a message object built locally (ValueError) and of one parsed from the
+    # wire share this helper; the pull path converts ValueError into DecodeError.
+    if not condition:
+        raise ValueError(what)
+
+
+@dataclass(frozen=True)
+class KeyShareEntry:
+    group: int
+    key_exchange: bytes
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.group <= 0xFFFF, "group out of range")
+        _check(1 <= len(self.key_exchange) <= 0xFFFF, "key_exchange <1..2^16-1>")
+
+
+@dataclass(frozen=True)
+class PskIdentity:
+    identity: bytes
+    obfuscated_ticket_age: int = 0
+
+    def __post_init__(self) -> None:
+        _check(1 <= len(self.identity) <= 0xFFFF, "identity <1..2^16-1>")
+        _check(0 <= self.obfuscated_ticket_age <= 0xFFFFFFFF, "ticket age out of range")
+
+
+@dataclass(frozen=True)
+class OfferedPsks:
+    """RFC 8446 §4.2.11: identities and their binders, in the same order."""
+
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _check(len(self.identities) >= 1, "at least one PSK identity")
+        _check(all(32 <= len(b) <= 255 for b in self.binders), "binder <32..255>")
+
+    def binders_length(self) -> int:
+        """Bytes of the binders list at the end of the ClientHello (with its 2-byte length)."""
+        return 2 + sum(1 + len(b) for b in self.binders)
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    random: bytes
+    legacy_session_id: bytes
+    cipher_suites: tuple[int, ...]
+    legacy_version: int = TLS_1_2
+    legacy_compression_methods: bytes = b"\x00"
+    server_name: str | None = None
+    max_fragment_length: int | None = None  # RFC 6066 code 1..4 (validated by the server)
+    supported_groups: tuple[int, ...] | None = None
+    record_size_limit: int | None = None
+    early_data: bool = False
+    supported_versions: tuple[int, ...] | None = None
+    psk_key_exchange_modes: tuple[int, ...] | None = None
+    key_share: tuple[KeyShareEntry, ...] | None = None
+    other_extensions: tuple[tuple[int, bytes], ...] = ()
+    pre_shared_key: OfferedPsks | None = None  # always written last
+
+    def __post_init__(self) -> None:
+        _check(len(self.random) == 32, "random is 32 bytes")
+        _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
+        _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
+        _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
+        known = {int(t) for t in ExtensionType}
+        _check(all(t not in known for t, _ in self.other_extensions), "typed extension raw")
+
+
+@dataclass(frozen=True)
+class ServerHello:
+    random: bytes
+    legacy_session_id_echo: bytes
+    cipher_suite: int
+    legacy_version: int = TLS_1_2
+    legacy_compression_method: int = 0
+    supported_versions: int | None = None
+    key_share: KeyShareEntry | None = None
+    selected_group: int | None = None  # HRR only (key_share carries just the group)
+    cookie: bytes | None = None  # HRR only
+    pre_shared_key: int | None = None  # selected_identity
+
+    def __post_init__(self) -> None:
+        _check(len(self.random) == 32, "random is 32 bytes")
+        _check(len(self.legacy_session_id_echo) <= 32, "legacy_session_id_echo <0..32>")
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HRR_RANDOM
+
+
+@dataclass(frozen=True)
+class EncryptedExtensions:
+    server_name: bool = False  # empty server_name: the server used the SNI (RFC 6066 §3)
+    max_fragment_length: int | None = None
+    supported_groups: tuple[int, ...] | None = None
+    record_size_limit: int | None = None
+    early_data: bool = False
+
+
+@dataclass(frozen=True)
+class Finished:
+    verify_data: bytes
+
+
+@dataclass(frozen=True)
+class NewSessionTicket:
+    ticket_lifetime: int
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes
+    extensions: tuple[tuple[int, bytes], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class KeyUpdate:
+    request_update: bool
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def pull_handshake_header(buf: Buffer, expected: HandshakeType) -> int:
+    msg_type = buf.pull_uint8()
+    if msg_type != expected:
+        raise UnexpectedMessage(f"expected {expected.name}, got handshake type {msg_type}")
+    return buf.pull_uint24()
+
+
+def _pull_list(buf: Buffer, length_size: int, item_size: int, floor: int, ceiling: int):
+    items = []
+    with buf.pull_block(length_size, floor, ceiling) as length:
+        if length % item_size:
+            raise DecodeError(f"list of {item_size}-byte items has length {length}")
+        for _ in range(length // item_size):
+            items.append(int.from_bytes(buf.pull_bytes(item_size), "big"))
+    return tuple(items)
+
+
+def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
+    with buf.push_block(length_size):
+        for item in items:
+            buf.push_bytes(int(item).to_bytes(item_size, "big"))
+
+
+def _pull_extensions(buf: Buffer, floor: int, ceiling: int = 0xFFFF):
+    """Yield ``(type, data)``; duplicates raise illegal_parameter (RFC 8446 §4.2)."""
+    seen: set[int] = set()
+    out = []
+    with buf.pull_block(2, floor, ceiling):
+        while not buf.eof():
+            ext_type = buf.pull_uint16()
+            ext_data = buf.pull_opaque(2)
+            if ext_type in seen:
+                raise IllegalParameter(f"duplicate extension {ext_type}")
+            seen.add(ext_type)
+            out.append((ext_type, ext_data))
+    return out
+
+
+def _parse_ext(data: bytes, reader):
+    """Run ``reader`` on one extension's data and require that it consume all of it."""
+    inner = Buffer(data)
+    value = reader(inner)
+    if not inner.eof():
+        raise DecodeError(f"{inner.remaining()} trailing bytes in an extension")
+    return value
+
+
+def _pull_server_name_list(buf: Buffer) -> str:
+    host: str | None = None
+    with buf.pull_block(2, 1):
+        while not buf.eof():
+            name_type = buf.pull_uint8()
+            name = buf.pull_opaque(2, 1)
+            if name_type != NameType.HOST_NAME:
+                continue
+            if host is not None:
+                # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
+                raise IllegalParameter("two host_name entries in server_name")
+            try:
+                host = name.decode("ascii")
+            except UnicodeDecodeError:
+                raise DecodeError("server_name host_name is not ASCII") from None
+    if host is None:
+        raise IllegalParameter("server_name without a host_name")
+    return host
+
+
+def _pull_key_share_entry(buf: Buffer) -> KeyShareEntry:
+    group = buf.pull_uint16()
+    key_exchange = buf.pull_opaque(2, 1)
+    return KeyShareEntry(group, key_exchange)
+
+
+def _push_key_share_entry(buf: Buffer, entry: KeyShareEntry) -> None:
+    buf.push_uint16(entry.group)
+    buf.push_opaque(2, entry.key_exchange)
+
+
+def _pull_client_shares(buf: Buffer) -> tuple[KeyShareEntry, ...]:
+    entries: list[KeyShareEntry] = []
+    with buf.pull_block(2):
+        while not buf.eof():
+            entry = _pull_key_share_entry(buf)
+            # RFC 8446 §4.2.8: "Clients MUST NOT offer multiple KeyShareEntry values for the
+            # same group."
+            if any(e.group == entry.group for e in entries):
+                raise IllegalParameter(f"two key shares for group {entry.group}")
+            entries.append(entry)
+    return tuple(entries)
+
+
+def _pull_offered_psks(buf: Buffer) -> OfferedPsks:
+    identities: list[PskIdentity] = []
+    with buf.pull_block(2, 7):
+        while not buf.eof():
+            identity = buf.pull_opaque(2, 1)
+            identities.append(PskIdentity(identity, buf.pull_uint32()))
+    binders: list[bytes] = []
+    with buf.pull_block(2, 33):
+        while not buf.eof():
+            binders.append(buf.pull_opaque(1, 32))
+    if len(binders) != len(identities):
+        # RFC 8446 §4.2.11: binders and identities correspond one to one
+        raise IllegalParameter(f"{len(identities)} PSK identities but {len(binders)} binders")
+    return OfferedPsks(tuple(identities), tuple(binders))
+
+
+def _pull_record_size_limit(buf: Buffer) -> int:
+    value = buf.pull_uint16()
+    if value < RECORD_SIZE_LIMIT_MIN:
+        # RFC 8449 §4: "MUST abort the handshake with an illegal_parameter alert"
+        raise IllegalParameter(f"record_size_limit {value} below 64")
+    return value
+
+
+def _pull_max_fragment_length(buf: Buffer) -> int:
+    code = buf.pull_uint8()
+    if code not in MAX_FRAGMENT_LENGTHS:
+        # RFC 6066 §4: "an illegal_parameter alert"
+        raise IllegalParameter(f"max_fragment_length code {code}")
+    return code
+
+
+def _empty(buf: Buffer) -> bool:
+    return True
+
+
+# -- ClientHello ------------------------------------------------------------------------------
+
+
+def pull_client_hello(buf: Buffer) -> ClientHello:
+    """Read a ClientHello handshake message.
+
+    Raises:
+        DecodeError: malformed encoding. IllegalParameter: duplicate extensions, a
+            pre_shared_key that is not last, bad extension values.
+    """
+    length = pull_handshake_header(buf, HandshakeType.CLIENT_HELLO)
+    start = buf.position
+    legacy_version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = buf.pull_opaque(1, 0, 32)
+    cipher_suites = _pull_list(buf, 2, 2, 2, 0xFFFE)
+    compression = buf.pull_opaque(1, 1)
+    fields: dict = {}
+    other: list[tuple[int, bytes]] = []
+    # RFC 8446 §4.1.2: a TLS 1.2 ClientHello may end without extensions; we require them,
+    # and a ClientHello without supported_versions is answered with protocol_version.
+    extensions = _pull_extensions(buf, 0) if buf.position - start < length else []
+    if buf.position - start != length:
+        raise DecodeError("ClientHello length does not match its contents")
+    for index, (ext_type, data) in enumerate(extensions):
+        if ext_type == ExtensionType.PRE_SHARED_KEY:
+            # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
+            # the ClientHello ... Servers MUST check that it is the last extension and
+            # otherwise fail the handshake with an "illegal_parameter" alert."
+            if index != len(extensions) - 1:
+                raise IllegalParameter("pre_shared_key is not the last extension")
+            fields["pre_shared_key"] = _parse_ext(data, _pull_offered_psks)
+        elif ext_type == ExtensionType.SERVER_NAME:
+            fields["server_name"] = _parse_ext(data, _pull_server_name_list)
+        elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
+            fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
+        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
+            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
+        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
+            fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
+        elif ext_type == ExtensionType.EARLY_DATA:
+            fields["early_data"] = _parse_ext(data, _empty)
+        elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
+            fields["supported_versions"] = _parse_ext(data, lambda b: _pull_list(b, 1, 2, 2, 254))
+        elif ext_type == ExtensionType.PSK_KEY_EXCHANGE_MODES:
+            fields["psk_key_exchange_modes"] = _parse_ext(
+                data, lambda b: _pull_list(b, 1, 1, 1, 255)
+            )
+        elif ext_type == ExtensionType.KEY_SHARE:
+            fields["key_share"] = _parse_ext(data, _pull_client_shares)
+        else:
+            other.append((ext_type, data))
+    return _build(
+        ClientHello,
+        legacy_version=legacy_version,
+        random=random,
+        legacy_session_id=session_id,
+        cipher_suites=cipher_suites,
+        legacy_compression_methods=compression,
+        other_extensions=tuple(other),
+        **fields,
+    )
+
+
+def _build(cls, **kwargs):
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise DecodeError(f"{cls.__name__}: {exc}") from None
+
+
+def push_client_hello(buf: Buffer, hello: ClientHello) -> None:
+    """Write a ClientHello; pre_shared_key, if any, goes last with the binders as given."""
+    buf.push_uint8(HandshakeType.CLIENT_HELLO)
+    with buf.push_block(3):
+        buf.push_uint16(hello.legacy_version)
+        buf.push_bytes(hello.random)
+        buf.push_opaque(1, hello.legacy_session_id)
+        _push_list(buf, 2, 2, hello.cipher_suites)
+        buf.push_opaque(1, hello.legacy_compression_methods)
+        with buf.push_block(2):
+            if hello.server_name is not None:
+                with _push_ext(buf, ExtensionType.SERVER_NAME):
+                    with buf.push_block(2):
+                        buf.push_uint8(NameType.HOST_NAME)
+                        buf.push_opaque(2, hello.server_name.encode("ascii"))
+            if hello.max_fragment_length is not None:
+                with _push_ext(buf, ExtensionType.MAX_FRAGMENT_LENGTH):
+                    buf.push_uint8(hello.max_fragment_length)
+            if hello.supported_groups is not None:
+                with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
+                    _push_list(buf, 2, 2, hello.supported_groups)
+            if hello.record_size_limit is not None:
+                with _push_ext(buf, ExtensionType.RECORD_SIZE_LIMIT):
+                    buf.push_uint16(hello.record_size_limit)
+            if hello.early_data:
+                with _push_ext(buf, ExtensionType.EARLY_DATA):
+                    pass
+            if hello.supported_versions is not None:
+                with _push_ext(buf, ExtensionType.SUPPORTED_VERSIONS):
+                    _push_list(buf, 1, 2, hello.supported_versions)
+            if hello.psk_key_exchange_modes is not None:
+                with _push_ext(buf, ExtensionType.PSK_KEY_EXCHANGE_MODES):
+                    _push_list(buf, 1, 1, hello.psk_key_exchange_modes)
+            if hello.key_share is not None:
+                with _push_ext(buf, ExtensionType.KEY_SHARE):
+                    with buf.push_block(2):
+                        for entry in hello.key_share:
+                            _push_key_share_entry(buf, entry)
+            for ext_type, data in hello.other_extensions:
+                buf.push_uint16(ext_type)
+                buf.push_opaque(2, data)
+            if hello.pre_shared_key is not None:
+                with _push_ext(buf, ExtensionType.PRE_SHARED_KEY):
+                    with buf.push_block(2):
+                        for psk in hello.pre_shared_key.identities:
+                            buf.push_opaque(2, psk.identity)
+                            buf.push_uint32(psk.obfuscated_ticket_age)
+                    with buf.push_block(2):
+                        for binder in hello.pre_shared_key.binders:
+                            buf.push_opaque(1, binder)
+
+
+def _push_ext(buf: Buffer, ext_type: int):
+    buf.push_uint16(ext_type)
+    return buf.push_block(2)
+
+
+# -- ServerHello ------------------------------------------------------------------------------
+
+
+def pull_server_hello(buf: Buffer) -> ServerHello:
+    """Read a ServerHello or HelloRetryRequest (same type; HRR_RANDOM tells them apart)."""
+    length = pull_handshake_header(buf, HandshakeType.SERVER_HELLO)
+    start = buf.position
+    legacy_version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = buf.pull_opaque(1, 0, 32)
+    cipher_suite = buf.pull_uint16()
+    compression = buf.pull_uint8()
+    fields: dict = {}
+    is_hrr = random == HRR_RANDOM
+    for ext_type, data in _pull_extensions(buf, 6):
+        if ext_type == ExtensionType.SUPPORTED_VERSIONS:
+            fields["supported_versions"] = _parse_ext(data, Buffer.pull_uint16)
+        elif ext_type == ExtensionType.KEY_SHARE and is_hrr:
+            fields["selected_group"] = _parse_ext(data, Buffer.pull_uint16)
+        elif ext_type == ExtensionType.KEY_SHARE:
+            fields["key_share"] = _parse_ext(data, _pull_key_share_entry)
+        elif ext_type == ExtensionType.COOKIE and is_hrr:
+            fields["cookie"] = _parse_ext(data, lambda b: b.pull_opaque(2, 1))
+        elif ext_type == ExtensionType.PRE_SHARED_KEY and not is_hrr:
+            fields["pre_shared_key"] = _parse_ext(data, Buffer.pull_uint16)
+        else:
+            # RFC 8446 §4.1.4/§4.2: the client offered nothing else the server may answer here
+            raise IllegalParameter(f"extension {ext_type} not allowed in ServerHello")
+    if buf.position - start != length:
+        raise DecodeError("ServerHello length does not match its contents")
+    return _build(
+        ServerHello,
+        legacy_version=legacy_version,
+        random=random,
+        legacy_session_id_echo=session_id,
+        cipher_suite=cipher_suite,
+        legacy_compression_method=compression,
+        **fields,
+    )
+
+
+def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
+    buf.push_uint8(HandshakeType.SERVER_HELLO)
+    with buf.push_block(3):
+        buf.push_uint16(hello.legacy_version)
+        buf.push_bytes(hello.random)
+        buf.push_opaque(1, hello.legacy_session_id_echo)
+        buf.push_uint16(hello.cipher_suite)
+        buf.push_uint8(hello.legacy_compression_method)
+        with buf.push_block(2):
+            if hello.supported_versions is not None:
+                with _push_ext(buf, ExtensionType.SUPPORTED_VERSIONS):
+                    buf.push_uint16(hello.supported_versions)
+            if hello.key_share is not None:
+                with _push_ext(buf, ExtensionType.KEY_SHARE):
+                    _push_key_share_entry(buf, hello.key_share)
+            if hello.selected_group is not None:
+                with _push_ext(buf, ExtensionType.KEY_SHARE):
+                    buf.push_uint16(hello.selected_group)
+            if hello.cookie is not None:
+                with _push_ext(buf, ExtensionType.COOKIE):
+                    buf.push_opaque(2, hello.cookie)
+            if hello.pre_shared_key is not None:
+                with _push_ext(buf, ExtensionType.PRE_SHARED_KEY):
+                    buf.push_uint16(hello.pre_shared_key)
+
+
+# -- EncryptedExtensions ----------------------------------------------------------------------
+
+
+def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
+    length = pull_handshake_header(buf, HandshakeType.ENCRYPTED_EXTENSIONS)
+    start = buf.position
+    fields: dict = {}
+    for ext_type, data in _pull_extensions(buf, 0):
+        if ext_type == ExtensionType.SERVER_NAME:
+            fields["server_name"] = _parse_ext(data, _empty)
+        elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
+            fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
+        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
+            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
+        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
+            fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
+        elif ext_type == ExtensionType.EARLY_DATA:
+            fields["early_data"] = _parse_ext(data, _empty)
+        else:
+            # RFC 8446 §4.2: an extension not offered in the ClientHello ->
+            # "unsupported_extension"; one that does not belong in EE -> illegal_parameter.
+            # The client checks what it offered; unknown types fail here.
+            from ._alerts import UnsupportedExtension
+
+            raise UnsupportedExtension(f"extension {ext_type} in EncryptedExtensions")
+    if buf.position - start != length:
+        raise DecodeError("EncryptedExtensions length does not match its contents")
+    return EncryptedExtensions(**fields)
+
+
+def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
+    buf.push_uint8(HandshakeType.ENCRYPTED_EXTENSIONS)
+    with buf.push_block(3):
+        with buf.push_block(2):
+            if ee.server_name:
+                with _push_ext(buf, ExtensionType.SERVER_NAME):
+                    pass
+            if ee.max_fragment_length is not None:
+                with _push_ext(buf, ExtensionType.MAX_FRAGMENT_LENGTH):
+                    buf.push_uint8(ee.max_fragment_length)
+            if ee.supported_groups is not None:
+                with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
+                    _push_list(buf, 2, 2, ee.supported_groups)
+            if ee.record_size_limit is not None:
+                with _push_ext(buf, ExtensionType.RECORD_SIZE_LIMIT):
+                    buf.push_uint16(ee.record_size_limit)
+            if ee.early_data:
+                with _push_ext(buf, ExtensionType.EARLY_DATA):
+                    pass
+
+
+# -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
+
+
+def pull_finished(buf: Buffer) -> Finished:
+    length = pull_handshake_header(buf, HandshakeType.FINISHED)
+    return Finished(buf.pull_bytes(length))
+
+
+def push_finished(buf: Buffer, finished: Finished) -> None:
+    buf.push_uint8(HandshakeType.FINISHED)
+    buf.push_opaque(3, finished.verify_data)
+
+
+def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
+    length = pull_handshake_header(buf, HandshakeType.NEW_SESSION_TICKET)
+    start = buf.position
+    lifetime = buf.pull_uint32()
+    age_add = buf.pull_uint32()
+    nonce = buf.pull_opaque(1, 0)
+    ticket = buf.pull_opaque(2, 1)
+    extensions = _pull_extensions(buf, 0, 0xFFFE)
+    if buf.position - start != length:
+        raise DecodeError("NewSessionTicket length does not match its contents")
+    return NewSessionTicket(lifetime, age_add, nonce, ticket, tuple(extensions))
+
+
+def push_new_session_ticket(buf: Buffer, nst: NewSessionTicket) -> None:
+    buf.push_uint8(HandshakeType.NEW_SESSION_TICKET)
+    with buf.push_block(3):
+        buf.push_uint32(nst.ticket_lifetime)
+        buf.push_uint32(nst.ticket_age_add)
+        buf.push_opaque(1, nst.ticket_nonce)
+        buf.push_opaque(2, nst.ticket)
+        with buf.push_block(2):
+            for ext_type, data in nst.extensions:
+                buf.push_uint16(ext_type)
+                buf.push_opaque(2, data)
+
+
+def pull_key_update(buf: Buffer) -> KeyUpdate:
+    length = pull_handshake_header(buf, HandshakeType.KEY_UPDATE)
+    if length != 1:
+        raise DecodeError(f"KeyUpdate body of {length} bytes")
+    value = buf.pull_uint8()
+    if value not in (0, 1):
+        # RFC 8446 §4.6.3: any other value -> illegal_parameter
+        raise IllegalParameter(f"KeyUpdate request_update {value}")
+    return KeyUpdate(bool(value))
+
+
+def push_key_update(buf: Buffer, update: KeyUpdate) -> None:
+    buf.push_uint8(HandshakeType.KEY_UPDATE)
+    with buf.push_block(3):
+        buf.push_uint8(int(update.request_update))
