@@ -1,0 +1,370 @@
+# Test doubles for the firmware tests, written for both CPython (pytest) and MicroPython (the
+# WASI runtime): a virtual clock, an in-memory file system with fault injection, and a fake
+# UART that plays a SARA modem + SAFE2 SIM at the byte level (real AT lines, real APDUs; the
+# SIM side is a small state model of the applet, with knobs for every bad path).
+
+
+def raises(exc, fn, *args):
+    # -> the exception; AssertionError if fn(*args) does not raise exc
+    try:
+        fn(*args)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)  # noqa: UP031 (MicroPython: no f-strings)
+
+
+def unhex(s):
+    s = s.replace(" ", "")
+    out = bytearray(len(s) // 2)
+    for i in range(len(out)):
+        out[i] = int(s[2 * i:2 * i + 2], 16)
+    return bytes(out)
+
+
+def tohex(b):
+    return "".join("%02X" % x for x in b)  # noqa: UP031
+
+
+class FakeClock:
+    # virtual milliseconds: sleep_ms advances time instantly
+    def __init__(self, now=0):
+        self.now = now
+        self.slept = 0
+
+    def ticks_ms(self):
+        return self.now & 0x3FFFFFFF
+
+    def sleep_ms(self, ms):
+        self.now += ms
+        self.slept += ms
+
+
+class _RamFile:
+    def __init__(self, fs, path, mode):
+        self.fs = fs
+        self.path = path
+        self.w = "w" in mode
+        self.data = bytearray() if self.w else bytearray(fs.files[path])
+        self.pos = 0
+
+    def write(self, b):
+        fs = self.fs
+        if fs.fail_after is not None:
+            if fs.fail_after <= 0:
+                raise OSError(5)     # EIO
+            k = len(b) if len(b) <= fs.fail_after else fs.fail_after
+            self.data.extend(bytes(b[0:k]))
+            fs.fail_after -= k
+            self.fs.files[self.path] = bytes(self.data)   # partial data reaches "flash"
+            return k
+        self.data.extend(bytes(b))
+        return len(b)
+
+    def readinto(self, buf):
+        n = len(buf)
+        if n > len(self.data) - self.pos:
+            n = len(self.data) - self.pos
+        for i in range(n):
+            buf[i] = self.data[self.pos + i]
+        self.pos += n
+        return n
+
+    def read(self, n=-1):
+        if n < 0:
+            n = len(self.data) - self.pos
+        r = bytes(self.data[self.pos:self.pos + n])
+        self.pos += len(r)
+        return r
+
+    def close(self):
+        if self.w:
+            self.fs.files[self.path] = bytes(self.data)
+            self.w = False
+
+
+class RamFs:
+    # fs.OsFs-like, in memory; fail_after = bytes that may still be written before EIO;
+    # fail_rename = rename calls that still succeed before EIO (None = never fail)
+    def __init__(self):
+        self.files = {}
+        self.fail_after = None
+        self.fail_rename = None
+
+    def open(self, path, mode):
+        if "w" not in mode and path not in self.files:
+            raise OSError(2)
+        if "w" in mode:
+            self.files[path] = b""
+        return _RamFile(self, path, mode)
+
+    def rename(self, a, b):
+        if self.fail_rename is not None:
+            if self.fail_rename <= 0:
+                raise OSError(5)
+            self.fail_rename -= 1
+        if a not in self.files:
+            raise OSError(2)
+        self.files[b] = self.files.pop(a)
+
+    def remove(self, path):
+        if path not in self.files:
+            raise OSError(2)
+        del self.files[path]
+
+    def exists(self, path):
+        return path in self.files
+
+    def mkdir(self, path):
+        pass
+
+
+# --- SIM ---------------------------------------------------------------------------------
+SAFE2_AID = unhex("F0706F6467736166653201 01")
+REFERENCE_BODY = (b'{"configuration":{"version":"2021-05-31","config":'
+                  b'[{"action":"iot:Alarm","effect":"On"}]}}')
+
+
+class FakeSim:
+    # SAFE2 applet state model (SAFE2-PROTOCOL.md "APDUs") behind AT+CSIM, with knobs.
+    def __init__(self, clock, body=REFERENCE_BODY, done_after_ms=0, state=0x0007, result=0,
+                 channels=3, applet=True, stale=False, never_done=False):
+        self.clock = clock
+        self.body = body
+        self.done_after_ms = done_after_ms
+        self.final_state = state
+        self.result = result
+        self.free = list(range(1, channels + 1))
+        self.open = []
+        self.applet = applet
+        self.selected = {}
+        self.device_id = None
+        self.req_t0 = None
+        self.stale = stale                 # a finished 0007 from an earlier run is waiting
+        self.never_done = never_done
+        self.pending = b""                 # data waiting for GET RESPONSE
+        self.faults = {}                   # INS -> list of SWs to answer first (consumed)
+        self.proactive = False             # answer 91 10 instead of 90 00
+        self.wrong_le_status = False       # answer CC 02 with 6C 04 (re-send with Le)
+        self.log = []
+
+    def _ok(self):
+        return b"\x91\x10" if self.proactive else b"\x90\x00"
+
+    def _ch(self, cla):
+        if cla & 0x40:
+            return (cla & 0x0F) + 4
+        return cla & 0x03
+
+    def transmit(self, apdu):
+        self.log.append(bytes(apdu))
+        cla, ins, p1, p2 = apdu[0], apdu[1], apdu[2], apdu[3]
+        f = self.faults.get(ins)
+        if f:
+            return f.pop(0)
+        if ins == 0xC0:
+            n = apdu[4] or 256
+            if not self.pending:
+                return b"\x69\x85"
+            d = self.pending[0:n]
+            rest = self.pending[n:]
+            self.pending = b""
+            if rest:
+                self.pending = rest
+                return d + bytes([0x61, len(rest) & 0xFF])
+            return d + self._ok()
+        if ins == 0x70:
+            if p1 == 0x00:
+                if not self.free:
+                    return b"\x68\x81"
+                n = self.free.pop(0)
+                self.open.append(n)
+                return bytes([n]) + self._ok()
+            if p2 in self.open:
+                self.open.remove(p2)
+                self.free.append(p2)
+                self.free.sort()
+                self.selected.pop(p2, None)
+                return self._ok()
+            return b"\x68\x81"
+        ch = self._ch(cla)
+        if ch != 0 and ch not in self.open:
+            return b"\x68\x81"
+        if ins == 0xA4:
+            if not self.applet or bytes(apdu[5:5 + apdu[4]]) != SAFE2_AID:
+                return b"\x6A\x82"
+            self.selected[ch] = True
+            return self._ok()
+        if not self.selected.get(ch):
+            return b"\x69\x85"
+        if ins == 0xDA and p2 == 0xC0:
+            self.device_id = bytes(apdu[5:5 + apdu[4]])
+            return self._ok()
+        if ins == 0xDA and p2 == 0xC1:
+            return self._ok()
+        if ins == 0xCA and p1 == 0x00:
+            self.req_t0 = self.clock.now
+            self.stale = False
+            return self._ok()
+        if ins == 0xCC:
+            if self.wrong_le_status and len(apdu) == 5 and apdu[4] == 0:
+                return b"\x6C\x04"
+            st, rr = self._status()
+            data = bytes([st >> 8, st & 0xFF, rr >> 8, rr & 0xFF])
+            if len(apdu) == 5 and apdu[4] == 4:
+                return data + self._ok()
+            self.pending = data
+            return b"\x61\x04"
+        if ins == 0xCA and p1 == 0x01:
+            st, rr = self._status()
+            if st != 0x0007:
+                return b"\x69\x85"
+            self.pending = self.body
+            return bytes([0x61, len(self.body) & 0xFF])
+        return b"\x6D\x00"
+
+    def _status(self):
+        if self.stale:
+            return 0x0007, 0
+        if self.req_t0 is None:
+            return 0x0000, 0
+        if self.never_done or self.clock.now - self.req_t0 < self.done_after_ms:
+            return 0x0001, 0
+        return self.final_state, self.result
+
+
+# --- modem ---------------------------------------------------------------------------------
+class FakeModem:
+    # A UART (write / any / readinto) with a SARA-like AT interpreter in front of FakeSim.
+    def __init__(self, clock, sim, echo=False, creg=1, cgreg=1, chunk=0):
+        self.clock = clock
+        self.sim = sim
+        self.echo = echo
+        self.creg = creg
+        self.cgreg = cgreg
+        self.chunk = chunk                # deliver at most this many bytes per read (0 = all)
+        self.silent = False
+        self.garbage_before = b""         # bytes sent before the next reply
+        self.urc_in_csim = False          # a +CREG URC before every +CSIM line
+        self.cpin_errors = []             # CME numbers answered to AT+CPIN? first
+        self.csim_errors = []             # replies (bytes) answered to AT+CSIM first
+        self.reset_count = 0
+        self.sent = []                    # every command line received (bytes, no CR)
+        self._in = bytearray()
+        self._out = bytearray()
+
+    # UART side
+    def write(self, b):
+        self._in.extend(bytes(b))
+        while True:
+            i = -1
+            for k in range(len(self._in)):
+                if self._in[k] == 13:
+                    i = k
+                    break
+            if i < 0:
+                break
+            line = bytes(self._in[0:i])
+            self._in = self._in[i + 1:]
+            self._command(line)
+        return len(b)
+
+    def any(self):
+        n = len(self._out)
+        if self.chunk and n > self.chunk:
+            return self.chunk
+        return n
+
+    def readinto(self, buf, n=-1):
+        if n < 0:
+            n = len(buf)
+        n = min(n, len(self._out))
+        for i in range(n):
+            buf[i] = self._out[i]
+        self._out = self._out[n:]
+        return n
+
+    def _reply(self, s):
+        if self.garbage_before:
+            self._out.extend(self.garbage_before)
+            self.garbage_before = b""
+        self._out.extend(s)
+
+    def _command(self, line):
+        self.sent.append(line)
+        if self.silent:
+            return
+        if self.echo:
+            self._out.extend(line + b"\r")
+        if line == b"AT":
+            return self._reply(b"\r\nOK\r\n")
+        if line == b"ATE0":
+            self.echo = False
+            return self._reply(b"\r\nOK\r\n")
+        if line == b"ATE1":
+            self.echo = True
+            return self._reply(b"\r\nOK\r\n")
+        if line == b"AT+CMEE=1" or line == b"AT&K0":
+            return self._reply(b"\r\nOK\r\n")
+        if line == b"AT+CPIN?":
+            if self.cpin_errors:
+                return self._reply(b"\r\n+CME ERROR: %d\r\n" % self.cpin_errors.pop(0))
+            return self._reply(b"\r\n+CPIN: READY\r\n\r\nOK\r\n")
+        if line == b"AT+CREG?":
+            return self._reply(b"\r\n+CREG: 0,%d\r\n\r\nOK\r\n" % self.creg)
+        if line == b"AT+CGREG?":
+            return self._reply(b"\r\n+CGREG: 0,%d\r\n\r\nOK\r\n" % self.cgreg)
+        if line == b"AT+CEREG?":
+            return self._reply(b"\r\nERROR\r\n")
+        if line == b"AT+CCID":
+            return self._reply(b"\r\n+CCID: 8944502509186389635\r\n\r\nOK\r\n")
+        if line == b"AT+CFUN=16":
+            self.reset_count += 1
+            self.sim.free = list(range(1, 4))
+            self.sim.open = []
+            self.sim.selected = {}
+            return self._reply(b"\r\nOK\r\n")
+        if line.startswith(b"AT+CSIM="):
+            if self.csim_errors:
+                return self._reply(self.csim_errors.pop(0))
+            return self._csim(line)
+        return self._reply(b"\r\nERROR\r\n")
+
+    def _csim(self, line):
+        body = line[8:]
+        comma = body.find(b",")
+        n = int(body[0:comma])
+        hexs = body[comma + 2:-1]
+        if len(hexs) != n or body[comma + 1] != 34 or body[-1] != 34:
+            return self._reply(b"\r\nERROR\r\n")
+        rsp = self.sim.transmit(unhex(hexs.decode()))
+        h = tohex(rsp).encode()
+        out = b""
+        if self.urc_in_csim:
+            out += b"\r\n+CREG: 1\r\n"
+        out += b'\r\n+CSIM: %d,"' % len(h) + h + b'"\r\n\r\nOK\r\n'
+        return self._reply(out)
+
+
+def make_rig(body=REFERENCE_BODY, **sim_kw):
+    # clock, sim, modem, fs for one device
+    clock = FakeClock(1000)
+    sim = FakeSim(clock, body, **sim_kw)
+    modem = FakeModem(clock, sim)
+    fs = RamFs()
+    return clock, sim, modem, fs
+
+
+class FakePin:
+    def __init__(self):
+        self.v = None
+        self.history = []
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+        self.history.append(v)
+
+
+def rng(n):
+    return bytes(range(n))

@@ -1,0 +1,265 @@
+# Whole provisioning runs against the fake modem + SIM (runs under pytest and MicroPython).
+import apply
+import channel
+import modem
+import provision
+from fw_fakes import REFERENCE_BODY, FakePin, make_rig, rng, tohex
+
+DEVICE_ID = bytes(range(16))
+
+
+def run_flow(body=REFERENCE_BODY, setup=None, options=None, fs=None, pin=None, **sim_kw):
+    clock, sim, m, fs0 = make_rig(body, **sim_kw)
+    fs = fs or fs0
+    if setup is not None:
+        setup(sim, m, fs)
+    logs = []
+    applier = apply.Applier(fs, "/ztp", logs.append)
+    applier.register("iot:Alarm", apply.PinHandler(pin or FakePin()))
+    link = modem.Link(m, clock)
+    opt = options or provision.Options(backoff_ms=100, poll_deadline_ms=60000,
+                                       reg_deadline_ms=5000)
+    p = provision.Provisioner(link, fs, applier, DEVICE_ID, "/ztp/channel", opt, rng,
+                              logs.append)
+    code = p.run()
+    return code, p, sim, m, fs, logs
+
+
+def expected_at_lines(body_len):
+    did = tohex(DEVICE_ID)
+    lines = [
+        "AT", "ATE0", "AT+CMEE=1", "AT+CPIN?", "AT+CREG?", "AT+CCID",
+        'AT+CSIM=10,"0070000001"',                                  # MANAGE CHANNEL open
+        'AT+CSIM=34,"01A4040C0CF0706F646773616665320101"',          # SELECT SAFE2 (P2=0C)
+        'AT+CSIM=42,"01DA02C010' + did + '"',                       # set DeviceID
+        'AT+CSIM=10,"01CA000000"',                                  # start config request
+        'AT+CSIM=10,"01CC020000"',                                  # poll status -> 61 04
+        'AT+CSIM=10,"01C0000004"',                                  # GET RESPONSE
+        'AT+CSIM=10,"01CA010000"',                                  # read config -> 61 xx
+        'AT+CSIM=10,"01C00000%02X"' % (body_len & 0xFF),            # GET RESPONSE
+        'AT+CSIM=10,"0070800100"',                                  # MANAGE CHANNEL close
+    ]
+    return [s.encode() for s in lines]
+
+
+def test_happy_path_at_bytes_match_protocol():
+    pin = FakePin()
+    code, p, sim, m, fs, logs = run_flow(pin=pin)
+    assert code == provision.OK, p.detail
+    assert m.sent == expected_at_lines(len(REFERENCE_BODY))
+    assert sim.device_id == DEVICE_ID
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+    assert pin.v == 1
+    assert sim.open == []                       # channel closed
+    assert "/ztp/channel" not in fs.files       # nothing remembered
+
+
+def test_unchanged_body_not_applied_again():
+    pin = FakePin()
+    code, p, sim, m, fs, logs = run_flow(pin=pin)
+    assert code == provision.OK
+    code2, p2, sim2, m2, fs2, logs2 = run_flow(fs=fs, pin=pin)
+    assert code2 == provision.UNCHANGED
+    assert pin.history == [1]
+
+
+def test_polls_until_done_with_growing_waits():
+    code, p, sim, m, fs, logs = run_flow(done_after_ms=5000)
+    assert code == provision.OK, p.detail
+    # 500, 750, 1125, 1687, 2530 ms: done after ~5 s within 5 polls, not 10 s fixed
+    assert 3 <= p.polls <= 6
+    assert sim.open == []
+
+
+def test_status_never_finishes_deadline_and_channel_closed():
+    opt = provision.Options(backoff_ms=100, poll_deadline_ms=20000, reg_deadline_ms=5000)
+    code, p, sim, m, fs, logs = run_flow(never_done=True, options=opt)
+    assert code == provision.E_DEADLINE
+    assert sim.open == []
+    assert "/ztp/config.json" not in fs.files
+
+
+def test_status_000F_with_result_code():
+    code, p, sim, m, fs, logs = run_flow(state=0x000F, result=0x0194)
+    assert code == provision.E_REQUEST_FAILED
+    assert "0194" in p.detail
+    assert sim.open == []
+
+
+def test_status_0003_no_config():
+    code, p, sim, m, fs, logs = run_flow(state=0x0003)
+    assert code == provision.E_NO_CONFIG
+    assert sim.open == []
+
+
+def test_stale_0007_at_start_is_not_read():
+    code, p, sim, m, fs, logs = run_flow(stale=True, done_after_ms=3000)
+    assert code == provision.OK
+    ca00 = m.sent.index(b'AT+CSIM=10,"01CA000000"')
+    first_poll = m.sent.index(b'AT+CSIM=10,"01CC020000"')
+    assert ca00 < first_poll
+    assert p.polls >= 2      # waited for this request, did not take the stale 0007
+
+
+def test_applet_missing_6A82():
+    code, p, sim, m, fs, logs = run_flow(applet=False)
+    assert code == provision.E_APPLET_MISSING
+    assert "6A82" in p.detail
+    assert sim.open == []
+
+
+def test_no_free_channel_6881_resets_modem_then_succeeds():
+    def setup(sim, m, fs):
+        sim.free = []
+        sim.open = [1, 2, 3]
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert m.reset_count == 1
+    assert b"AT+CFUN=16" in m.sent
+
+
+def test_channel_left_open_by_crash_is_closed_at_boot():
+    def setup(sim, m, fs):
+        sim.free = [1, 3]
+        sim.open = [2]
+        fs.files["/ztp/channel"] = b"2"
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK
+    assert m.sent[6] == b'AT+CSIM=10,"0070800200"'
+    assert sim.open == []
+    assert "/ztp/channel" not in fs.files
+
+
+def test_6F00_retried_once():
+    def setup(sim, m, fs):
+        sim.faults[0xA4] = [b"\x6F\x00"]
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK
+    assert m.sent.count(b'AT+CSIM=34,"01A4040C0CF0706F646773616665320101"') == 2
+
+
+def test_6F00_twice_fails_attempt_and_retries_with_channel_closed():
+    def setup(sim, m, fs):
+        sim.faults[0xA4] = [b"\x6F\x00", b"\x6F\x00"]
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK           # second attempt succeeds
+    assert m.sent.count(b'AT+CSIM=10,"0070800100"') == 2
+    assert sim.open == []
+
+
+def test_91xx_is_success():
+    def setup(sim, m, fs):
+        sim.proactive = True
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+
+
+def test_6Cxx_resends_with_le():
+    def setup(sim, m, fs):
+        sim.wrong_le_status = True
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert b'AT+CSIM=10,"01CC020004"' in m.sent
+
+
+def test_body_of_255_bytes_accepted_256_rejected():
+    body = (b'{"a":"' + b"x" * 60 + b'","b":"' + b"x" * 60 + b'","c":"' + b"x" * 60
+            + b'","d":"' + b"x" * 46 + b'"}')
+    assert len(body) == 255
+    code, p, sim, m, fs, logs = run_flow(body)
+    assert code == provision.OK, p.detail
+    code, p, sim, m, fs, logs = run_flow(body[:-2] + b'x"}')
+    assert code == provision.E_BODY_TOO_LONG
+    assert "/ztp/config.json" not in fs.files
+    assert sim.open == []
+
+
+def test_invalid_json_rejected_nothing_applied():
+    pin = FakePin()
+    code, p, sim, m, fs, logs = run_flow(b'{"configuration": {"config": [', pin=pin)
+    assert code == provision.E_CONFIG_INVALID
+    assert pin.history == []
+    assert "/ztp/config.json" not in fs.files
+
+
+def test_write_fails_mid_apply_old_config_intact():
+    pin = FakePin()
+    code, p, sim, m, fs, logs = run_flow(pin=pin)
+    assert code == provision.OK
+    new = REFERENCE_BODY.replace(b'"On"', b'"Off"')
+    fs.fail_after = 10
+    code, p, sim, m, fs, logs = run_flow(new, fs=fs, pin=pin)
+    assert code == provision.E_APPLY
+    fs.fail_after = None
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+    assert "/ztp/config.json.tmp" not in fs.files
+    assert pin.history == [1]
+
+
+def test_silent_modem():
+    def setup(sim, m, fs):
+        m.silent = True
+    opt = provision.Options(attempts=2, backoff_ms=100)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.E_MODEM
+    assert "silent" in p.detail
+
+
+def test_garbage_echo_urcs_and_split_reads():
+    def setup(sim, m, fs):
+        m.echo = True
+        m.garbage_before = b"\x00\xff\xfe garbage \r\n\xa5\xa5\r\n"
+        m.urc_in_csim = True
+        m.chunk = 7
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+
+
+def test_sim_busy_retried_sim_missing_fatal():
+    def busy(sim, m, fs):
+        m.cpin_errors = [14, 14]
+        m.csim_errors = [b"\r\n+CME ERROR: 14\r\n"]
+    code, p, sim, m, fs, logs = run_flow(setup=busy)
+    assert code == provision.OK, p.detail
+
+    def missing(sim, m, fs):
+        m.cpin_errors = [10]
+    code, p, sim, m, fs, logs = run_flow(setup=missing)
+    assert code == provision.E_SIM
+    assert m.sent.count(b"AT+CPIN?") == 1
+
+
+def test_cme_error_on_csim_closes_channel():
+    def setup(sim, m, fs):
+        sim.faults[0xDA] = [b"\x6A\x80", b"\x6A\x80", b"\x6A\x80"]
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.E_APDU
+    assert "6A80" in p.detail
+    assert sim.open == []
+
+
+def test_not_registered():
+    def setup(sim, m, fs):
+        m.creg = 2
+        m.cgreg = 2
+    opt = provision.Options(attempts=1, reg_deadline_ms=3000)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.E_NOT_REGISTERED
+
+
+def test_data_only_sim_registers_on_cgreg():
+    def setup(sim, m, fs):
+        m.creg = 0
+        m.cgreg = 5
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK
+
+
+def test_log_has_a_line_per_step():
+    code, p, sim, m, fs, logs = run_flow()
+    text = "\n".join(logs)
+    for s in ("MODEM_START", "OPEN_CHANNEL", "SELECT", "SET_DEVICE_ID", "START_REQUEST",
+              "WAIT_STATUS", "READ_CONFIG", "CLOSE_CHANNEL", "APPLY", "DONE"):
+        assert s in text
+    assert channel.SAFE2_AID == bytes([0xF0]) + b"podgsafe2" + bytes([1, 1])

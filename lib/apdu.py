@@ -1,0 +1,207 @@
+# apdu: command APDUs over AT+CSIM (3GPP TS 27.007 8.17; ISO 7816-4; ETSI TS 102 221 v15).
+#
+# AT+CSIM=<length>,"<command>" where <length> counts hex characters; the answer is
+# +CSIM: <length>,"<response incl. SW1 SW2>". The T=0 follow-ups are done here, never left
+# to the modem (modems differ):
+#   61xx  xx bytes waiting (00 = 256): GET RESPONSE with Le=xx, keeping CLA's channel bits
+#         (TS 102 221 7.3.1.1.4); data followed by another 61xx means more than fits: error
+#   6Cxx  wrong Le: re-send the same command with Le=xx
+#   91xx  success with a proactive command pending (SIM Toolkit): treated as 9000
+#   6F00  applet exception: the command is retried once
+# SW = status word (SW1 SW2), CLA/INS/P1/P2/Lc/Le as in ISO 7816-4 5.1.
+
+from micropython import const
+
+import at
+import modem
+
+INS_GET_RESPONSE = const(0xC0)
+SW_OK = const(0x9000)
+_SW_NO_INFO = const(0x6F00)
+_MAX_DATA = const(255)        # Lc: short APDUs only
+_RSP_CAP = const(256)
+_HEX = b"0123456789ABCDEF"
+
+
+class ApduError(Exception):
+    # remote: the card answered a status word we cannot use (self.sw), or the modem refused
+    def __init__(self, msg, sw=0):
+        Exception.__init__(self, msg)
+        self.sw = sw
+
+
+class CsimError(ApduError):
+    # the +CSIM reply was malformed or missing
+    pass
+
+
+def cla_for_channel(ch):
+    # TS 102 221 10.1.1: channels 0-3 in b1-b2 of 0x00; 4-19 as 0x40 | (ch - 4)
+    if 0 <= ch <= 3:
+        return ch
+    if 4 <= ch <= 19:
+        return 0x40 | (ch - 4)
+    raise ValueError("logical channel %d out of range 0-19" % ch)
+
+
+def _nibble(c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+def parse_csim(line, n, out, off):
+    # line[:n] = b'+CSIM: <len>,"<HEX>"'. Decodes the hex into out[off:], returns the byte
+    # count (SW1 SW2 included). Strict: <len> matches the hex, even, >= 4, closing quote last.
+    i = 6                      # after '+CSIM:'
+    if n < 6 or not at._starts(line, 0, n, b"+CSIM:"):
+        raise CsimError("expected +CSIM: line")
+    while i < n and line[i] == 32:
+        i += 1
+    ln = 0
+    d = 0
+    while i < n and 48 <= line[i] <= 57 and d < 4:
+        ln = ln * 10 + line[i] - 48
+        i += 1
+        d += 1
+    if d == 0 or i + 2 > n or line[i] != 44 or line[i + 1] != 34:
+        raise CsimError("bad +CSIM: header")
+    i += 2
+    if n != i + ln + 1 or line[n - 1] != 34:
+        raise CsimError("+CSIM: length %d does not match its data" % ln)
+    if ln < 4 or ln & 1:
+        raise CsimError("+CSIM: odd or short response (%d hex chars)" % ln)
+    nb = ln >> 1
+    if off + nb > len(out):
+        raise CsimError("+CSIM: response of %d bytes does not fit" % nb)
+    for k in range(nb):
+        hi = _nibble(line[i])
+        lo = _nibble(line[i + 1])
+        if hi < 0 or lo < 0:
+            raise CsimError("+CSIM: non-hex character")
+        out[off + k] = (hi << 4) | lo
+        i += 2
+    return nb
+
+
+class Apdu:
+    def __init__(self, link, log=None, busy_tries=3):
+        self.link = link
+        self.log = log
+        self.busy_tries = busy_tries
+        self.rsp = bytearray(_RSP_CAP + 2)     # response data + SW1 SW2 (shared buffer)
+        self.rsp_len = 0                       # data bytes in rsp (SW excluded)
+        self.sw = 0
+        self.proactive = False                 # a 91xx was seen: proactive command pending
+        # AT+CSIM=<len>,"<hex>": 8 + 4 + 2 + 2 * (5 + 255) + 1
+        self._cmd = bytearray(17 + 2 * (5 + _MAX_DATA))
+        self._hdr = bytearray(5)
+
+    def transmit(self, cla, ins, p1, p2, data=None, le=-1):
+        # Sends one command (case 1-4 short APDU), does the T=0 follow-ups. Returns the final
+        # SW; response data is in self.rsp[:self.rsp_len] (overwritten by the next call).
+        # Raises ApduError on modem errors and malformed replies, SimBusy / SimFatal for
+        # +CME ERROR 14 / 10, 13.
+        h = self._hdr
+        h[0] = cla
+        h[1] = ins
+        h[2] = p1
+        h[3] = p2
+        self.rsp_len = 0
+        self.proactive = False
+        for attempt in range(2):
+            sw = self._exchange(h, data, le)
+            if sw == _SW_NO_INFO and attempt == 0:
+                self._log("SW 6F00 (applet exception): retry once")
+                self.rsp_len = 0
+                continue
+            break
+        if sw >> 8 == 0x6C:
+            # wrong Le: re-send with Le = SW2 (ISO 7816-4 5.1.3)
+            sw = self._exchange(h, data, sw & 0xFF)
+        for _ in range(3):
+            if sw >> 8 != 0x61:
+                break
+            # 61xx: GET RESPONSE on the same channel (CLA kept), Le = xx (00 = 256)
+            h[1] = INS_GET_RESPONSE
+            h[2] = 0
+            h[3] = 0
+            sw = self._exchange(h, None, sw & 0xFF)
+        else:
+            raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
+        if sw >> 8 == 0x91:
+            self.proactive = True
+            sw = SW_OK
+        self.sw = sw
+        return sw
+
+    def _exchange(self, h, data, le):
+        # one AT+CSIM round trip; appends the response data to rsp
+        c = self._cmd
+        nd = 0 if data is None else len(data)
+        if nd > _MAX_DATA:
+            raise ValueError("APDU data longer than 255 bytes")
+        nbytes = 4 + (1 + nd if nd else 0) + (1 if le >= 0 else 0)
+        c[0:8] = b"AT+CSIM="
+        i = 8
+        nh = 2 * nbytes
+        if nh >= 100:
+            c[i] = 48 + nh // 100
+            i += 1
+        if nh >= 10:
+            c[i] = 48 + (nh // 10) % 10
+            i += 1
+        c[i] = 48 + nh % 10
+        c[i + 1] = 44
+        c[i + 2] = 34
+        i += 3
+        for k in range(4):
+            i = _put_hex(c, i, h[k])
+        if nd:
+            i = _put_hex(c, i, nd)
+            for k in range(nd):
+                i = _put_hex(c, i, data[k])
+        if le >= 0:
+            i = _put_hex(c, i, le & 0xFF)
+        c[i] = 34
+        i += 1
+        link = self.link
+        for attempt in range(self.busy_tries):
+            r = link.cmd(c, 10000, b"+CSIM:", i)
+            if r == at.OK:
+                break
+            e = modem.cme_exception(link.engine, "AT+CSIM")
+            if isinstance(e, modem.SimBusy) and attempt + 1 < self.busy_tries:
+                self._log("SIM busy, retry")
+                link.clock.sleep_ms(200 << attempt)
+                continue
+            raise e
+        eng = link.engine
+        if eng.info_len == 0:
+            raise CsimError("AT+CSIM: OK without a +CSIM: line")
+        off = self.rsp_len
+        got = parse_csim(eng.info, eng.info_len, self.rsp, off)
+        # SW1 SW2 are the last two bytes; move them out of the data area
+        sw = (self.rsp[off + got - 2] << 8) | self.rsp[off + got - 1]
+        self.rsp_len = off + got - 2
+        if sw >> 8 == 0x61 and self.rsp_len > off and self.rsp_len >= _RSP_CAP:
+            raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
+        return sw
+
+    def _log(self, msg):
+        if self.log is not None:
+            self.log(msg)
+
+
+def _put_hex(buf, i, b):
+    buf[i] = _HEX[b >> 4]
+    buf[i + 1] = _HEX[b & 15]
+    return i + 2
+
+
+def sw_text(sw):
+    return "%04X" % sw

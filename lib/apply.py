@@ -1,0 +1,205 @@
+# apply: persist a validated configuration atomically and hand it to the application.
+#
+# Files under root (flash):
+#   config.json   the configuration in force (the exact body bytes from the SIM)
+#   config.prev   the one before it, kept for rollback
+#   config.bad    the last body rolled back (not applied again)
+#   config.json.tmp  a write in progress (removed on error, ignored at boot)
+#   trial         boot counter of a configuration not yet confirmed good
+# Order of a new configuration: every action is checked by its handler (dry run) -> write
+# config.json.tmp -> rename config.json -> config.prev -> rename tmp -> config.json ->
+# trial = 0 -> handlers commit. A crash or write error before the last rename leaves the old
+# configuration in force (boot() finishes or undoes a half-done rename). Bodies equal, byte for
+# byte, to config.json are not applied again.
+# Rollback: boot() counts boots in trial; after max_boots starts without mark_good(), or when
+# the stored configuration fails to apply at start, config.prev is restored.
+# Handlers: handler(effect, commit) for an action name (e.g. "iot:Alarm"); commit=False only
+# checks and raises ValueError for an effect it cannot do. settings_handler(dict, commit) for
+# flat settings objects.
+
+from micropython import const
+
+import config as _config
+import fs as _fs
+
+APPLIED = const(0)
+UNCHANGED = const(1)
+_MAX_BOOTS = const(3)
+
+
+class ApplyError(Exception):
+    # the configuration was valid JSON but cannot be applied (no handler, bad effect, write
+    # error); the old configuration is still in force
+    pass
+
+
+class Applier:
+    def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS):
+        self.fs = fs
+        self.log = log
+        self.max_boots = max_boots
+        self.current = root + "/config.json"
+        self.prev = root + "/config.prev"
+        self.bad = root + "/config.bad"
+        self.trial = root + "/trial"
+        self.handlers = {}
+        self.settings_handler = None
+        self._chunk = bytearray(32)
+        self._chunk2 = bytearray(32)
+
+    def _log(self, msg):
+        if self.log is not None:
+            self.log(msg)
+
+    def register(self, action, handler):
+        self.handlers[action] = handler
+
+    # --- new configuration ----------------------------------------------------------------
+    def same_as(self, path, body, n):
+        # is the file at path byte-for-byte body[:n]? (chunked: no big temporaries)
+        fs = self.fs
+        if not fs.exists(path):
+            return False
+        f = fs.open(path, "rb")
+        try:
+            off = 0
+            c = self._chunk
+            while True:
+                k = f.readinto(c)
+                if not k:
+                    return off == n
+                if off + k > n:
+                    return False
+                for i in range(k):
+                    if c[i] != body[off + i]:
+                        return False
+                off += k
+        finally:
+            f.close()
+
+    def apply(self, body, n, cfg):
+        # body[:n]: the raw bytes; cfg: its config.Config. Returns APPLIED or UNCHANGED.
+        # Raises ApplyError with the old configuration still in force.
+        if self.same_as(self.current, body, n):
+            self._log("configuration unchanged: not applied again")
+            return UNCHANGED
+        if self.same_as(self.bad, body, n):
+            raise ApplyError("configuration was rolled back before: not applied again")
+        self._check(cfg, False)
+        fs = self.fs
+        had_current = fs.exists(self.current)
+        try:
+            if fs.exists(self.current + ".tmp"):
+                fs.remove(self.current + ".tmp")
+            if had_current:
+                fs.rename(self.current, self.prev)
+            _fs.write_atomic(fs, self.current, body, n)
+        except OSError as e:
+            if had_current and not fs.exists(self.current):
+                fs.rename(self.prev, self.current)
+            raise ApplyError("writing the configuration failed (%s): old one kept" % e)
+        _fs.write_atomic(fs, self.trial, b"0")
+        try:
+            self._check(cfg, True)
+        except Exception as e:
+            self._log("applying failed (%s): rolling back" % e)
+            self.rollback()
+            raise ApplyError("applying failed: %s" % e)
+        self._log("configuration applied (%d bytes%s)"
+                  % (n, ", version " + cfg.version if cfg.version else ""))
+        return APPLIED
+
+    def _check(self, cfg, commit):
+        if cfg.kind == _config.KIND_SETTINGS:
+            if self.settings_handler is not None:
+                self._run(self.settings_handler, cfg.settings, commit, "settings")
+            return
+        for a, e in cfg.actions:
+            h = self.handlers.get(a)
+            if h is None:
+                raise ApplyError("no handler for action %s" % a)
+            self._run(h, e, commit, a)
+
+    def _run(self, h, arg, commit, what):
+        try:
+            h(arg, commit)
+        except ValueError as e:
+            raise ApplyError("%s: %s" % (what, e))
+
+    # --- boot and rollback ------------------------------------------------------------------
+    def recover(self):
+        # finish or undo what a crash interrupted (see the order above)
+        fs = self.fs
+        if fs.exists(self.current + ".tmp"):
+            fs.remove(self.current + ".tmp")
+        if not fs.exists(self.current) and fs.exists(self.prev):
+            # crashed between "config.json -> config.prev" and the new config.json, or in
+            # the middle of a rollback: either way the previous configuration is the one
+            fs.rename(self.prev, self.current)
+            self._log("recovered the previous configuration after an interrupted write")
+
+    def load(self, buf):
+        # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None)
+        n = _fs.read_into(self.fs, self.current, buf)
+        if n < 0:
+            return -1, None
+        return n, _config.parse_config(buf, n)
+
+    def boot(self, buf):
+        # At start: recover, count the boot of an unconfirmed configuration, apply the stored
+        # configuration to the handlers (rolling back when it fails). buf: >= 255 bytes.
+        # Returns the config.Config in force, or None.
+        self.recover()
+        fs = self.fs
+        if fs.exists(self.trial):
+            count = _fs.read_small_int(fs, self.trial, self.max_boots) + 1
+            if count > self.max_boots:
+                self._log("configuration not confirmed after %d boots: rolling back" % (count - 1))
+                self.rollback()
+            else:
+                _fs.write_atomic(fs, self.trial, str(count).encode())
+        for _ in range(2):
+            try:
+                n, cfg = self.load(buf)
+                if cfg is None:
+                    return None
+                self._check(cfg, True)
+                return cfg
+            except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
+                self._log("stored configuration fails at start (%s): rolling back" % e)
+                self.rollback()
+        return None
+
+    def mark_good(self):
+        # the application ran well with the new configuration: keep it
+        if self.fs.exists(self.trial):
+            self.fs.remove(self.trial)
+
+    def rollback(self):
+        fs = self.fs
+        if fs.exists(self.current):
+            fs.rename(self.current, self.bad)
+        if fs.exists(self.prev):
+            fs.rename(self.prev, self.current)
+            self._log("rolled back to the previous configuration")
+        if fs.exists(self.trial):
+            fs.remove(self.trial)
+
+
+class PinHandler:
+    # an output pin driven by an action's effect ("On" / "Off"), e.g. iot:Alarm. pin: an object
+    # with value(v) (machine.Pin on the board).
+    def __init__(self, pin, on="On", off="Off"):
+        self.pin = pin
+        self.on = on
+        self.off = off
+
+    def __call__(self, effect, commit):
+        if effect == self.on:
+            v = 1
+        elif effect == self.off:
+            v = 0
+        else:
+            raise ValueError("effect must be %s or %s, got %s" % (self.on, self.off, effect))
+        if commit:
+            self.pin.value(v)

@@ -1,0 +1,107 @@
+# channel: logical channels on the SIM (ISO 7816-4 7.1.2 MANAGE CHANNEL; ETSI TS 102 221 v15
+# 11.1.17) and SELECT by AID (TS 102 221 11.1.1).
+#
+# The modem keeps logical channels across an MCU reset, so a channel opened before a crash
+# stays open and, after three crashes, no channel is free. The number of the open channel is
+# written to flash right after MANAGE CHANNEL open and removed after close; at boot a
+# remembered channel is closed first. No free channel (6881 / 6A81) -> the caller resets the
+# modem.
+
+from micropython import const
+
+import apdu as _apdu
+import fs as _fs
+
+_INS_MANAGE_CHANNEL = const(0x70)
+_INS_SELECT = const(0xA4)
+_P1_SELECT_BY_AID = const(0x04)
+_P2_NO_DATA = const(0x0C)          # no FCI returned (TS 102 221 11.1.1.2)
+_P1_CLOSE = const(0x80)
+_SW_NO_CHANNEL = const(0x6881)     # logical channel not supported
+_SW_FUNC_NOT_SUPP = const(0x6A81)  # function not supported (no free channel)
+_SW_NOT_FOUND = const(0x6A82)      # file / application not found
+
+# SAFE2 AID = F0 + ASCII "podgsafe2" + 01 01 (SAFE2-PROTOCOL.md)
+SAFE2_AID = b"\xf0podgsafe2\x01\x01"
+
+
+class NoFreeChannel(_apdu.ApduError):
+    pass
+
+
+class AppletMissing(_apdu.ApduError):
+    pass
+
+
+class Channels:
+    def __init__(self, apdu, fs, path, log=None):
+        self.apdu = apdu
+        self.fs = fs
+        self.path = path          # file holding the open channel's number
+        self.log = log
+        self.open_channel = 0     # 0 = none open by us
+
+    def _log(self, msg):
+        if self.log is not None:
+            self.log(msg)
+
+    def open(self):
+        # MANAGE CHANNEL open, card assigns: 00 70 00 00 01 -> N 90 00
+        a = self.apdu
+        sw = a.transmit(0x00, _INS_MANAGE_CHANNEL, 0x00, 0x00, None, 1)
+        if sw == _SW_NO_CHANNEL or sw == _SW_FUNC_NOT_SUPP:
+            raise NoFreeChannel("MANAGE CHANNEL open: no free channel (SW %04X)" % sw, sw)
+        if sw != _apdu.SW_OK:
+            raise _apdu.ApduError("MANAGE CHANNEL open: expected SW 9000, got %04X" % sw, sw)
+        if a.rsp_len != 1 or not 1 <= a.rsp[0] <= 19:
+            raise _apdu.ApduError("MANAGE CHANNEL open: expected 1 byte channel 1-19, got %d "
+                                  "bytes" % a.rsp_len, sw)
+        n = a.rsp[0]
+        self.open_channel = n
+        self._remember(n)
+        self._log("channel %d open" % n)
+        return n
+
+    def select(self, aid):
+        # SELECT by AID on the open channel, P2=0C: 9000 (or 61xx answered by GET RESPONSE)
+        a = self.apdu
+        sw = a.transmit(_apdu.cla_for_channel(self.open_channel), _INS_SELECT,
+                        _P1_SELECT_BY_AID, _P2_NO_DATA, aid)
+        if sw == _SW_NOT_FOUND:
+            raise AppletMissing("SELECT SAFE2: applet not found (SW 6A82)", sw)
+        if sw != _apdu.SW_OK:
+            raise _apdu.ApduError("SELECT SAFE2: expected SW 9000, got %04X" % sw, sw)
+
+    def close(self, n=0):
+        # MANAGE CHANNEL close: 00 70 80 0N 00 (SAFE2-PROTOCOL.md). Forgets the channel even
+        # when the card refuses (it then is not open on the card either).
+        if n == 0:
+            n = self.open_channel
+        if n == 0:
+            return
+        try:
+            sw = self.apdu.transmit(0x00, _INS_MANAGE_CHANNEL, _P1_CLOSE, n, None, 0)
+        finally:
+            self.open_channel = 0
+        if sw != _apdu.SW_OK:
+            self._log("MANAGE CHANNEL close %d: SW %04X" % (n, sw))
+        self._forget()
+        self._log("channel %d closed" % n)
+
+    def close_stale(self):
+        # boot: close the channel a crash left open (remembered in flash)
+        n = _fs.read_small_int(self.fs, self.path, 0)
+        if 1 <= n <= 19:
+            self._log("closing channel %d left open by a previous run" % n)
+            self.close(n)
+        elif self.fs.exists(self.path):
+            self._forget()
+
+    def _remember(self, n):
+        _fs.write_atomic(self.fs, self.path, str(n).encode())
+
+    def _forget(self):
+        try:
+            self.fs.remove(self.path)
+        except OSError:
+            pass

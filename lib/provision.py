@@ -1,0 +1,252 @@
+# provision: the zero-touch provisioning run, tying modem, channel, SAFE2 client, config and
+# apply together (SAFE2-PROTOCOL.md), with a result code per outcome.
+#
+# States (each change logged "old -> new"):
+#   MODEM_START -> CLOSE_STALE -> OPEN_CHANNEL -> SELECT -> SET_DEVICE_ID -> START_REQUEST
+#   -> WAIT_STATUS -> READ_CONFIG -> CLOSE_CHANNEL -> APPLY -> DONE | FAILED
+# The channel is closed on every exit path once opened. Transient failures (silent modem,
+# SIM busy, APDU errors, no free channel -> modem reset) restart the attempt after a backoff
+# with jitter, at most `attempts` times; the rest fail at once. WAIT_STATUS polls on a
+# growing schedule (poll_first_ms, x3/2 per poll, up to poll_max_ms) until the SIM is done or
+# poll_deadline_ms has passed since START_REQUEST.
+
+from micropython import const
+
+import apdu as _apdu
+import apply as _apply
+import at as _at
+import channel as _channel
+import config as _config
+import modem as _modem
+import safe2 as _safe2
+
+# result codes (exit codes of `ztp device`)
+OK = const(0)                 # new configuration applied
+UNCHANGED = const(1)          # same body as the one in force
+E_MODEM = const(10)           # modem silent or not answering sensibly
+E_SIM = const(11)             # SIM missing / failed
+E_NOT_REGISTERED = const(12)
+E_NO_CHANNEL = const(20)      # no free logical channel even after a modem reset
+E_APPLET_MISSING = const(21)  # SELECT: 6A82
+E_APDU = const(22)            # unexpected status word / malformed +CSIM
+E_REQUEST_FAILED = const(30)  # status 000F, or a non-zero result code
+E_NO_CONFIG = const(31)       # status 0003: done, no configuration for this device
+E_DEADLINE = const(32)        # the SIM did not finish before the poll deadline
+E_BODY_TOO_LONG = const(40)
+E_CONFIG_INVALID = const(41)
+E_APPLY = const(42)
+
+RESULT_NAMES = {
+    OK: "OK", UNCHANGED: "UNCHANGED", E_MODEM: "E_MODEM", E_SIM: "E_SIM",
+    E_NOT_REGISTERED: "E_NOT_REGISTERED", E_NO_CHANNEL: "E_NO_CHANNEL",
+    E_APPLET_MISSING: "E_APPLET_MISSING", E_APDU: "E_APDU",
+    E_REQUEST_FAILED: "E_REQUEST_FAILED", E_NO_CONFIG: "E_NO_CONFIG",
+    E_DEADLINE: "E_DEADLINE", E_BODY_TOO_LONG: "E_BODY_TOO_LONG",
+    E_CONFIG_INVALID: "E_CONFIG_INVALID", E_APPLY: "E_APPLY",
+}
+
+_STATE_NAMES = ("IDLE", "MODEM_START", "CLOSE_STALE", "OPEN_CHANNEL", "SELECT",
+                "SET_DEVICE_ID", "START_REQUEST", "WAIT_STATUS", "READ_CONFIG",
+                "CLOSE_CHANNEL", "APPLY", "DONE", "FAILED")
+_MODEM_START = const(1)
+_CLOSE_STALE = const(2)
+_OPEN_CHANNEL = const(3)
+_SELECT = const(4)
+_SET_DEVICE_ID = const(5)
+_START_REQUEST = const(6)
+_WAIT_STATUS = const(7)
+_READ_CONFIG = const(8)
+_CLOSE_CHANNEL = const(9)
+_APPLY = const(10)
+_DONE = const(11)
+_FAILED = const(12)
+
+
+class Failed(Exception):
+    # a provisioning outcome other than success: self.code (result code), retryable or not
+    def __init__(self, code, msg, retry=False):
+        Exception.__init__(self, msg)
+        self.code = code
+        self.retry = retry
+
+
+class Options:
+    def __init__(self, attempts=3, backoff_ms=2000, backoff_max_ms=30000,
+                 poll_first_ms=500, poll_max_ms=8000, poll_deadline_ms=120000,
+                 reg_deadline_ms=180000, telemetry=None, lte=False, flow_control=True):
+        self.attempts = attempts
+        self.backoff_ms = backoff_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.poll_first_ms = poll_first_ms
+        self.poll_max_ms = poll_max_ms
+        self.poll_deadline_ms = poll_deadline_ms
+        self.reg_deadline_ms = reg_deadline_ms
+        self.telemetry = telemetry
+        self.lte = lte
+        self.flow_control = flow_control
+
+
+def hexstr(b):
+    return "".join("%02x" % x for x in b)
+
+
+class Provisioner:
+    # link: modem.Link; fs: fs.OsFs-like; applier: apply.Applier; device_id: raw bytes;
+    # rng(n) -> n random bytes (jitter); log(str) for one line per step; modem_power: optional
+    # callable that power-cycles the modem (board) for "no free channel".
+    def __init__(self, link, fs, applier, device_id, state_path, options=None, rng=None,
+                 log=None, modem_power=None):
+        self.link = link
+        self.clock = link.clock
+        self.applier = applier
+        self.device_id = device_id
+        self.opt = options or Options()
+        self.rng = rng
+        self.log = log
+        self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
+        self.apdu = _apdu.Apdu(link, log)
+        self.channels = _channel.Channels(self.apdu, fs, state_path, log)
+        self.body = bytearray(_safe2.MAX_BODY)
+        self.body_len = 0
+        self.state = 0
+        self.result = -1
+        self.detail = ""
+        self.polls = 0
+        self._modem_up = False
+
+    def _log(self, msg):
+        if self.log is not None:
+            self.log(msg)
+
+    def _set_state(self, new):
+        self._log("state %s -> %s" % (_STATE_NAMES[self.state], _STATE_NAMES[new]))
+        self.state = new
+
+    def run(self):
+        # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
+        self._log("provisioning DeviceID %s" % hexstr(self.device_id))
+        attempts = self.opt.attempts
+        backoff = self.opt.backoff_ms
+        for attempt in range(attempts):
+            try:
+                code = self._attempt()
+                self._set_state(_DONE)
+                self.result = code
+                self.detail = RESULT_NAMES[code]
+                self._log("result %s" % self.detail)
+                return code
+            except Failed as e:
+                self.result = e.code
+                self.detail = str(e)
+                self._log("attempt %d/%d failed: %s %s"
+                          % (attempt + 1, attempts, RESULT_NAMES[e.code], e))
+                if not e.retry or attempt + 1 == attempts:
+                    break
+                wait = backoff + self._jitter(backoff // 2)
+                self._log("retry in %d ms" % wait)
+                self.clock.sleep_ms(wait)
+                backoff = min(backoff * 2, self.opt.backoff_max_ms)
+        self._set_state(_FAILED)
+        self._log("result %s: %s" % (RESULT_NAMES[self.result], self.detail))
+        return self.result
+
+    def _jitter(self, span):
+        if self.rng is None or span <= 0:
+            return 0
+        b = self.rng(2)
+        return ((b[0] << 8) | b[1]) % (span + 1)
+
+    def _attempt(self):
+        try:
+            if not self._modem_up:
+                self._set_state(_MODEM_START)
+                self.modem.start(reg_deadline_ms=self.opt.reg_deadline_ms)
+                self._modem_up = True
+            self._set_state(_CLOSE_STALE)
+            self.channels.close_stale()
+            self._set_state(_OPEN_CHANNEL)
+            try:
+                ch = self.channels.open()
+            except _channel.NoFreeChannel as e:
+                self.modem.reset()
+                self._modem_up = False
+                raise Failed(E_NO_CHANNEL, str(e), True)
+            try:
+                self._session(ch)
+            finally:
+                self._set_state(_CLOSE_CHANNEL)
+                try:
+                    self.channels.close()
+                except (_modem.ModemError, _apdu.ApduError) as e:
+                    # the number stays remembered in flash: closed at the next boot
+                    self._log("closing channel %d failed: %s" % (ch, e))
+        except _modem.SimFatal as e:
+            raise Failed(E_SIM, str(e))
+        except _modem.SimBusy as e:
+            raise Failed(E_SIM, str(e), True)
+        except _modem.ModemTimeout as e:
+            self._modem_up = False
+            raise Failed(E_MODEM, str(e), True)
+        except _modem.ModemError as e:
+            code = E_NOT_REGISTERED if "registered" in str(e) else E_MODEM
+            raise Failed(code, str(e), True)
+        except _channel.AppletMissing as e:
+            raise Failed(E_APPLET_MISSING, str(e))
+        except _safe2.BodyTooLong as e:
+            raise Failed(E_BODY_TOO_LONG, str(e))
+        except _apdu.ApduError as e:
+            raise Failed(E_APDU, str(e), True)
+        self._set_state(_APPLY)
+        try:
+            cfg = _config.parse_config(self.body, self.body_len)
+        except _config.ConfigError as e:
+            raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
+        try:
+            r = self.applier.apply(self.body, self.body_len, cfg)
+        except _apply.ApplyError as e:
+            raise Failed(E_APPLY, str(e))
+        return UNCHANGED if r == _apply.UNCHANGED else OK
+
+    def _session(self, ch):
+        self._set_state(_SELECT)
+        self.channels.select(_channel.SAFE2_AID)
+        s2 = _safe2.Safe2(self.apdu, ch)
+        self._set_state(_SET_DEVICE_ID)
+        s2.set_device_id(self.device_id)
+        if self.opt.telemetry:
+            s2.send_telemetry(self.opt.telemetry)
+        # always a fresh request: a result left from an earlier run must never be read as
+        # this one's (the protocol has no request id)
+        self._set_state(_START_REQUEST)
+        s2.start_request()
+        self._set_state(_WAIT_STATUS)
+        clock = self.clock
+        t0 = clock.ticks_ms()
+        wait = self.opt.poll_first_ms
+        deadline = self.opt.poll_deadline_ms
+        self.polls = 0
+        for _ in range(10000):
+            if _at.ticks_diff(clock.ticks_ms(), t0) + wait > deadline:
+                raise Failed(E_DEADLINE, "SIM not done within %d ms (%d polls)"
+                             % (deadline, self.polls))
+            clock.sleep_ms(wait)
+            state, result = s2.poll_status()
+            self.polls += 1
+            if state == _safe2.STATUS_DATA:
+                if result:
+                    raise Failed(E_REQUEST_FAILED, "status 0007 with result code %04X" % result)
+                break
+            if state == _safe2.STATUS_DONE:
+                raise Failed(E_NO_CONFIG, "SIM done without a configuration (result %04X)"
+                             % result)
+            if state == _safe2.STATUS_ERROR:
+                raise Failed(E_REQUEST_FAILED, "SIM request failed: status 000F result %04X"
+                             % result)
+            if wait < self.opt.poll_max_ms:
+                wait = min(wait * 3 // 2, self.opt.poll_max_ms)
+        self._log("SIM done after %d polls" % self.polls)
+        self._set_state(_READ_CONFIG)
+        n = s2.read_config()
+        self.body[0:n] = memoryview(self.apdu.rsp)[0:n]
+        self.body_len = n
+        self._log("configuration body: %d bytes" % n)
