@@ -1,0 +1,803 @@
+"""AT command interpreter of the virtual SARA-U201: the DCE side of ITU-T V.250 / 3GPP TS 27.007.
+
+Sans-I/O: bytes from the host go in with ``receive_data(data, now_ms)``; ``next_event()`` runs
+the buffered command lines and returns an event when the driver must do something the core
+cannot (talk to the SIM, reboot), else ``NEED_DATA``; ``data_to_send()`` returns the bytes for
+the host (echo, information text, result codes, URCs). Registration progress is a deadline:
+``timer()`` / ``handle_timer(now_ms)``.
+
+Abbreviations: DS = u-blox SARA-U2 AT commands manual (UBX-13002752), TE = the host (terminal
+equipment), MT = the modem, URC = unsolicited result code, CME = mobile equipment error.
+
+Theory of operation
+-------------------
+Input is a stream of bytes split anywhere. Characters before ``AT`` are ignored (V.250 §5.2.1);
+a line ends at S3 (CR); backspace (S5) edits; a line longer than ``max_line`` is answered with
+ERROR at its end. With echo on (``ATE1``, the default), every byte is echoed as it is consumed.
+A line holds basic commands (``E0``, ``&K3``) and extended ones (``+CMEE=2``) separated by
+``;``; they run in order and one final result code ends the line (first error wins).
+
+``AT+CSIM`` needs the card. The core then returns ``CardCommand(apdu)`` and stops consuming input
+until the driver calls ``card_answered(response)`` (response data + SW1 SW2, passed through
+unchanged: 61xx/6Cxx/91xx handling is the host's business) or ``card_failed(cme)``. URCs raised
+while a command line runs are held back and sent after its final result code, so they never
+split a reply.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "NEED_DATA",
+    "AtCore",
+    "CardCommand",
+    "CmeError",
+    "ModemIdentity",
+    "NetworkConditions",
+    "RebootRequest",
+    "Registration",
+]
+
+log = logging.getLogger(__name__)
+
+CR: Final = 0x0D  # S3, V.250 §6.2.1
+LF: Final = 0x0A  # S4
+BS: Final = 0x08  # S5
+
+# 3GPP TS 27.007 §9.2 mobile termination error result codes (numeric and verbose forms).
+class CmeError(enum.IntEnum):
+    PHONE_FAILURE = 0
+    OPERATION_NOT_ALLOWED = 3
+    OPERATION_NOT_SUPPORTED = 4
+    SIM_NOT_INSERTED = 10
+    SIM_FAILURE = 13
+    SIM_BUSY = 14
+    NO_NETWORK_SERVICE = 30
+    UNKNOWN = 100
+
+
+_CME_TEXT: Final = {
+    CmeError.PHONE_FAILURE: "phone failure",
+    CmeError.OPERATION_NOT_ALLOWED: "operation not allowed",
+    CmeError.OPERATION_NOT_SUPPORTED: "operation not supported",
+    CmeError.SIM_NOT_INSERTED: "SIM not inserted",
+    CmeError.SIM_FAILURE: "SIM failure",
+    CmeError.SIM_BUSY: "SIM busy",
+    CmeError.NO_NETWORK_SERVICE: "no network service",
+    CmeError.UNKNOWN: "unknown",
+}
+
+
+class _Syntax(Exception):
+    """A malformed command: plain ERROR whatever +CMEE says (V.250 §5.7.1)."""
+
+
+class _Cme(Exception):
+    def __init__(self, code: CmeError) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _NeedsCard(Exception):
+    def __init__(self, apdu: bytes) -> None:
+        super().__init__()
+        self.apdu = apdu
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+@dataclass(frozen=True)
+class CardCommand:
+    """The host's AT+CSIM wants ``apdu`` sent to the card; answer with ``card_answered``."""
+
+    apdu: bytes
+
+
+@dataclass(frozen=True)
+class RebootRequest:
+    """AT+CFUN=15/16: the final result code is already queued; reboot the modem now.
+
+    ``reset_sim``: 15 also resets the SIM (DS +CFUN: "silent reset (with detach from network
+    and saving of NVM parameters), with reset of the SIM card").
+    """
+
+    reset_sim: bool
+
+
+class Registration(enum.IntEnum):
+    """<stat> of +CREG / +CGREG (3GPP TS 27.007 §7.2, §10.1.20)."""
+
+    NOT_SEARCHING = 0
+    HOME = 1
+    SEARCHING = 2
+    DENIED = 3
+    UNKNOWN = 4
+    ROAMING = 5
+
+
+@dataclass(frozen=True)
+class NetworkConditions:
+    """What the radio network does with this modem (a fault knob as much as a setting).
+
+    Args:
+        registration: the final <stat> after ``registration_delay_ms``: HOME or ROAMING
+            (registered), DENIED, or SEARCHING (no network: the modem keeps searching).
+        registration_delay_ms: from radio on (power-up, AT+CFUN=1) to the final <stat>.
+        circuit_switched: False models a data-only IoT SIM: +CREG stays SEARCHING while
+            +CGREG (packet domain) registers.
+        lac, ci, rac: location area code (2 bytes), cell id (UTRAN: 4 bytes), routing area
+            code (1 byte), reported with <n>=2.
+    """
+
+    registration: Registration = Registration.HOME
+    registration_delay_ms: int = 0
+    circuit_switched: bool = True
+    lac: int = 0x4E54
+    ci: int = 0x0D3744A5
+    rac: int = 0x14
+
+    def __post_init__(self) -> None:
+        if self.registration not in (
+            Registration.HOME, Registration.ROAMING, Registration.DENIED, Registration.SEARCHING
+        ):
+            raise ValueError(f"registration must be HOME, ROAMING, DENIED or SEARCHING, "
+                             f"got {self.registration!r}")
+        if self.registration_delay_ms < 0:
+            raise ValueError("registration_delay_ms must be >= 0")
+        if not (0 <= self.lac <= 0xFFFF and 0 <= self.ci <= 0xFFFFFFFF and 0 <= self.rac <= 0xFF):
+            raise ValueError("lac, ci, rac out of range (2, 4 and 1 bytes)")
+
+    @property
+    def registered(self) -> bool:
+        return self.registration in (Registration.HOME, Registration.ROAMING)
+
+
+@dataclass(frozen=True)
+class ModemIdentity:
+    """Identification strings (DS +CGMI, +CGMM, +CGMR, +CGSN, I)."""
+
+    manufacturer: str = "u-blox"
+    model: str = "SARA-U201"
+    revision: str = "23.60"
+    imei: str = "357520070123452"  # TAC of a SARA-U2 style module; Luhn-valid
+    type_number: str = "SARA-U201-63B-00"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9]{15}", self.imei):
+            raise ValueError(f"IMEI must be 15 digits, got {self.imei!r}")
+
+
+# Packet-domain access technology for <AcT> (27.007 §7.3): 2 = UTRAN. SARA-U201 is 2G/3G only.
+_ACT_UTRAN: Final = 2
+# DS +IPR: supported fixed rates; 0 = autobauding (factory default).
+_IPR_RATES: Final = (0, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
+                     921600)
+# 27.007 §8.17: <length> counts hex characters; the longest command APDU is 5 + 255 + 1 bytes.
+_CSIM_MAX_HEX: Final = 2 * 261
+
+_EXT_NAME = re.compile(rb"\+[A-Z0-9!%\-./:_]+")
+_BASIC = re.compile(rb"(&[A-Z]|[A-Z])([0-9]*)")
+
+
+@dataclass
+class _Settings:
+    """Per-boot settings (V.250 / 27.007 parameters); AT&F and reboots restore the defaults."""
+
+    echo: bool = True
+    cmee: int = 0
+    creg_n: int = 0
+    cgreg_n: int = 0
+    flow_control: int = 3  # &K3: RTS/CTS (DS &K; the MKR wires RTS/CTS)
+
+
+@dataclass
+class _Pending:
+    """A command line being executed: what is left and what was answered so far."""
+
+    commands: list[tuple[bytes, bytes, bytes]]  # (name, kind, args)
+    out: list[bytes] = field(default_factory=list)
+
+
+class AtCore:
+    """The modem's AT interpreter (sans-I/O).
+
+    Args:
+        now_ms: current time; the modem powers up at this instant (radio on, registration
+            starts, the greeting is queued if set).
+        identity: strings the identification commands print.
+        network: radio network conditions (see ``NetworkConditions``).
+        max_line: longest accepted command line in characters after ``AT`` (longer: ERROR).
+        greeting: DS +CSGT greeting text sent when the modem has booted (None: none, the
+            factory default).
+        ipr: initial +IPR value (0 = autobauding).
+    """
+
+    def __init__(
+        self,
+        now_ms: int,
+        *,
+        identity: ModemIdentity | None = None,
+        network: NetworkConditions | None = None,
+        max_line: int = 600,
+        greeting: str | None = None,
+        ipr: int = 0,
+    ) -> None:
+        if ipr not in _IPR_RATES:
+            raise ValueError(f"ipr must be one of {_IPR_RATES}, got {ipr}")
+        self.identity = identity or ModemIdentity()
+        self._network = network or NetworkConditions()
+        self.max_line = max_line
+        self.greeting = greeting
+        self.ipr = ipr
+        self._in = bytearray()
+        self._out = bytearray()
+        self._held_urcs: list[bytes] = []
+        self._line = bytearray()
+        self._line_started = False  # "AT" seen
+        self._line_overflow = False
+        self._prefix_a = False  # last ignored char was 'A'
+        self._pending: _Pending | None = None
+        self._reboot_after: bool | None = None
+        self._now_ms = now_ms
+        self._waiting_card = False
+        self._events: list[CardCommand | RebootRequest] = []
+        # SIM status, set by the driver after it initialised the card.
+        self.iccid: str | None = None
+        self.sim_present = False
+        self.sim_busy_commands = 0  # fault knob: next N SIM commands answer +CME ERROR: 14
+        self.commands_seen = 0
+        self._power_on(now_ms)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _power_on(self, now_ms: int) -> None:
+        self._now_ms = now_ms
+        self.settings = _Settings()
+        self.fun = 1
+        self._cs = Registration.NOT_SEARCHING
+        self._ps = Registration.NOT_SEARCHING
+        self._reg_deadline: int | None = None
+        self._in.clear()
+        self._line.clear()
+        self._line_started = False
+        self._line_overflow = False
+        self._pending = None
+        self._waiting_card = False
+        self._events.clear()
+        self._held_urcs.clear()
+        self._radio_on(now_ms)
+        if self.greeting is not None:
+            self._out += b"\r\n" + self.greeting.encode() + b"\r\n"
+
+    def reboot(self, now_ms: int) -> None:
+        """The modem restarts: settings back to defaults, line input and pending work lost.
+
+        The driver closes the SIM Toolkit channels and re-initialises the card itself.
+        """
+        log.info("AT core: reboot")
+        self._power_on(now_ms)
+
+    def set_network(self, network: NetworkConditions, now_ms: int) -> None:
+        """Change the radio conditions (fault knob): registration is redone from searching."""
+        self._network = network
+        if self.fun == 1:
+            self._radio_on(now_ms)
+
+    @property
+    def network(self) -> NetworkConditions:
+        return self._network
+
+    def _radio_on(self, now_ms: int) -> None:
+        self._set_registration(Registration.SEARCHING, Registration.SEARCHING)
+        self._reg_deadline = now_ms + self._network.registration_delay_ms
+        self.handle_timer(now_ms)
+
+    def _radio_off(self) -> None:
+        self._reg_deadline = None
+        self._set_registration(Registration.NOT_SEARCHING, Registration.NOT_SEARCHING)
+
+    @property
+    def packet_attached(self) -> bool:
+        """True when the packet domain is registered: the data bearer (BIP) can work."""
+        return self._ps in (Registration.HOME, Registration.ROAMING)
+
+    def timer(self) -> int | None:
+        """The next deadline in ms (registration progress), or None."""
+        return self._reg_deadline
+
+    def handle_timer(self, now_ms: int) -> None:
+        """Advance the clock to ``now_ms``; fire the registration deadline once it passed."""
+        self._now_ms = max(self._now_ms, now_ms)
+        if self._reg_deadline is None or now_ms < self._reg_deadline:
+            return
+        self._reg_deadline = None
+        final = self._network.registration
+        cs = final if self._network.circuit_switched or not self._network.registered \
+            else Registration.SEARCHING
+        self._set_registration(cs, final)
+
+    def _set_registration(self, cs: Registration, ps: Registration) -> None:
+        if cs != self._cs:
+            log.info("AT core: +CREG stat %d -> %d", self._cs, cs)
+            self._cs = cs
+            if self.settings.creg_n:
+                self._urc(b"+CREG: " + self._creg_fields(cs, self.settings.creg_n, urc=True))
+        if ps != self._ps:
+            log.info("AT core: +CGREG stat %d -> %d", self._ps, ps)
+            self._ps = ps
+            if self.settings.cgreg_n:
+                self._urc(b"+CGREG: " + self._cgreg_fields(ps, self.settings.cgreg_n, urc=True))
+
+    # ------------------------------------------------------------------ I/O
+    def receive_data(self, data: bytes, now_ms: int) -> None:
+        """Buffer bytes from the host (any split) received at ``now_ms``.
+
+        Processing happens in ``next_event``; the time is what commands run at.
+        """
+        self._in += data
+        self.handle_timer(now_ms)
+
+    def data_to_send(self) -> bytes:
+        """Bytes for the host: echo, replies, URCs."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def inject_urc(self, text: str) -> None:
+        """Queue an unsolicited result code (held back while a command line runs)."""
+        self._urc(text.encode())
+
+    def _urc(self, body: bytes) -> None:
+        frame = b"\r\n" + body + b"\r\n"
+        if self._pending is not None:
+            self._held_urcs.append(frame)
+        else:
+            self._out += frame
+
+    def next_event(self) -> CardCommand | RebootRequest | _NeedData:
+        """Run buffered input; return what the driver must do next, or ``NEED_DATA``.
+
+        Returns ``CardCommand`` (send the APDU, then ``card_answered``/``card_failed``; no
+        input is consumed until then), ``RebootRequest`` or ``NEED_DATA``.
+        """
+        while True:
+            if self._events:
+                return self._events.pop(0)
+            if self._waiting_card or not self._in:
+                return NEED_DATA
+            self._consume(self._in.pop(0))
+
+    def card_answered(self, response: bytes) -> None:
+        """The card's answer (data + SW1 SW2) to the last ``CardCommand``."""
+        if not self._waiting_card or self._pending is None:
+            raise RuntimeError("card_answered() without a pending CardCommand")
+        if len(response) < 2 or len(response) > 258:
+            self.card_failed(CmeError.SIM_FAILURE)
+            return
+        self._waiting_card = False
+        hexa = response.hex().upper().encode()
+        self._pending.out.append(b'+CSIM: %d,"%s"' % (len(hexa), hexa))
+        self._run_pending()
+
+    def card_failed(self, code: CmeError) -> None:
+        """The card could not answer the last ``CardCommand`` (e.g. SIM_FAILURE, SIM_BUSY)."""
+        if not self._waiting_card or self._pending is None:
+            raise RuntimeError("card_failed() without a pending CardCommand")
+        self._waiting_card = False
+        self._finish(self._error(code))
+
+    # ------------------------------------------------------------------ line discipline
+    def _consume(self, byte: int) -> None:
+        if self.settings.echo:
+            self._out.append(byte)
+        if not self._line_started:
+            # V.250 §5.2.1: characters before "AT" are ignored.
+            if byte in (0x54, 0x74) and self._prefix_a:
+                self._line_started = True
+                self._line.clear()
+                self._line_overflow = False
+            self._prefix_a = byte in (0x41, 0x61)
+            return
+        if byte == CR:
+            self._line_started = False
+            self._prefix_a = False
+            line = bytes(self._line)
+            self._line.clear()
+            if self._line_overflow:
+                self._emit_final(b"ERROR")
+            else:
+                self._start_line(line)
+        elif byte == BS:
+            if self._line:
+                self._line.pop()
+        elif len(self._line) >= self.max_line:
+            self._line_overflow = True
+        else:
+            self._line.append(byte)
+
+    def _start_line(self, body: bytes) -> None:
+        self.commands_seen += 1
+        try:
+            commands = _split_commands(body)
+        except _Syntax:
+            log.info("AT core: syntax error in %r", body[:40])
+            self._emit_final(b"ERROR")
+            return
+        self._pending = _Pending(commands)
+        self._run_pending()
+
+    def _run_pending(self) -> None:
+        pending = self._pending
+        assert pending is not None
+        while pending.commands:
+            name, kind, args = pending.commands.pop(0)
+            try:
+                pending.out.extend(self._execute(name, kind, args))
+            except _NeedsCard as need:
+                self._waiting_card = True
+                self._events.append(CardCommand(need.apdu))
+                return
+            except _Syntax:
+                self._finish(b"ERROR")
+                return
+            except _Cme as err:
+                self._finish(self._error(err.code))
+                return
+            if self._reboot_after is not None:
+                reset_sim = self._reboot_after
+                self._reboot_after = None
+                self._finish(b"OK")
+                self._events.append(RebootRequest(reset_sim=reset_sim))
+                return
+        self._finish(b"OK")
+
+    def _finish(self, final: bytes) -> None:
+        pending = self._pending
+        self._pending = None
+        for text in pending.out if pending else ():
+            self._out += b"\r\n" + text + b"\r\n"
+        self._emit_final(final)
+        for urc in self._held_urcs:
+            self._out += urc
+        self._held_urcs.clear()
+
+    def _emit_final(self, final: bytes) -> None:
+        self._out += b"\r\n" + final + b"\r\n"
+
+    def _error(self, code: CmeError) -> bytes:
+        # 27.007 §9.1 +CMEE: 0 plain ERROR, 1 numeric, 2 verbose.
+        if self.settings.cmee == 1:
+            return b"+CME ERROR: %d" % code
+        if self.settings.cmee == 2:
+            return b"+CME ERROR: " + _CME_TEXT[code].encode()
+        return b"ERROR"
+
+    # ------------------------------------------------------------------ commands
+    def _execute(self, name: bytes, kind: bytes, args: bytes) -> list[bytes]:
+        """Run one command. kind: b"" action, b"?" read, b"=?" test, b"=" set."""
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            # Unknown or unsupported (AT+CEREG: SARA-U201 has no LTE).
+            log.info("AT core: unsupported command %r", name)
+            raise _Cme(CmeError.OPERATION_NOT_SUPPORTED) if name.startswith(b"+") else _Syntax()
+        return handler(self, kind, args)
+
+    # basic commands ----------------------------------------------------------
+    def _cmd_e(self, kind: bytes, args: bytes) -> list[bytes]:
+        self.settings.echo = _basic_flag(args)
+        return []
+
+    def _cmd_v(self, kind: bytes, args: bytes) -> list[bytes]:
+        if _basic_flag(args) is not True:
+            raise _Syntax()  # only verbose result codes are modelled
+        return []
+
+    def _cmd_z(self, kind: bytes, args: bytes) -> list[bytes]:
+        if args not in (b"", b"0"):
+            raise _Syntax()
+        self.settings = _Settings()
+        return []
+
+    def _cmd_i(self, kind: bytes, args: bytes) -> list[bytes]:
+        if args in (b"", b"0"):
+            return [self.identity.type_number.encode()]
+        if args == b"9":
+            return [(self.identity.revision + ",A01.01").encode()]
+        raise _Syntax()
+
+    def _cmd_and_k(self, kind: bytes, args: bytes) -> list[bytes]:
+        # DS &K: 0 = no flow control, 3 = RTS/CTS; 4 (XON/XOFF) is not supported here.
+        if args not in (b"0", b"3"):
+            raise _Syntax()
+        self.settings.flow_control = int(args)
+        return []
+
+    def _cmd_and_f(self, kind: bytes, args: bytes) -> list[bytes]:
+        if args not in (b"", b"0"):
+            raise _Syntax()
+        self.settings = _Settings()
+        return []
+
+    # extended commands --------------------------------------------------------
+    def _cmd_cmee(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"?":
+            return [b"+CMEE: %d" % self.settings.cmee]
+        if kind == b"=?":
+            return [b"+CMEE: (0-2)"]
+        if kind == b"=":
+            self.settings.cmee = _int_arg(args, 0, 2, default=0)
+            return []
+        raise _Syntax()
+
+    def _cmd_cpin(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"=?":
+            return []
+        if kind != b"?":
+            raise _Cme(CmeError.OPERATION_NOT_ALLOWED)  # no PIN on the virtual SIM
+        self._require_sim()
+        return [b"+CPIN: READY"]
+
+    def _cmd_ccid(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"=?":
+            return []
+        if kind not in (b"", b"?"):
+            raise _Syntax()
+        self._require_sim()
+        if self.iccid is None:
+            raise _Cme(CmeError.SIM_FAILURE)
+        return [b"+CCID: " + self.iccid.encode()]
+
+    def _cmd_cgsn(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"=?":
+            return []
+        if kind != b"":
+            raise _Syntax()
+        return [self.identity.imei.encode()]
+
+    def _cmd_cgmi(self, kind: bytes, args: bytes) -> list[bytes]:
+        return self._ident(kind, self.identity.manufacturer)
+
+    def _cmd_cgmm(self, kind: bytes, args: bytes) -> list[bytes]:
+        return self._ident(kind, self.identity.model)
+
+    def _cmd_cgmr(self, kind: bytes, args: bytes) -> list[bytes]:
+        return self._ident(kind, self.identity.revision)
+
+    def _ident(self, kind: bytes, text: str) -> list[bytes]:
+        if kind == b"=?":
+            return []
+        if kind != b"":
+            raise _Syntax()
+        return [text.encode()]
+
+    def _cmd_csq(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"=?":
+            return [b"+CSQ: (0-31,99),(0-7,99)"]
+        if kind != b"":
+            raise _Syntax()
+        rssi = 18 if self.fun == 1 and self._ps != Registration.SEARCHING else 99
+        return [b"+CSQ: %d,99" % rssi]
+
+    def _cmd_cfun(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"?":
+            return [b"+CFUN: %d" % self.fun]
+        if kind == b"=?":
+            return [b"+CFUN: (0,1,4,15,16),(0-1)"]
+        if kind != b"=":
+            raise _Syntax()
+        fields = _split_args(args)
+        if not 1 <= len(fields) <= 2:
+            raise _Syntax()
+        fun = _int_field(fields[0], 0, 16)
+        if len(fields) == 2:
+            _int_field(fields[1], 0, 1)  # <rst>: the model always resets when asked (15/16)
+        if fun in (15, 16):
+            self._reboot_after = fun == 15
+            return []
+        if fun == 1:
+            if self.fun != 1:
+                self.fun = 1
+                self._radio_on(self._now_ms)
+            return []
+        if fun in (0, 4):
+            # 0: minimum functionality, 4: airplane mode; SIM stays accessible (DS +CFUN).
+            self.fun = fun
+            self._radio_off()
+            return []
+        raise _Cme(CmeError.OPERATION_NOT_SUPPORTED)
+
+    def _cmd_creg(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"?":
+            return [b"+CREG: %d," % self.settings.creg_n
+                    + self._creg_fields(self._cs, self.settings.creg_n, urc=False)]
+        if kind == b"=?":
+            return [b"+CREG: (0-2)"]
+        if kind == b"=":
+            self.settings.creg_n = _int_arg(args, 0, 2, default=0)
+            return []
+        raise _Syntax()
+
+    def _cmd_cgreg(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"?":
+            return [b"+CGREG: %d," % self.settings.cgreg_n
+                    + self._cgreg_fields(self._ps, self.settings.cgreg_n, urc=False)]
+        if kind == b"=?":
+            return [b"+CGREG: (0-2)"]
+        if kind == b"=":
+            self.settings.cgreg_n = _int_arg(args, 0, 2, default=0)
+            return []
+        raise _Syntax()
+
+    def _creg_fields(self, stat: Registration, n: int, *, urc: bool) -> bytes:
+        text = b"%d" % stat
+        if n == 2 and stat in (Registration.HOME, Registration.ROAMING):
+            net = self._network
+            text += b',"%04X","%08X",%d' % (net.lac, net.ci, _ACT_UTRAN)
+        return text
+
+    def _cgreg_fields(self, stat: Registration, n: int, *, urc: bool) -> bytes:
+        text = b"%d" % stat
+        if n == 2 and stat in (Registration.HOME, Registration.ROAMING):
+            net = self._network
+            text += b',"%04X","%08X",%d,"%02X"' % (net.lac, net.ci, _ACT_UTRAN, net.rac)
+        return text
+
+    def _cmd_ipr(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"?":
+            return [b"+IPR: %d" % self.ipr]
+        if kind == b"=?":
+            return [b"+IPR: (%s),()" % ",".join(str(r) for r in _IPR_RATES).encode()]
+        if kind == b"=":
+            rate = _int_arg(args, 0, 921600, default=0)
+            if rate not in _IPR_RATES:
+                raise _Cme(CmeError.OPERATION_NOT_SUPPORTED)
+            self.ipr = rate
+            return []
+        raise _Syntax()
+
+    def _cmd_csim(self, kind: bytes, args: bytes) -> list[bytes]:
+        if kind == b"=?":
+            return []
+        if kind != b"=":
+            raise _Syntax()
+        # 27.007 §8.17: AT+CSIM=<length>,<command>; <length> = number of hex characters.
+        m = re.fullmatch(rb'([0-9]{1,4}),"([0-9A-Fa-f]*)"', args)
+        if m is None:
+            raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+        length, hexa = int(m.group(1)), m.group(2)
+        if length != len(hexa) or length % 2 or not 8 <= length <= _CSIM_MAX_HEX:
+            raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+        self._require_sim()
+        if self.sim_busy_commands > 0:
+            self.sim_busy_commands -= 1
+            raise _Cme(CmeError.SIM_BUSY)
+        raise _NeedsCard(bytes.fromhex(hexa.decode()))
+
+    def _require_sim(self) -> None:
+        if not self.sim_present:
+            raise _Cme(CmeError.SIM_NOT_INSERTED)
+
+
+def _basic_flag(args: bytes) -> bool:
+    if args in (b"", b"0"):
+        return False
+    if args == b"1":
+        return True
+    raise _Syntax()
+
+
+def _int_field(field_: bytes, lo: int, hi: int) -> int:
+    if not re.fullmatch(rb"[0-9]{1,7}", field_):
+        raise _Syntax()
+    value = int(field_)
+    if not lo <= value <= hi:
+        raise _Cme(CmeError.OPERATION_NOT_SUPPORTED)
+    return value
+
+
+def _int_arg(args: bytes, lo: int, hi: int, *, default: int) -> int:
+    if args == b"":
+        return default
+    fields = _split_args(args)
+    if len(fields) != 1:
+        raise _Syntax()
+    return _int_field(fields[0], lo, hi)
+
+
+def _split_args(args: bytes) -> list[bytes]:
+    """Split a parameter list at commas outside quotes."""
+    fields, cur, quoted = [], bytearray(), False
+    for b in args:
+        if b == 0x22:
+            quoted = not quoted
+        if b == 0x2C and not quoted:
+            fields.append(bytes(cur))
+            cur.clear()
+        else:
+            cur.append(b)
+    if quoted:
+        raise _Syntax()
+    fields.append(bytes(cur))
+    return fields
+
+
+def _split_commands(body: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """Split the text after "AT" into (name, kind, args) (V.250 §5.3, §5.4).
+
+    Command names are case-insensitive; text inside quotes keeps its case.
+    """
+    commands: list[tuple[bytes, bytes, bytes]] = []
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i:i + 1]
+        if c == b" ":
+            i += 1
+            continue
+        if c == b"+":
+            m = _EXT_NAME.match(body.upper(), i)
+            if m is None:
+                raise _Syntax()
+            name = m.group(0)
+            i = m.end()
+            # Parameters run to the next ';' outside quotes.
+            j, quoted = i, False
+            while j < n and (quoted or body[j] != 0x3B):
+                if body[j] == 0x22:
+                    quoted = not quoted
+                j += 1
+            if quoted:
+                raise _Syntax()
+            rest = body[i:j]
+            i = j + 1 if j < n else j
+            if rest == b"":
+                commands.append((name, b"", b""))
+            elif rest == b"?":
+                commands.append((name, b"?", b""))
+            elif rest == b"=?":
+                commands.append((name, b"=?", b""))
+            elif rest.startswith(b"="):
+                commands.append((name, b"=", rest[1:]))
+            else:
+                raise _Syntax()
+            continue
+        m = _BASIC.match(body.upper(), i)
+        if m is None:
+            raise _Syntax()
+        commands.append((m.group(1), b"", m.group(2)))
+        i = m.end()
+        if i < n and body[i] == 0x3B:
+            i += 1
+    return commands
+
+
+_HANDLERS: Final = {
+    b"E": AtCore._cmd_e,
+    b"V": AtCore._cmd_v,
+    b"Z": AtCore._cmd_z,
+    b"I": AtCore._cmd_i,
+    b"&K": AtCore._cmd_and_k,
+    b"&F": AtCore._cmd_and_f,
+    b"+CMEE": AtCore._cmd_cmee,
+    b"+CPIN": AtCore._cmd_cpin,
+    b"+CCID": AtCore._cmd_ccid,
+    b"+CGSN": AtCore._cmd_cgsn,
+    b"+CGMI": AtCore._cmd_cgmi,
+    b"+CGMM": AtCore._cmd_cgmm,
+    b"+CGMR": AtCore._cmd_cgmr,
+    b"+CSQ": AtCore._cmd_csq,
+    b"+CFUN": AtCore._cmd_cfun,
+    b"+CREG": AtCore._cmd_creg,
+    b"+CGREG": AtCore._cmd_cgreg,
+    b"+IPR": AtCore._cmd_ipr,
+    b"+CSIM": AtCore._cmd_csim,
+}
