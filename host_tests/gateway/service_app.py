@@ -49,10 +49,13 @@ def make_app(state: ServiceState) -> Starlette:
         keys = state.sims.get(identity)
         if not keys:
             return JSONResponse({"error": "unknown"}, status_code=404)
-        return JSONResponse({
-            "identity": identity.hex(), "iccid": parse_ef_iccid(identity),
-            "keys": [{"tag": t, "psk": k.hex()} for t, k in keys],
-        })
+        return JSONResponse(
+            {
+                "identity": identity.hex(),
+                "iccid": parse_ef_iccid(identity),
+                "keys": [{"tag": t, "psk": k.hex()} for t, k in keys],
+            }
+        )
 
     async def changes(request: Request) -> Response:
         if not authorized(request):
@@ -73,11 +76,15 @@ def make_app(state: ServiceState) -> Starlette:
         identity = bytes.fromhex(request.headers["x-ztp-identity"])
         if request.query_params.get("iccid") != identity.hex():
             return JSONResponse({"error": "iccid mismatch"}, status_code=403)
-        state.forwarded.append({
-            "method": request.method, "path": request.url.path,
-            "identity": identity.hex(), "tag": request.headers.get("x-ztp-key-tag"),
-            "gateway": request.headers.get("x-ztp-gateway"),
-        })
+        state.forwarded.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "identity": identity.hex(),
+                "tag": request.headers.get("x-ztp-key-tag"),
+                "gateway": request.headers.get("x-ztp-gateway"),
+            }
+        )
         return identity, request.path_params["device"]
 
     async def config(request: Request) -> Response:
@@ -97,13 +104,15 @@ def make_app(state: ServiceState) -> Starlette:
             return Response(status_code=413)
         return Response(status_code=204)
 
-    return Starlette(routes=[
-        Route("/v1/gateway/psks/{identity_hex}", psks),
-        Route("/v1/gateway/psk-changes", changes),
-        Route("/v1/gateway/events", events, methods=["POST"]),
-        Route("/v1/config/{device}", config),
-        Route("/v1/data/{device}", data, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/gateway/psks/{identity_hex}", psks),
+            Route("/v1/gateway/psk-changes", changes),
+            Route("/v1/gateway/events", events, methods=["POST"]),
+            Route("/v1/config/{device}", config),
+            Route("/v1/data/{device}", data, methods=["POST"]),
+        ]
+    )
 
 
 @contextlib.asynccontextmanager

@@ -6,8 +6,7 @@ from hypothesis import strategies as st
 from ztp.gateway import NEED_DATA, HttpError, HttpLimits, Request, RequestReader, build_response
 
 SIM_GET = (
-    b"GET /v1/config/00112233445566778899aabbccddeeff?iccid=984405529081369836f5 HTTP/1.1\r\n"
-    b"\r\n"
+    b"GET /v1/config/00112233445566778899aabbccddeeff?iccid=984405529081369836f5 HTTP/1.1\r\n\r\n"
 )
 POST = (
     b"POST /v1/data/0011?iccid=984405529081369836f5 HTTP/1.1\r\n"

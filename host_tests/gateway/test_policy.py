@@ -13,9 +13,7 @@ def req(method: str, target: str, body: bytes = b"", headers=()) -> Request:
 
 
 def test_config_request_rebuilt_lowercase():
-    fwd = check_request(
-        req("GET", "/v1/config/00AABB?iccid=984405529081369836F5&x=1"), IDENTITY
-    )
+    fwd = check_request(req("GET", "/v1/config/00AABB?iccid=984405529081369836F5&x=1"), IDENTITY)
     assert IDENTITY.hex() == "984405529081369836f5"
     assert fwd.method == "GET"
     assert fwd.path == "/v1/config/00aabb?iccid=984405529081369836f5"
@@ -24,8 +22,12 @@ def test_config_request_rebuilt_lowercase():
 
 def test_data_request_keeps_body_and_type():
     fwd = check_request(
-        req("POST", f"/v1/data/01?iccid={IDENTITY.hex()}", b"{}",
-            [("content-type", b"application/json")]),
+        req(
+            "POST",
+            f"/v1/data/01?iccid={IDENTITY.hex()}",
+            b"{}",
+            [("content-type", b"application/json")],
+        ),
         IDENTITY,
     )
     assert (fwd.body, fwd.content_type) == (b"{}", "application/json")

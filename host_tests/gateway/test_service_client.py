@@ -24,18 +24,27 @@ def test_lookup_changes_events_forward():
                 assert await client.psk_changes(0) == (1, (ID,))
                 assert await client.psk_changes(1) == (1, ())
                 await client.post_event("iccid_mismatch", ID, {"requested_iccid": "00" * 10})
-                assert state.events == [{"kind": "iccid_mismatch", "identity": ID.hex(),
-                                         "detail": {"requested_iccid": "00" * 10,
-                                                    "gateway": "gw-test"}}]
+                assert state.events == [
+                    {
+                        "kind": "iccid_mismatch",
+                        "identity": ID.hex(),
+                        "detail": {"requested_iccid": "00" * 10, "gateway": "gw-test"},
+                    }
+                ]
                 fwd = ForwardRequest("GET", f"/v1/config/00aa?iccid={ID.hex()}", "00aa", ID.hex())
                 resp = await client.forward(fwd, ID, "1")
                 assert (resp.status, resp.body) == (200, b'{"configuration":{}}')
                 assert resp.content_type == "application/octet-stream"
-                assert state.forwarded[-1] == {"method": "GET", "path": "/v1/config/00aa",
-                                               "identity": ID.hex(), "tag": "1",
-                                               "gateway": "gw-test"}
-                missing = ForwardRequest("GET", f"/v1/config/00bb?iccid={ID.hex()}", "00bb",
-                                         ID.hex())
+                assert state.forwarded[-1] == {
+                    "method": "GET",
+                    "path": "/v1/config/00aa",
+                    "identity": ID.hex(),
+                    "tag": "1",
+                    "gateway": "gw-test",
+                }
+                missing = ForwardRequest(
+                    "GET", f"/v1/config/00bb?iccid={ID.hex()}", "00bb", ID.hex()
+                )
                 assert (await client.forward(missing, ID, "1")).status == 404
             finally:
                 await client.aclose()

@@ -183,6 +183,10 @@ class Gateway:
                 finally:
                     self.active -= 1
                     self.metrics.connections_active.dec()
+        except asyncio.CancelledError:
+            # close() cancels open connections. Ending the handler normally keeps asyncio's
+            # stream callback from logging the cancellation as an error (Python 3.11).
+            pass
         except Exception:  # a bug in one connection must not take the gateway down
             logging.getLogger("ztp.gateway").exception("connection_failed")
         finally:
