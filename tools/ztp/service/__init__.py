@@ -1,0 +1,36 @@
+"""Configuration service: the operator's API for SIMs, keys and per-device configurations,
+and the gateway-facing API (docs/INTERFACES.md, docs/service.md).
+
+    app = create_app(Settings.from_env(data_dir))     # ASGI; `ztp service serve` runs it
+    client = ServiceClient("http://127.0.0.1:8080"); client.login(client_id, secret)
+"""
+
+from ._app import create_app
+from ._client import (
+    Credentials,
+    ServiceClient,
+    ServiceClientError,
+    bootstrap_credentials,
+    create_admin,
+)
+from ._db import Database, migrate
+from ._errors import ServiceError
+from ._keys import KeyIntegrityError, MasterKeyError, MasterKeyring
+from ._settings import Settings, default_data_dir
+
+__all__ = [
+    "Credentials",
+    "Database",
+    "KeyIntegrityError",
+    "MasterKeyError",
+    "MasterKeyring",
+    "ServiceClient",
+    "ServiceClientError",
+    "ServiceError",
+    "Settings",
+    "bootstrap_credentials",
+    "create_admin",
+    "create_app",
+    "default_data_dir",
+    "migrate",
+]

@@ -1,0 +1,79 @@
+"""``create_app(settings)``: the Starlette ASGI application of the configuration service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import _routes  # noqa: F401  (registers the routes)
+from ._db import Database, migrate
+from ._http import ROUTES, AppState, make_endpoint
+from ._keys import MasterKeyError, SecretHasher
+from ._models import SimKey
+from ._openapi import openapi_document
+from ._settings import Settings
+
+__all__ = ["create_app"]
+
+
+def check_master_keys(state: AppState) -> None:
+    """Fail closed: every master key version used in the database must be configured."""
+    with state.db.read() as session:
+        used = set(session.scalars(select(SimKey.master_version).distinct()))
+    missing = used - set(state.settings.master_key.versions)
+    if missing:
+        raise MasterKeyError(
+            f"the database holds keys sealed under master key version(s) "
+            f"{sorted(missing)}, which are not configured"
+        )
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
+    """Build the ASGI app. Migrates the schema (``settings.auto_migrate``) and checks the
+    master keyring against the database before it serves anything.
+
+    Raises:
+        MasterKeyError: stored keys need a master key version that is not configured.
+    """
+    db = database or Database(settings.database_url)
+    if settings.auto_migrate:
+        migrate(db)
+    state = AppState(settings=settings, db=db, hasher=SecretHasher(fast=settings.fast_hashing))
+    check_master_keys(state)
+    doc = openapi_document()
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(doc)
+
+    routes = [Route(spec.path, make_endpoint(state, spec), methods=[spec.method])
+              for spec in ROUTES]
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "detail": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    async def internal_error(_request: Request, _exc: Exception) -> Response:
+        # No exception text to the caller: it may hold internals.
+        return JSONResponse({"error": "internal", "detail": "internal server error"},
+                            status_code=500)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        yield {}
+        db.dispose()
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app.state.ztp = state
+    return app

@@ -1,0 +1,260 @@
+"""HTTP plumbing: the route table (which also drives /openapi.json), request context, errors.
+
+A route handler is a plain function ``handler(call) -> Response`` run in Starlette's thread
+pool inside one database transaction (read or write); the async wrapper reads the body (with a
+size cap) and converts :class:`ServiceError` into a JSON ``{"error", "detail"}`` answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ._auth import Principal, authenticate
+from ._db import Database
+from ._errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from ._keys import SecretHasher
+from ._settings import Settings
+from ._store import Actor, Store
+
+__all__ = ["ROUTES", "Call", "RouteSpec", "error_response", "route"]
+
+DEFAULT_BODY_MAX = 64 * 1024
+IMPORT_BODY_MAX = 8 * 1024 * 1024
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    hasher: SecretHasher
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: dict[str, Any]
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Callable[[Call], Response]
+    operation_id: str
+    summary: str
+    scope: str | None
+    tx: str  # "read" | "write" | "none" (the handler opens its own transactions)
+    body_max: int
+    request: dict[str, Any] | None  # {"content-type": schema}
+    query: tuple[Param, ...]
+    headers: tuple[Param, ...]
+    responses: dict[str, tuple[str, str | None, dict[str, Any] | None]]
+    tags: tuple[str, ...]
+
+
+ROUTES: list[RouteSpec] = []
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    scope: str | None,
+    tx: str = "read",
+    body_max: int = DEFAULT_BODY_MAX,
+    request: dict[str, Any] | None = None,
+    query: tuple[Param, ...] = (),
+    headers: tuple[Param, ...] = (),
+    responses: dict[str, tuple[str, str | None, dict[str, Any] | None]] | None = None,
+    tags: tuple[str, ...] = (),
+) -> Callable[[Callable[[Call], Response]], Callable[[Call], Response]]:
+    """Register a handler in :data:`ROUTES` (the app and the OpenAPI document use it)."""
+
+    def deco(fn: Callable[[Call], Response]) -> Callable[[Call], Response]:
+        ROUTES.append(RouteSpec(
+            method=method, path=path, handler=fn, operation_id=fn.__name__, summary=summary,
+            scope=scope, tx=tx, body_max=body_max, request=request, query=query,
+            headers=headers, responses=responses or {"200": ("OK", None, None)}, tags=tags,
+        ))
+        return fn
+
+    return deco
+
+
+@dataclass
+class Call:
+    """What a handler sees of one request."""
+
+    request: Request
+    body: bytes
+    state: AppState
+    now_ms: int
+    principal: Principal | None = None
+    store: Store = field(default=None)  # type: ignore[assignment]
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def actor(self) -> Actor:
+        assert self.principal is not None
+        return Actor(self.principal.client_id)
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def query(self, name: str) -> str | None:
+        values = self.request.query_params.getlist(name)
+        if len(values) > 1:
+            raise BadRequest(f"query parameter {name!r} given more than once")
+        return values[0] if values else None
+
+    def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.query(name)
+        if raw is None or raw == "":
+            return default
+        if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 19:
+            raise BadRequest(f"query parameter {name!r} must be an integer")
+        value = int(raw)
+        if not lo <= value <= hi:
+            raise BadRequest(f"query parameter {name!r} must be within {lo}..{hi}")
+        return value
+
+    def query_bool(self, name: str) -> bool:
+        raw = self.query(name)
+        if raw in (None, "", "false", "0"):
+            return False
+        if raw in ("true", "1"):
+            return True
+        raise BadRequest(f"query parameter {name!r} must be true or false")
+
+    def content_type(self) -> str:
+        return self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def json(self) -> Any:
+        ctype = self.content_type()
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaType(f"expected application/json, got {ctype}")
+        if not self.body:
+            raise BadRequest("request body is empty; expected JSON")
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+    def json_object(self, allowed: set[str] | None = None) -> dict[str, Any]:
+        value = self.json()
+        if not isinstance(value, dict):
+            raise BadRequest("request body must be a JSON object")
+        if allowed is not None:
+            unknown = set(value) - allowed
+            if unknown:
+                raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+        return value
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.code, "detail": exc.detail}
+    headers = {}
+    if exc.status == 401:
+        body["error_description"] = exc.detail  # RFC 6749 §5.2 / RFC 6750 §3
+        headers["WWW-Authenticate"] = f'Bearer error="{exc.code}"'
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def json_response(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """Client credentials from HTTP Basic (RFC 6749 §2.3.1), if that header is used."""
+    header = request.headers.get("authorization")
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials", code="invalid_client") from None
+    cid, sep, secret = decoded.partition(":")
+    if not sep:
+        raise Unauthorized("malformed Basic credentials", code="invalid_client")
+    return cid, secret
+
+
+def _run(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Response:
+    now_ms = state.settings.clock_ms()
+    call = Call(request=request, body=body, state=state, now_ms=now_ms)
+    if spec.tx == "none":
+        return spec.handler(call)
+    factory = state.db.write if spec.tx == "write" else state.db.read
+    store: Store | None = None
+    try:
+        with factory() as session:
+            if spec.scope is not None:
+                call.principal = authenticate(session, _bearer(request), now_ms)
+                if not call.principal.has(spec.scope):
+                    raise Forbidden(f"this operation needs scope {spec.scope!r}",
+                                    code="insufficient_scope")
+            store = call.store = Store(session, state.settings.master_key, now_ms)
+            return spec.handler(call)
+    except ServiceError:
+        if store is not None and store.kept:
+            with state.db.write() as session:
+                Store(session, state.settings.master_key, now_ms).replay_kept(store.kept)
+        raise
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; at most {limit} allowed")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_endpoint(state: AppState, spec: RouteSpec) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await _read_body(request, spec.body_max)
+            return await run_in_threadpool(_run, state, spec, request, body)
+        except ServiceError as exc:
+            return error_response(exc)
+
+    endpoint.__name__ = spec.operation_id
+    return endpoint

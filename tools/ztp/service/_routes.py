@@ -1,0 +1,660 @@
+"""The service's endpoints: auth, clients, SIMs and keys, configurations, audit, gateway.
+
+The gateway-facing part is the contract of docs/INTERFACES.md (do not change it alone).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from starlette.responses import Response
+
+from ..iccid import iccid_from_hex
+from ._auth import (
+    check_client,
+    create_client,
+    disable_client,
+    issue_token,
+    list_clients,
+    parse_scopes,
+    revoke_token,
+    validate_client_id,
+)
+from ._errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from ._http import (
+    IMPORT_BODY_MAX,
+    Call,
+    Param,
+    basic_credentials,
+    error_response,
+    json_response,
+    route,
+)
+from ._settings import TELEMETRY_BODY_MAX
+from ._store import (
+    KEY_KINDS,
+    Actor,
+    key_view,
+    parse_bool,
+    parse_comment,
+    parse_device_id,
+    parse_gateway_name,
+    parse_iccid,
+    parse_identity_hex,
+    parse_key_hex,
+    parse_labels,
+    parse_tag,
+)
+
+__all__ = ["SCHEMAS"]
+
+# ---------------------------------------------------------------------------- schemas
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+SIM = {"$ref": "#/components/schemas/Sim"}
+CONFIG = {"$ref": "#/components/schemas/Config"}
+VERSION = {"$ref": "#/components/schemas/ConfigVersion"}
+KEY = {"$ref": "#/components/schemas/Key"}
+JSON = "application/json"
+
+
+def obj(props: dict[str, Any], required: tuple[str, ...] = (), extra: bool = True) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = list(required)
+    if not extra:
+        schema["additionalProperties"] = False
+    return schema
+
+
+S_STR = {"type": "string"}
+S_INT = {"type": "integer"}
+S_BOOL = {"type": "boolean"}
+S_ICCID = {"type": "string", "pattern": "^[0-9]{18,20}$", "example": "8944502509186389635"}
+S_IDENT = {"type": "string", "pattern": "^[0-9a-fA-F]{20}$", "example": "984405529081369836f5"}
+S_DEVICE = {"type": "string", "pattern": "^([0-9a-fA-F]{2}){1,64}$"}
+S_DEVICE_OR_DEFAULT = {"type": "string", "pattern": "^(default|([0-9a-fA-F]{2}){1,64})$"}
+S_LABELS = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 64}}
+S_TAG = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"}
+
+P_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, False, "page size")
+P_AFTER_ID = Param("after", {"type": "integer", "minimum": 0}, False, "return ids after this")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": obj({"error": S_STR, "detail": S_STR}, ("error", "detail")),
+    "Key": obj({"kind": {"enum": list(KEY_KINDS)}, "tag": S_STR, "state": S_STR,
+                "master_version": S_INT, "created_ms": S_INT, "created_by": S_STR}),
+    "Sim": obj({"iccid": S_STR, "identity": S_STR, "state": {"enum": ["active", "suspended"]},
+                "labels": S_LABELS, "bind_first_device": S_BOOL,
+                "bound_device_id": {"type": ["string", "null"]},
+                "last_device_id": {"type": ["string", "null"]},
+                "created_ms": S_INT, "updated_ms": S_INT,
+                "keys": {"type": "array", "items": KEY}},
+               ("iccid", "identity", "state")),
+    "ConfigVersion": obj({"version": S_INT, "deleted": S_BOOL,
+                          "body": {"type": ["string", "null"]}, "created_ms": S_INT,
+                          "created_by": S_STR, "comment": S_STR}, ("version",)),
+    "Config": obj({"iccid": S_STR, "device_id": S_STR, "require_json": S_BOOL,
+                   "version": S_INT, "body": {"type": ["string", "null"]}},
+                  ("iccid", "device_id", "version")),
+}
+
+# ---------------------------------------------------------------------------- health
+
+
+@route("GET", "/healthz", summary="Liveness: the service answers and its database too",
+       scope=None, responses={"200": ("OK", JSON, obj({"status": S_STR}))}, tags=("meta",))
+def health(call: Call) -> Response:
+    call.store.psk_changes(2**62)  # one query: the database answers
+    return json_response({"status": "ok"})
+
+
+# ---------------------------------------------------------------------------- auth
+
+TOKEN_REQUEST = obj({"grant_type": {"enum": ["client_credentials"]}, "client_id": S_STR,
+                     "client_secret": S_STR, "scope": S_STR}, ("grant_type",))
+
+
+@route("POST", "/v1/auth/token", tx="none", scope=None, tags=("auth",),
+       summary="OAuth2 client-credentials grant (RFC 6749 §4.4): credentials -> bearer token",
+       request={"application/x-www-form-urlencoded": TOKEN_REQUEST, JSON: TOKEN_REQUEST},
+       responses={"200": ("token", JSON, obj({"access_token": S_STR, "token_type": S_STR,
+                                              "expires_in": S_INT, "scope": S_STR},
+                                             ("access_token", "token_type", "expires_in")))})
+def token(call: Call) -> Response:
+    ctype = call.content_type()
+    if ctype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qs
+
+        try:
+            form = parse_qs(call.body.decode("ascii"), strict_parsing=False,
+                            keep_blank_values=True, max_num_fields=10)
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("malformed form body") from None
+        if any(len(v) > 1 for v in form.values()):
+            raise BadRequest("a form field is repeated")
+        fields: dict[str, Any] = {k: v[0] for k, v in form.items()}
+    else:
+        fields = call.json_object()
+    if fields.get("grant_type") != "client_credentials":
+        raise BadRequest("grant_type must be client_credentials", code="unsupported_grant_type")
+    basic = basic_credentials(call.request)
+    if basic is not None:
+        cid, secret = basic
+    else:
+        cid, secret = fields.get("client_id"), fields.get("client_secret")
+    if not isinstance(cid, str) or not isinstance(secret, str) or not cid or not secret:
+        raise Unauthorized("client_id and client_secret are required", code="invalid_client")
+    requested = parse_scopes(fields.get("scope") or None)
+    db, st = call.state.db, call.settings
+    with db.read() as session:  # Argon2 verify outside any write lock
+        client_pk, granted = check_client(session, call.state.hasher, cid, secret)
+    with db.write() as session:
+        tok, scopes = issue_token(session, client_pk, granted, requested, call.now_ms,
+                                  st.token_ttl_s)
+    resp = json_response({"access_token": tok, "token_type": "Bearer",
+                          "expires_in": st.token_ttl_s, "scope": " ".join(sorted(scopes))})
+    resp.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
+    return resp
+
+
+@route("POST", "/v1/auth/revoke", tx="write", scope="read", tags=("auth",),
+       summary="Revoke a token (RFC 7009): one's own, or any with scope admin",
+       request={JSON: obj({"token": S_STR}, ("token",))},
+       responses={"200": ("revoked (or unknown)", JSON, obj({"revoked": S_BOOL}))})
+def revoke(call: Call) -> Response:
+    body = call.json_object({"token"})
+    tok = body.get("token")
+    if not isinstance(tok, str) or not tok or len(tok) > 200:
+        raise BadRequest("token must be a non-empty string")
+    assert call.principal is not None
+    found = revoke_token(call.store.s, call.principal, tok, call.now_ms)
+    call.store.audit(call.actor, "token.revoke", detail={"found": found})
+    return json_response({"revoked": found})
+
+
+# Gateway tokens may revoke themselves too.
+@route("POST", "/v1/gateway/revoke", tx="write", scope="gateway", tags=("auth",),
+       summary="Revoke the gateway's own token",
+       request={JSON: obj({"token": S_STR}, ("token",))},
+       responses={"200": ("revoked (or unknown)", JSON, obj({"revoked": S_BOOL}))})
+def gateway_revoke(call: Call) -> Response:
+    return revoke(call)
+
+
+@route("POST", "/v1/clients", tx="write", scope="admin", tags=("auth",),
+       summary="Create a client credential (operator or gateway); the secret is shown once",
+       request={JSON: obj({"client_id": S_STR, "scopes": {"type": "array", "items": S_STR}},
+                          ("client_id", "scopes"))},
+       responses={"201": ("created", JSON, obj({"client_id": S_STR, "client_secret": S_STR,
+                                                "scopes": {"type": "array"}}))})
+def clients_create(call: Call) -> Response:
+    body = call.json_object({"client_id", "scopes"})
+    cid = validate_client_id(body.get("client_id"))
+    scopes_in = body.get("scopes")
+    if not isinstance(scopes_in, list):
+        raise BadRequest("scopes must be a list of scope names")
+    scopes = parse_scopes(scopes_in)
+    secret = create_client(call.store.s, call.state.hasher, cid, scopes, call.now_ms)
+    call.store.audit(call.actor, "client.create", detail={"client_id": cid,
+                                                          "scopes": sorted(scopes)})
+    return json_response({"client_id": cid, "client_secret": secret,
+                          "scopes": sorted(scopes)}, 201)
+
+
+@route("GET", "/v1/clients", scope="admin", tags=("auth",), summary="List client credentials",
+       responses={"200": ("clients", JSON, obj({"clients": {"type": "array"}}))})
+def clients_list(call: Call) -> Response:
+    return json_response({"clients": list_clients(call.store.s)})
+
+
+@route("DELETE", "/v1/clients/{client_id}", tx="write", scope="admin", tags=("auth",),
+       summary="Disable a client and revoke all its tokens",
+       responses={"204": ("disabled", None, None)})
+def clients_disable(call: Call) -> Response:
+    cid = validate_client_id(call.path("client_id"))
+    disable_client(call.store.s, cid, call.now_ms)
+    call.store.audit(call.actor, "client.disable", detail={"client_id": cid})
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------- SIMs
+
+
+def _iccid(call: Call) -> str:
+    return parse_iccid(call.path("iccid"), force=True)
+
+
+SIM_CREATE = obj({
+    "iccid": S_ICCID, "force": S_BOOL, "psk": {"type": "string", "description": "hex"},
+    "generate_psk": S_BOOL, "tag": S_TAG, "labels": S_LABELS,
+    "state": {"enum": ["active", "suspended"]}, "bind_first_device": S_BOOL,
+}, ("iccid",))
+
+
+@route("POST", "/v1/sims", tx="write", scope="write", tags=("sims",),
+       summary="Register a SIM (ICCID validated, Luhn unless force); optional PSK import or "
+               "generation (a generated PSK is returned once, here only)",
+       request={JSON: SIM_CREATE},
+       responses={"201": ("created", JSON, SIM)})
+def sims_create(call: Call) -> Response:
+    body = call.json_object(set(SIM_CREATE["properties"]))
+    force = bool(parse_bool(body.get("force"), "force", False))
+    iccid = parse_iccid(body.get("iccid"), force=force)
+    generate = bool(parse_bool(body.get("generate_psk"), "generate_psk", False))
+    psk = parse_key_hex(body["psk"], "psk") if body.get("psk") is not None else None
+    if psk is not None and generate:
+        raise BadRequest("give psk or generate_psk, not both")
+    tag = parse_tag(body["tag"]) if body.get("tag") is not None else None
+    labels = parse_labels(body.get("labels"))
+    state = body.get("state", "active")
+    bind = bool(parse_bool(body.get("bind_first_device"), "bind_first_device", False))
+    if not isinstance(state, str):
+        raise BadRequest("state must be a string")
+    sim = call.store.create_sim(call.actor, iccid, state=state, labels=labels,
+                                bind_first_device=bind)
+    generated = None
+    if psk is not None or generate:
+        _, generated = call.store.add_key(call.actor, iccid, "psk", key=psk, tag=tag, sim=sim)
+    out = call.store.get_sim(iccid)
+    if generated is not None:
+        out["psk"] = generated.hex()  # the only time a PSK leaves the service to an operator
+    return json_response(out, 201)
+
+
+@route("GET", "/v1/sims", scope="read", tags=("sims",), summary="List SIMs",
+       query=(Param("state", {"enum": ["active", "suspended"]}),
+              Param("label", S_STR, False, "key=value"),
+              Param("after", S_STR, False, "ICCID to continue after"), P_LIMIT),
+       responses={"200": ("SIMs", JSON, obj({"sims": {"type": "array", "items": SIM}}))})
+def sims_list(call: Call) -> Response:
+    state = call.query("state")
+    if state not in (None, "active", "suspended"):
+        raise BadRequest("state must be active or suspended")
+    label_text = call.query("label")
+    label = None
+    if label_text is not None:
+        k, sep, v = label_text.partition("=")
+        if not sep:
+            raise BadRequest("label filter must be key=value")
+        label = (k, v)
+    after = call.query("after")
+    limit = call.query_int("limit", 100, 1, 1000)
+    return json_response({"sims": call.store.list_sims(state=state, label=label, after=after,
+                                                       limit=limit)})
+
+
+@route("POST", "/v1/sims/import", tx="write", scope="write", tags=("sims",),
+       body_max=IMPORT_BODY_MAX,
+       summary="Import the SIM vendor's key file (CSV with header iccid,psk[,tag,kic,kid] or "
+               "JSON list of {iccid, psk, tag?, labels?}); all rows or none",
+       query=(Param("force", S_BOOL, False, "accept ICCIDs with a wrong Luhn digit"),),
+       request={JSON: {"oneOf": [{"type": "array", "items": {"type": "object"}},
+                                 obj({"sims": {"type": "array"}}, ("sims",))]},
+                "text/csv": S_STR},
+       responses={"200": ("imported", JSON, obj({"sims_created": S_INT, "psks_added": S_INT}))})
+def sims_import(call: Call) -> Response:
+    force = call.query_bool("force")
+    if call.content_type() == "text/csv":
+        rows = _parse_csv(call.body)
+    else:
+        data = call.json()
+        if isinstance(data, dict) and set(data) == {"sims"}:
+            data = data["sims"]
+        if not isinstance(data, list):
+            raise BadRequest("expected a JSON list of SIM rows (or {\"sims\": [...]})")
+        rows = data
+    if not rows:
+        raise BadRequest("key file holds no rows")
+    return json_response(call.store.import_sims(call.actor, rows, force=force))
+
+
+def _parse_csv(raw: bytes) -> list[dict[str, Any]]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("CSV key file is not UTF-8") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if "iccid" not in fields or "psk" not in fields:
+            raise BadRequest("CSV key file needs a header with columns iccid and psk")
+        unknown = set(fields) - {"iccid", "psk", "tag", "kic", "kid"}
+        if unknown:
+            raise BadRequest(f"CSV key file: unknown column(s) {', '.join(sorted(unknown))}")
+        reader.fieldnames = fields
+        rows = []
+        for n, row in enumerate(reader, 1):
+            if None in row or any(v is None for v in row.values()):
+                raise BadRequest(f"row {n}: wrong number of columns")
+            rows.append({k: v.strip() for k, v in row.items()})
+        return rows
+    except csv.Error as exc:
+        raise BadRequest(f"CSV key file is malformed: {exc}") from None
+
+
+@route("GET", "/v1/sims/{iccid}", scope="read", tags=("sims",),
+       summary="One SIM with its key list (never key material)",
+       responses={"200": ("SIM", JSON, SIM)})
+def sims_get(call: Call) -> Response:
+    return json_response(call.store.get_sim(_iccid(call)))
+
+
+SIM_PATCH = obj({"state": {"enum": ["active", "suspended"]}, "labels": S_LABELS,
+                 "bind_first_device": S_BOOL, "clear_binding": S_BOOL})
+
+
+@route("PATCH", "/v1/sims/{iccid}", tx="write", scope="write", tags=("sims",),
+       summary="Suspend/activate a SIM, set labels, device binding",
+       request={JSON: SIM_PATCH}, responses={"200": ("SIM", JSON, SIM)})
+def sims_patch(call: Call) -> Response:
+    iccid = _iccid(call)
+    body = call.json_object(set(SIM_PATCH["properties"]))
+    state = body.get("state")
+    if state is not None and not isinstance(state, str):
+        raise BadRequest("state must be a string")
+    labels = parse_labels(body["labels"]) if "labels" in body else None
+    return json_response(call.store.update_sim(
+        call.actor, iccid, state=state, labels=labels,
+        bind_first_device=parse_bool(body.get("bind_first_device"), "bind_first_device"),
+        clear_binding=bool(parse_bool(body.get("clear_binding"), "clear_binding", False)),
+    ))
+
+
+@route("DELETE", "/v1/sims/{iccid}", tx="write", scope="write", tags=("sims",),
+       summary="Remove a SIM with its keys, configurations and telemetry (the audit stays)",
+       responses={"204": ("removed", None, None)})
+def sims_delete(call: Call) -> Response:
+    call.store.delete_sim(call.actor, _iccid(call))
+    return Response(status_code=204)
+
+
+KEY_CREATE = obj({"kind": {"enum": list(KEY_KINDS)}, "tag": S_TAG,
+                  "key": {"type": "string", "description": "hex; omit to generate"}},
+                 ("kind",))
+
+
+@route("POST", "/v1/sims/{iccid}/keys", tx="write", scope="write", tags=("sims",),
+       summary="Add a key (psk, or OTA kic/kid) to a SIM: imported or generated; several "
+               "active keys of a kind may coexist (rotation)",
+       request={JSON: KEY_CREATE}, responses={"201": ("created", JSON, KEY)})
+def keys_create(call: Call) -> Response:
+    iccid = _iccid(call)
+    body = call.json_object(set(KEY_CREATE["properties"]))
+    kind = body.get("kind")
+    if kind not in KEY_KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KEY_KINDS)}")
+    key = parse_key_hex(body["key"], kind) if body.get("key") is not None else None
+    tag = parse_tag(body["tag"]) if body.get("tag") is not None else None
+    row, generated = call.store.add_key(call.actor, iccid, kind, key=key, tag=tag)
+    out = key_view(row)
+    if generated is not None:
+        out["key"] = generated.hex()
+    return json_response(out, 201)
+
+
+def _kind_tag(call: Call) -> tuple[str, str]:
+    kind = call.path("kind")
+    if kind not in KEY_KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KEY_KINDS)}")
+    return kind, parse_tag(call.path("tag"))
+
+
+@route("PATCH", "/v1/sims/{iccid}/keys/{kind}/{tag}", tx="write", scope="write",
+       tags=("sims",), summary="Retire or re-activate a key",
+       request={JSON: obj({"state": {"enum": ["active", "retired"]}}, ("state",))},
+       responses={"200": ("key", JSON, KEY)})
+def keys_patch(call: Call) -> Response:
+    iccid = _iccid(call)
+    kind, tag = _kind_tag(call)
+    state = call.json_object({"state"}).get("state")
+    if not isinstance(state, str):
+        raise BadRequest("state must be active or retired")
+    return json_response(key_view(call.store.set_key_state(call.actor, iccid, kind, tag,
+                                                           state)))
+
+
+@route("DELETE", "/v1/sims/{iccid}/keys/{kind}/{tag}", tx="write", scope="write",
+       tags=("sims",), summary="Delete a key", responses={"204": ("deleted", None, None)})
+def keys_delete(call: Call) -> Response:
+    iccid = _iccid(call)
+    kind, tag = _kind_tag(call)
+    call.store.delete_key(call.actor, iccid, kind, tag)
+    return Response(status_code=204)
+
+
+@route("GET", "/v1/sims/{iccid}/telemetry", scope="read", tags=("sims",),
+       summary="Latest telemetry records of a SIM (storage keeps a bounded number)",
+       query=(P_LIMIT,),
+       responses={"200": ("records", JSON, obj({"telemetry": {"type": "array"}}))})
+def telemetry_list(call: Call) -> Response:
+    iccid = _iccid(call)
+    limit = call.query_int("limit", 100, 1, 1000)
+    return json_response({"telemetry": call.store.list_telemetry(iccid, limit)})
+
+
+# ---------------------------------------------------------------------------- configurations
+
+
+def _device(call: Call) -> str:
+    return parse_device_id(call.path("device_id"), allow_default=True)
+
+
+CONFIG_PUT = obj({"body": {"type": "string", "maxLength": 254}, "require_json": S_BOOL,
+                  "if_version": {"type": "integer", "minimum": 0}, "comment": S_STR},
+                 ("body",))
+
+
+@route("GET", "/v1/sims/{iccid}/configs", scope="read", tags=("configs",),
+       summary="Current configurations of a SIM (per DeviceID and default)",
+       responses={"200": ("configs", JSON, obj({"configs": {"type": "array",
+                                                            "items": CONFIG}}))})
+def configs_list(call: Call) -> Response:
+    return json_response({"configs": call.store.list_configs(_iccid(call))})
+
+
+@route("PUT", "/v1/sims/{iccid}/configs/{device_id}", tx="write", scope="write",
+       tags=("configs",),
+       summary="Set the configuration of a SIM in a device (DeviceID hex, or 'default'): a new "
+               "version; body <= 254 bytes UTF-8; if_version for optimistic locking",
+       request={JSON: CONFIG_PUT}, responses={"200": ("new version", JSON, CONFIG)})
+def configs_put(call: Call) -> Response:
+    iccid, device = _iccid(call), _device(call)
+    body = call.json_object(set(CONFIG_PUT["properties"]))
+    if_version = body.get("if_version")
+    if if_version is not None and (not isinstance(if_version, int)
+                                   or isinstance(if_version, bool) or if_version < 0):
+        raise BadRequest("if_version must be a non-negative integer")
+    text = body.get("body")
+    if not isinstance(text, str):
+        raise BadRequest("body must be a string")
+    return json_response(call.store.set_config(
+        call.actor, iccid, device, text,
+        require_json=parse_bool(body.get("require_json"), "require_json",
+                                True if call.settings.require_json else None),
+        if_version=if_version, comment=parse_comment(body.get("comment")),
+    ))
+
+
+@route("GET", "/v1/sims/{iccid}/configs/{device_id}", scope="read", tags=("configs",),
+       summary="Current configuration", responses={"200": ("config", JSON, CONFIG)})
+def configs_get(call: Call) -> Response:
+    return json_response(call.store.get_config(_iccid(call), _device(call)))
+
+
+@route("DELETE", "/v1/sims/{iccid}/configs/{device_id}", tx="write", scope="write",
+       tags=("configs",), summary="Delete a configuration (a deletion version in history)",
+       responses={"200": ("deletion version", JSON, CONFIG)})
+def configs_delete(call: Call) -> Response:
+    return json_response(call.store.set_config(call.actor, _iccid(call), _device(call), None))
+
+
+@route("GET", "/v1/sims/{iccid}/configs/{device_id}/history", scope="read",
+       tags=("configs",), summary="Versions, newest first", query=(P_LIMIT,),
+       responses={"200": ("history", JSON, obj({"versions": {"type": "array",
+                                                             "items": VERSION}}))})
+def configs_history(call: Call) -> Response:
+    limit = call.query_int("limit", 100, 1, 1000)
+    return json_response({"versions": call.store.history(_iccid(call), _device(call), limit)})
+
+
+@route("POST", "/v1/sims/{iccid}/configs/{device_id}/rollback", tx="write", scope="write",
+       tags=("configs",), summary="Make an old version current again (as a new version)",
+       request={JSON: obj({"version": {"type": "integer", "minimum": 1}, "comment": S_STR},
+                          ("version",))},
+       responses={"200": ("new version", JSON, CONFIG)})
+def configs_rollback(call: Call) -> Response:
+    iccid, device = _iccid(call), _device(call)
+    body = call.json_object({"version", "comment"})
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadRequest("version must be a positive integer")
+    return json_response(call.store.rollback(call.actor, iccid, device, version,
+                                             parse_comment(body.get("comment"))))
+
+
+@route("GET", "/v1/configs/export", scope="read", tags=("configs",),
+       summary="Every current configuration (input for /v1/configs/import)",
+       responses={"200": ("configs", JSON, obj({"configs": {"type": "array"}}))})
+def configs_export(call: Call) -> Response:
+    return json_response({"configs": call.store.export_configs()})
+
+
+@route("POST", "/v1/configs/import", tx="write", scope="write", tags=("configs",),
+       body_max=IMPORT_BODY_MAX,
+       summary="Set many configurations, all or nothing: {configs: [{iccid, device_id, body, "
+               "require_json?, comment?}]}",
+       request={JSON: obj({"configs": {"type": "array", "items": {"type": "object"}}},
+                          ("configs",))},
+       responses={"200": ("imported", JSON, obj({"imported": S_INT}))})
+def configs_import(call: Call) -> Response:
+    body = call.json_object({"configs"})
+    rows = body.get("configs")
+    if not isinstance(rows, list) or not rows:
+        raise BadRequest("configs must be a non-empty list")
+    return json_response(call.store.import_configs(call.actor, rows))
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+@route("GET", "/v1/audit", scope="read", tags=("audit",),
+       summary="Audit log: every change and delivery (who, when, version, gateway)",
+       query=(Param("iccid", S_ICCID), Param("action", S_STR),
+              Param("severity", {"enum": ["info", "alert"]}), P_AFTER_ID, P_LIMIT),
+       responses={"200": ("events", JSON, obj({"events": {"type": "array"}, "last": S_INT}))})
+def audit_list(call: Call) -> Response:
+    iccid = call.query("iccid")
+    if iccid is not None:
+        iccid = parse_iccid(iccid, force=True)
+    severity = call.query("severity")
+    if severity not in (None, "info", "alert"):
+        raise BadRequest("severity must be info or alert")
+    action = call.query("action")
+    if action is not None and len(action) > 64:
+        raise BadRequest("action filter too long")
+    after = call.query_int("after", 0, 0, 2**62)
+    limit = call.query_int("limit", 100, 1, call.settings.audit_page_max)
+    events = call.store.list_audit(iccid=iccid, action=action, severity=severity,
+                                   after=after, limit=limit)
+    return json_response({"events": events, "last": events[-1]["id"] if events else after})
+
+
+# ---------------------------------------------------------------------------- gateway
+
+H_IDENTITY = Param("X-ZTP-Identity", S_IDENT, True, "hex of the PSK identity the gateway verified")
+H_KEY_TAG = Param("X-ZTP-Key-Tag", S_TAG, False, "tag of the key whose binder verified")
+H_GATEWAY = Param("X-ZTP-Gateway", S_STR, False, "gateway name (default: its client id)")
+Q_ICCID_HEX = Param("iccid", S_IDENT, True, "hex of the EF_ICCID bytes")
+
+
+@route("GET", "/v1/gateway/psks/{identity_hex}", tx="write", scope="gateway",
+       tags=("gateway",),
+       summary="Usable PSKs of a SIM by PSK identity (hex of EF_ICCID); 404 unknown/suspended",
+       responses={"200": ("keys", JSON, obj({
+           "identity": S_STR, "iccid": S_STR,
+           "keys": {"type": "array", "items": obj({"tag": S_STR, "psk": S_STR})}},
+           ("identity", "iccid", "keys")))})
+def gateway_psks(call: Call) -> Response:
+    identity = parse_identity_hex(call.path("identity_hex"))
+    return json_response(call.store.gateway_psks(_gateway_actor(call), identity))
+
+
+@route("GET", "/v1/gateway/psk-changes", scope="gateway", tags=("gateway",),
+       summary="Identities whose keys changed after event N (gateway cache invalidation)",
+       query=(Param("after", {"type": "integer", "minimum": 0}, False),),
+       responses={"200": ("changes", JSON, obj({"last": S_INT, "identities": {
+           "type": "array", "items": S_STR}}, ("last", "identities")))})
+def gateway_psk_changes(call: Call) -> Response:
+    return json_response(call.store.psk_changes(call.query_int("after", 0, 0, 2**62)))
+
+
+@route("POST", "/v1/gateway/events", tx="write", scope="gateway", tags=("gateway",),
+       summary="Record a gateway event (e.g. iccid_mismatch) in the audit log",
+       request={JSON: obj({"kind": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
+                           "identity": S_IDENT, "detail": {"type": "object"}}, ("kind",))},
+       responses={"204": ("recorded", None, None)})
+def gateway_events(call: Call) -> Response:
+    body = call.json_object({"kind", "identity", "detail"})
+    call.store.gateway_event(_gateway_actor(call), body.get("kind"), body.get("identity"),
+                             body.get("detail"))
+    return Response(status_code=204)
+
+
+def _gateway_actor(call: Call) -> Actor:
+    assert call.principal is not None
+    name = call.request.headers.get("x-ztp-gateway")
+    gateway = parse_gateway_name(name) if name is not None else call.principal.client_id
+    return Actor(call.principal.client_id, gateway)
+
+
+def _device_headers(call: Call) -> tuple[Actor, str, str, str, str]:
+    actor = _gateway_actor(call)
+    ident = call.request.headers.get("x-ztp-identity")
+    if ident is None:
+        raise BadRequest("missing X-ZTP-Identity header (the verified PSK identity)")
+    identity = parse_identity_hex(ident, "X-ZTP-Identity")
+    tag_header = call.request.headers.get("x-ztp-key-tag")
+    tag = parse_tag(tag_header) if tag_header is not None else ""
+    iccid_param = call.query("iccid")
+    if iccid_param is None:
+        raise BadRequest("missing query parameter iccid")
+    iccid_hex = parse_identity_hex(iccid_param, "iccid")
+    device = parse_device_id(call.path("device_id_hex"))
+    iccid_from_hex(identity)  # validated above; kept for clarity of the error path
+    return actor, identity, iccid_hex, device, tag
+
+
+@route("GET", "/v1/config/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
+       summary="A device's configuration, as the SIM asks for it through the gateway",
+       query=(Q_ICCID_HEX,), headers=(H_IDENTITY, H_KEY_TAG, H_GATEWAY),
+       responses={"200": ("the body bytes", "application/octet-stream", S_STR)})
+def device_config(call: Call) -> Response:
+    actor, identity, iccid_hex, device, tag = _device_headers(call)
+    found = call.store.deliver_config(actor, identity, iccid_hex, device, tag)
+    if found is None:
+        # Returned, not raised: the miss and any first-device binding still commit.
+        return error_response(NotFound(f"no configuration for device {device}",
+                                       code="unknown_config"))
+    body, version, slot = found
+    return Response(body, media_type="application/octet-stream",
+                    headers={"X-ZTP-Config-Version": str(version), "X-ZTP-Config-Slot": slot})
+
+
+@route("POST", "/v1/data/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
+       body_max=TELEMETRY_BODY_MAX,
+       summary="Telemetry from a device (body <= 1024 bytes, else 413); stored, bounded per SIM",
+       query=(Q_ICCID_HEX,), headers=(H_IDENTITY, H_KEY_TAG, H_GATEWAY),
+       request={"application/json": {}, "application/octet-stream": S_STR},
+       responses={"204": ("stored", None, None)})
+def device_data(call: Call) -> Response:
+    actor, identity, iccid_hex, device, tag = _device_headers(call)
+    if len(call.body) > TELEMETRY_BODY_MAX:
+        raise PayloadTooLarge(f"telemetry is at most {TELEMETRY_BODY_MAX} bytes")
+    call.store.store_telemetry(actor, identity, iccid_hex, device, tag, call.body,
+                               call.settings.telemetry_keep_per_sim)
+    return Response(status_code=204)
+
+

@@ -1,0 +1,88 @@
+"""Service settings: database URL, master key, token lifetime, limits, injected clock."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._keys import MasterKeyError, MasterKeyring
+
+__all__ = ["Settings", "default_data_dir"]
+
+CONFIG_BODY_MAX = 254  # seed: "The Body shall be less than 255 characters" (bytes of UTF-8)
+TELEMETRY_BODY_MAX = 1024  # docs/INTERFACES.md: POST /v1/data body <= 1024 bytes, else 413
+
+
+def default_data_dir() -> Path:
+    """``$ZTP_DATA_DIR`` or ``~/.local/share/ztp``."""
+    env = os.environ.get("ZTP_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ztp"
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Settings:
+    """Everything ``create_app`` needs.
+
+    Args:
+        database_url: SQLAlchemy URL; ``sqlite:///path`` (WAL) or ``postgresql+psycopg://...``.
+        master_key: keyring sealing per-SIM keys (see ``ztp.service._keys``).
+        token_ttl_s: lifetime of access tokens.
+        require_json: refuse configuration bodies that are not JSON (service-wide default;
+            each configuration may also require it).
+        telemetry_keep_per_sim: telemetry records kept per SIM (oldest dropped first).
+        fast_hashing: small Argon2 parameters, for tests only.
+        clock_ms: wall clock in epoch milliseconds (tests inject one; the service never sleeps).
+        auto_migrate: run the Alembic migrations when the app starts.
+    """
+
+    database_url: str
+    master_key: MasterKeyring
+    token_ttl_s: int = 3600
+    require_json: bool = False
+    telemetry_keep_per_sim: int = 100
+    audit_page_max: int = 1000
+    fast_hashing: bool = False
+    auto_migrate: bool = True
+    clock_ms: Callable[[], int] = field(default=_wall_clock_ms, repr=False)
+
+    @classmethod
+    def from_env(
+        cls, data_dir: str | os.PathLike[str] | None = None, *, create_key: bool = False
+    ) -> Settings:
+        """Settings from the environment, defaulting to files in ``data_dir``.
+
+        ``ZTP_DATABASE_URL`` (default ``sqlite:///<data_dir>/ztp.db``); master key from
+        ``ZTP_MASTER_KEY``, else the file ``ZTP_MASTER_KEY_FILE``, else
+        ``<data_dir>/master.key`` (generated with mode 0600 when ``create_key`` and absent).
+
+        Raises:
+            MasterKeyError: no master key could be found (fail closed), or it is malformed.
+        """
+        ddir = Path(data_dir) if data_dir is not None else default_data_dir()
+        url = os.environ.get("ZTP_DATABASE_URL") or f"sqlite:///{ddir / 'ztp.db'}"
+        if os.environ.get("ZTP_MASTER_KEY"):
+            keyring = MasterKeyring.parse(os.environ["ZTP_MASTER_KEY"])
+        else:
+            key_file = Path(os.environ.get("ZTP_MASTER_KEY_FILE") or ddir / "master.key")
+            if not key_file.exists():
+                if not create_key:
+                    raise MasterKeyError(
+                        f"no master key: set ZTP_MASTER_KEY or create {key_file} "
+                        "(`ztp service init` generates one)"
+                    )
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                MasterKeyring.generate().write_file(key_file)
+            keyring = MasterKeyring.from_file(key_file)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return cls(database_url=url, master_key=keyring)

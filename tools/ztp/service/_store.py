@@ -1,0 +1,769 @@
+"""Domain logic of the configuration service, on a SQLAlchemy session (no HTTP here).
+
+Every function validates all of its input before it writes anything, and runs inside the
+caller's transaction: an error rolls the whole request back (nothing half-applied; bulk imports
+are one transaction). Writers lock the SIM row they change (``FOR UPDATE`` on PostgreSQL;
+SQLite write transactions are serialized by ``BEGIN IMMEDIATE``), so per-SIM config versions
+are gap-free and ordered under parallel writers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from ..iccid import IccidError, iccid_from_hex, iccid_to_hex, normalize_iccid
+from ._errors import BadRequest, Conflict, Forbidden, NotFound
+from ._keys import KeyIntegrityError, MasterKeyring
+from ._models import (
+    AuditEvent,
+    ConfigSlot,
+    ConfigVersion,
+    PskChange,
+    Sim,
+    SimKey,
+    Telemetry,
+)
+from ._settings import CONFIG_BODY_MAX, TELEMETRY_BODY_MAX
+
+__all__ = ["Actor", "Store"]
+
+SIM_STATES = ("active", "suspended")
+KEY_STATES = ("active", "retired")
+KEY_KINDS = ("psk", "kic", "kid")
+_KEY_LENGTHS = {"psk": (16, 32), "kic": (16, 24, 32), "kid": (16, 24, 32)}
+DEFAULT_DEVICE = "default"
+_TAG = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_LABEL_KEY = re.compile(r"[a-z0-9_.-]{1,32}")
+_DEVICE_HEX = re.compile(r"(?:[0-9a-fA-F]{2}){1,64}")
+_IDENTITY_HEX = re.compile(r"[0-9a-fA-F]{20}")
+_EVENT_KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_GATEWAY_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
+_LABELS_MAX = 16
+_LABEL_VALUE_MAX = 64
+_COMMENT_MAX = 200
+PSK_CHANGES_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something, for the audit log: a client id and, for devices, the gateway."""
+
+    client_id: str
+    gateway: str | None = None
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def parse_iccid(value: object, *, force: bool = False) -> str:
+    """An ICCID from input; ``force`` accepts a wrong Luhn digit (never a wrong format)."""
+    if not isinstance(value, str):
+        raise BadRequest("iccid must be a string of 18-20 digits")
+    try:
+        return normalize_iccid(value, check_luhn=not force)
+    except IccidError as exc:
+        raise BadRequest(f"bad iccid: {exc}", code="invalid_iccid") from None
+
+
+def parse_identity_hex(value: object, what: str = "identity") -> str:
+    """Hex of the 10 EF_ICCID bytes -> lowercase hex (validated as BCD)."""
+    if not isinstance(value, str) or not _IDENTITY_HEX.fullmatch(value):
+        raise BadRequest(f"{what} must be 20 hex characters (EF_ICCID bytes)")
+    try:
+        iccid_from_hex(value)
+    except IccidError as exc:
+        raise BadRequest(f"bad {what}: {exc}") from None
+    return value.lower()
+
+
+def parse_device_id(value: object, *, allow_default: bool = False) -> str:
+    if allow_default and value == DEFAULT_DEVICE:
+        return DEFAULT_DEVICE
+    if not isinstance(value, str) or not _DEVICE_HEX.fullmatch(value):
+        extra = " or 'default'" if allow_default else ""
+        raise BadRequest(f"device id must be hex of 1-64 bytes{extra}, got {str(value)[:40]!r}")
+    return value.lower()
+
+
+def parse_labels(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > _LABELS_MAX:
+        raise BadRequest(f"labels must be an object of at most {_LABELS_MAX} entries")
+    for k, v in value.items():
+        if not _LABEL_KEY.fullmatch(k):
+            raise BadRequest(f"label key {k[:40]!r} must match [a-z0-9_.-]{{1,32}}")
+        if not isinstance(v, str) or len(v) > _LABEL_VALUE_MAX:
+            raise BadRequest(f"label {k!r}: value must be a string of <= 64 characters")
+    return dict(value)
+
+
+def parse_tag(value: object) -> str:
+    if not isinstance(value, str) or not _TAG.fullmatch(value):
+        raise BadRequest("key tag must be 1-32 characters of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def parse_key_hex(value: object, kind: str) -> bytes:
+    lengths = _KEY_LENGTHS[kind]
+    if not isinstance(value, str):
+        raise BadRequest(f"{kind}: key must be a hex string")
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        raise BadRequest(f"{kind}: key is not hex") from None
+    if len(key) not in lengths:
+        raise BadRequest(
+            f"{kind}: key must be {' or '.join(map(str, lengths))} bytes, got {len(key)}"
+        )
+    return key
+
+
+def parse_body(value: object, *, require_json: bool) -> bytes:
+    """A configuration body: text, 1..254 bytes of UTF-8, JSON if required."""
+    if not isinstance(value, str):
+        raise BadRequest("body must be a string")
+    try:
+        raw = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("body is not valid UTF-8 text") from None
+    if not raw:
+        raise BadRequest("body is empty (delete the configuration instead)")
+    if len(raw) > CONFIG_BODY_MAX:
+        raise BadRequest(
+            f"body is {len(raw)} bytes of UTF-8; at most {CONFIG_BODY_MAX} allowed "
+            "(seed: 'less than 255 characters')",
+            code="body_too_long",
+        )
+    if require_json:
+        try:
+            json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"body must be JSON here: {exc}", code="invalid_json") from None
+    return raw
+
+
+def parse_comment(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > _COMMENT_MAX:
+        raise BadRequest(f"comment must be a string of <= {_COMMENT_MAX} characters")
+    return value
+
+
+def parse_bool(value: object, name: str, default: bool | None = None) -> bool | None:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
+def parse_gateway_name(value: str | None) -> str:
+    if value is None or not _GATEWAY_NAME.fullmatch(value):
+        raise BadRequest("X-ZTP-Gateway must be 1-64 characters of A-Z a-z 0-9 _ . @ : -")
+    return value
+
+
+# ---------------------------------------------------------------------------- views
+
+
+def sim_view(sim: Sim, keys: Sequence[SimKey] = ()) -> dict[str, Any]:
+    return {
+        "iccid": sim.iccid,
+        "identity": sim.identity_hex,
+        "state": sim.state,
+        "labels": json.loads(sim.labels_json),
+        "bind_first_device": sim.bind_first_device,
+        "bound_device_id": sim.bound_device_id,
+        "last_device_id": sim.last_device_id,
+        "created_ms": sim.created_ms,
+        "updated_ms": sim.updated_ms,
+        "keys": [key_view(k) for k in keys],
+    }
+
+
+def key_view(key: SimKey) -> dict[str, Any]:
+    # Never the key material: only what identifies it.
+    return {"kind": key.kind, "tag": key.tag, "state": key.state,
+            "master_version": key.master_version, "created_ms": key.created_ms,
+            "created_by": key.created_by}
+
+
+def version_view(v: ConfigVersion) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "deleted": v.body is None,
+        "body": v.body.decode("utf-8") if v.body is not None else None,
+        "created_ms": v.created_ms,
+        "created_by": v.created_by,
+        "comment": v.comment,
+    }
+
+
+def audit_view(e: AuditEvent) -> dict[str, Any]:
+    return {"id": e.id, "at_ms": e.at_ms, "actor": e.actor, "gateway": e.gateway,
+            "action": e.action, "severity": e.severity, "iccid": e.iccid,
+            "device_id": e.device_id, "version": e.version,
+            "detail": json.loads(e.detail_json)}
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class Store:
+    """Operations on one session. ``now_ms`` comes from the injected clock."""
+
+    def __init__(self, session: Session, keyring: MasterKeyring, now_ms: int) -> None:
+        self.s = session
+        self.keyring = keyring
+        self.now_ms = now_ms
+        self.kept: list[dict[str, Any]] = []
+        self._pg = session.get_bind().dialect.name == "postgresql"
+
+    # ----------------------------------------------------------------- audit
+
+    def audit(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        iccid: str | None = None,
+        device_id: str | None = None,
+        version: int | None = None,
+        severity: str = "info",
+        detail: dict[str, Any] | None = None,
+        keep_on_error: bool = False,
+    ) -> None:
+        """Record an audit event in this transaction.
+
+        ``keep_on_error``: the event also lands in :attr:`kept`, which the HTTP layer writes
+        in a fresh transaction when the request fails (a refusal must stay on record even
+        though the request's own changes are rolled back).
+        """
+        fields = dict(
+            at_ms=self.now_ms, actor=actor.client_id, gateway=actor.gateway, action=action,
+            severity=severity, iccid=iccid, device_id=device_id, version=version,
+            detail_json=json.dumps(detail or {}, sort_keys=True),
+        )
+        self.s.add(AuditEvent(**fields))
+        if keep_on_error:
+            self.kept.append(fields)
+
+    def replay_kept(self, kept: Sequence[dict[str, Any]]) -> None:
+        for fields in kept:
+            self.s.add(AuditEvent(**fields))
+
+    def list_audit(
+        self, *, iccid: str | None, action: str | None, severity: str | None,
+        after: int, limit: int,
+    ) -> list[dict[str, Any]]:
+        q = select(AuditEvent).where(AuditEvent.id > after)
+        if iccid:
+            q = q.where(AuditEvent.iccid == iccid)
+        if action:
+            q = q.where(AuditEvent.action == action)
+        if severity:
+            q = q.where(AuditEvent.severity == severity)
+        return [audit_view(e) for e in self.s.scalars(q.order_by(AuditEvent.id).limit(limit))]
+
+    # ----------------------------------------------------------------- SIMs
+
+    def _sim(self, iccid: str, *, lock: bool = False) -> Sim:
+        q = select(Sim).where(Sim.iccid == iccid)
+        if lock:
+            q = q.with_for_update()
+        sim = self.s.scalar(q)
+        if sim is None:
+            raise NotFound(f"SIM {iccid} is not registered", code="unknown_sim")
+        return sim
+
+    def _keys(self, sim: Sim) -> list[SimKey]:
+        return list(self.s.scalars(
+            select(SimKey).where(SimKey.sim_id == sim.id).order_by(SimKey.kind, SimKey.id)
+        ))
+
+    def _note_psk_change(self, identity_hex: str) -> None:
+        if self._pg:
+            # Order the change feed by commit: ids are taken under this lock, which is held
+            # until commit, so a gateway reading `after=N` can never miss a later-committed
+            # smaller id.
+            self.s.execute(text("LOCK TABLE psk_change IN SHARE ROW EXCLUSIVE MODE"))
+        self.s.add(PskChange(identity_hex=identity_hex, at_ms=self.now_ms))
+
+    def get_sim(self, iccid: str) -> dict[str, Any]:
+        sim = self._sim(iccid)
+        return sim_view(sim, self._keys(sim))
+
+    def list_sims(
+        self, *, state: str | None, label: tuple[str, str] | None, after: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        q = select(Sim).order_by(Sim.iccid)
+        if state:
+            q = q.where(Sim.state == state)
+        if after:
+            q = q.where(Sim.iccid > after)
+        out: list[dict[str, Any]] = []
+        for sim in self.s.scalars(q):
+            if label and json.loads(sim.labels_json).get(label[0]) != label[1]:
+                continue
+            out.append(sim_view(sim, self._keys(sim)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def create_sim(
+        self, actor: Actor, iccid: str, *, state: str = "active",
+        labels: dict[str, str] | None = None, bind_first_device: bool = False,
+    ) -> Sim:
+        if state not in SIM_STATES:
+            raise BadRequest(f"state must be one of {', '.join(SIM_STATES)}")
+        if self.s.scalar(select(Sim.id).where(Sim.iccid == iccid)) is not None:
+            raise Conflict(f"SIM {iccid} is already registered", code="sim_exists")
+        sim = Sim(iccid=iccid, identity_hex=iccid_to_hex(iccid, check_luhn=False), state=state,
+                  labels_json=json.dumps(labels or {}, sort_keys=True),
+                  bind_first_device=bind_first_device, bound_device_id=None,
+                  last_device_id=None, created_ms=self.now_ms, updated_ms=self.now_ms)
+        self.s.add(sim)
+        self.s.flush()
+        self.audit(actor, "sim.create", iccid=iccid,
+                   detail={"state": state, "labels": labels or {},
+                           "bind_first_device": bind_first_device})
+        return sim
+
+    def update_sim(
+        self, actor: Actor, iccid: str, *, state: str | None = None,
+        labels: dict[str, str] | None = None, bind_first_device: bool | None = None,
+        clear_binding: bool = False,
+    ) -> dict[str, Any]:
+        if state is not None and state not in SIM_STATES:
+            raise BadRequest(f"state must be one of {', '.join(SIM_STATES)}")
+        sim = self._sim(iccid, lock=True)
+        changes: dict[str, Any] = {}
+        if state is not None and state != sim.state:
+            changes["state"] = [sim.state, state]
+            sim.state = state
+            self._note_psk_change(sim.identity_hex)  # suspended SIMs get no PSK
+        if labels is not None:
+            changes["labels"] = labels
+            sim.labels_json = json.dumps(labels, sort_keys=True)
+        if bind_first_device is not None and bind_first_device != sim.bind_first_device:
+            changes["bind_first_device"] = bind_first_device
+            sim.bind_first_device = bind_first_device
+        if clear_binding and sim.bound_device_id is not None:
+            changes["bound_device_id"] = [sim.bound_device_id, None]
+            sim.bound_device_id = None
+        sim.updated_ms = self.now_ms
+        self.audit(actor, "sim.update", iccid=iccid, detail=changes)
+        return sim_view(sim, self._keys(sim))
+
+    def delete_sim(self, actor: Actor, iccid: str) -> None:
+        sim = self._sim(iccid, lock=True)
+        self._note_psk_change(sim.identity_hex)
+        self.s.delete(sim)
+        self.audit(actor, "sim.delete", iccid=iccid)
+
+    # ----------------------------------------------------------------- keys
+
+    def add_key(
+        self, actor: Actor, iccid: str, kind: str, *, key: bytes | None, tag: str | None,
+        sim: Sim | None = None,
+    ) -> tuple[SimKey, bytes | None]:
+        """Seal and store a key (generated when ``key`` is None). Returns (row, generated)."""
+        if kind not in KEY_KINDS:
+            raise BadRequest(f"key kind must be one of {', '.join(KEY_KINDS)}")
+        sim = sim or self._sim(iccid, lock=True)
+        existing = {k.tag for k in self._keys(sim) if k.kind == kind}
+        if tag is None:
+            numeric = [int(t) for t in existing if t.isdigit()]
+            tag = str(max(numeric, default=0) + 1)
+        if tag in existing:
+            raise Conflict(f"SIM {iccid} already has a {kind} with tag {tag!r}",
+                           code="key_exists")
+        generated = None
+        if key is None:
+            key = generated = secrets.token_bytes(_KEY_LENGTHS[kind][0])
+        master_version, sealed = self.keyring.seal(key, iccid=iccid, kind=kind, tag=tag)
+        row = SimKey(sim_id=sim.id, kind=kind, tag=tag, state="active",
+                     master_version=master_version, sealed=sealed, created_ms=self.now_ms,
+                     created_by=actor.client_id)
+        self.s.add(row)
+        self.s.flush()
+        if kind == "psk":
+            self._note_psk_change(sim.identity_hex)
+        self.audit(actor, "key.add", iccid=iccid,
+                   detail={"kind": kind, "tag": tag, "generated": generated is not None,
+                           "master_version": master_version})
+        return row, generated
+
+    def set_key_state(self, actor: Actor, iccid: str, kind: str, tag: str, state: str) -> SimKey:
+        if state not in KEY_STATES:
+            raise BadRequest(f"key state must be one of {', '.join(KEY_STATES)}")
+        sim = self._sim(iccid, lock=True)
+        row = self._key_row(sim, kind, tag)
+        if row.state != state:
+            row.state = state
+            if kind == "psk":
+                self._note_psk_change(sim.identity_hex)
+        self.audit(actor, "key.state", iccid=iccid,
+                   detail={"kind": kind, "tag": tag, "state": state})
+        return row
+
+    def delete_key(self, actor: Actor, iccid: str, kind: str, tag: str) -> None:
+        sim = self._sim(iccid, lock=True)
+        row = self._key_row(sim, kind, tag)
+        self.s.delete(row)
+        if kind == "psk":
+            self._note_psk_change(sim.identity_hex)
+        self.audit(actor, "key.delete", iccid=iccid, detail={"kind": kind, "tag": tag})
+
+    def _key_row(self, sim: Sim, kind: str, tag: str) -> SimKey:
+        row = self.s.scalar(select(SimKey).where(
+            SimKey.sim_id == sim.id, SimKey.kind == kind, SimKey.tag == tag))
+        if row is None:
+            raise NotFound(f"SIM {sim.iccid} has no {kind} with tag {tag!r}", code="unknown_key")
+        return row
+
+    def usable_keys(self, actor: Actor, sim: Sim, kind: str) -> list[tuple[str, bytes]]:
+        """Active keys of ``kind``, opened. A key that fails to open is skipped and alerted."""
+        out: list[tuple[str, bytes]] = []
+        for row in self._keys(sim):
+            if row.kind != kind or row.state != "active":
+                continue
+            try:
+                key = self.keyring.open(row.sealed, iccid=sim.iccid, kind=row.kind,
+                                        tag=row.tag, master_version=row.master_version)
+            except KeyIntegrityError as exc:
+                self.audit(actor, "key.integrity_failure", iccid=sim.iccid, severity="alert",
+                           keep_on_error=True,
+                           detail={"kind": row.kind, "tag": row.tag, "reason": str(exc)})
+                continue
+            out.append((row.tag, key))
+        return out
+
+    def import_sims(
+        self, actor: Actor, rows: Iterable[dict[str, Any]], *, force: bool,
+    ) -> dict[str, int]:
+        """Vendor key file rows ``{iccid, psk, tag?, labels?, kic?, kid?}``, all or nothing.
+
+        New ICCIDs are registered; known ones get the PSK as an extra key (rotation).
+        """
+        parsed: list[tuple[int, str, bytes, str | None, dict[str, str], dict[str, bytes]]] = []
+        seen: set[tuple[str, str | None]] = set()
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict):
+                raise BadRequest(f"row {n}: must be an object")
+            try:
+                iccid = parse_iccid(row.get("iccid"), force=force)
+                psk = parse_key_hex(row.get("psk"), "psk")
+                tag = parse_tag(row["tag"]) if row.get("tag") not in (None, "") else None
+                labels = parse_labels(row.get("labels"))
+                ota = {k: parse_key_hex(row[k], k) for k in ("kic", "kid")
+                       if row.get(k) not in (None, "")}
+            except BadRequest as exc:
+                raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
+            if (iccid, tag) in seen or (tag is None and any(i == iccid for i, _ in seen)):
+                raise BadRequest(f"row {n}: ICCID {iccid} appears twice")
+            seen.add((iccid, tag))
+            parsed.append((n, iccid, psk, tag, labels, ota))
+        created = added = 0
+        for n, iccid, psk, tag, labels, ota in parsed:
+            sim = self.s.scalar(select(Sim).where(Sim.iccid == iccid).with_for_update())
+            if sim is None:
+                sim = self.create_sim(actor, iccid, labels=labels)
+                created += 1
+            try:
+                self.add_key(actor, iccid, "psk", key=psk, tag=tag, sim=sim)
+                for kind, key in ota.items():
+                    self.add_key(actor, iccid, kind, key=key, tag=tag, sim=sim)
+            except Conflict as exc:
+                raise Conflict(f"row {n}: {exc.detail}", code=exc.code) from None
+            added += 1
+        self.audit(actor, "sim.import", detail={"created": created, "keys_added": added})
+        return {"sims_created": created, "psks_added": added}
+
+    # ----------------------------------------------------------------- configurations
+
+    def _slot(self, sim: Sim, device_key: str) -> ConfigSlot | None:
+        return self.s.scalar(select(ConfigSlot).where(
+            ConfigSlot.sim_id == sim.id, ConfigSlot.device_key == device_key))
+
+    def _current(self, slot: ConfigSlot) -> ConfigVersion | None:
+        return self.s.scalar(select(ConfigVersion).where(
+            ConfigVersion.slot_id == slot.id, ConfigVersion.version == slot.current_version))
+
+    def set_config(
+        self, actor: Actor, iccid: str, device_key: str, body: str | None, *,
+        require_json: bool | None = None, if_version: int | None = None, comment: str = "",
+        action: str = "config.set", sim: Sim | None = None,
+    ) -> dict[str, Any]:
+        """A new version of the (iccid, device) configuration; ``body=None`` deletes it.
+
+        Raises:
+            BadRequest: body too long / empty / not JSON where required.
+            Conflict: ``if_version`` is not the current version (optimistic locking).
+            NotFound: unknown SIM, or deleting a configuration that does not exist.
+        """
+        sim = sim or self._sim(iccid, lock=True)
+        slot = self._slot(sim, device_key)
+        need_json = bool(require_json if require_json is not None
+                         else (slot.require_json if slot else False))
+        raw = None if body is None else parse_body(body, require_json=need_json)
+        current = slot.current_version if slot else 0
+        if if_version is not None and if_version != current:
+            raise Conflict(f"configuration is at version {current}, not {if_version}",
+                           code="version_conflict")
+        if slot is None:
+            if raw is None:
+                raise NotFound(f"no configuration for SIM {iccid} device {device_key}",
+                               code="unknown_config")
+            slot = ConfigSlot(sim_id=sim.id, device_key=device_key, current_version=0,
+                              require_json=need_json)
+            self.s.add(slot)
+            self.s.flush()
+        elif raw is None and (cur := self._current(slot)) is not None and cur.body is None:
+            raise NotFound(f"configuration of SIM {iccid} device {device_key} is already "
+                           "deleted", code="unknown_config")
+        slot.require_json = need_json
+        slot.current_version += 1
+        row = ConfigVersion(slot_id=slot.id, version=slot.current_version, body=raw,
+                            created_ms=self.now_ms, created_by=actor.client_id,
+                            comment=comment)
+        self.s.add(row)
+        self.s.flush()
+        self.audit(actor, action if raw is not None else "config.delete", iccid=iccid,
+                   device_id=device_key, version=row.version,
+                   detail={"bytes": len(raw) if raw is not None else None,
+                           "comment": comment})
+        return {"iccid": iccid, "device_id": device_key, "require_json": need_json,
+                **version_view(row)}
+
+    def get_config(self, iccid: str, device_key: str) -> dict[str, Any]:
+        sim = self._sim(iccid)
+        slot = self._slot(sim, device_key)
+        cur = self._current(slot) if slot else None
+        if slot is None or cur is None or cur.body is None:
+            raise NotFound(f"no configuration for SIM {iccid} device {device_key}",
+                           code="unknown_config")
+        return {"iccid": iccid, "device_id": device_key, "require_json": slot.require_json,
+                **version_view(cur)}
+
+    def list_configs(self, iccid: str) -> list[dict[str, Any]]:
+        sim = self._sim(iccid)
+        out = []
+        for slot in self.s.scalars(select(ConfigSlot).where(ConfigSlot.sim_id == sim.id)
+                                   .order_by(ConfigSlot.device_key)):
+            cur = self._current(slot)
+            if cur is not None and cur.body is not None:
+                out.append({"iccid": iccid, "device_id": slot.device_key,
+                            "require_json": slot.require_json, **version_view(cur)})
+        return out
+
+    def history(self, iccid: str, device_key: str, limit: int) -> list[dict[str, Any]]:
+        sim = self._sim(iccid)
+        slot = self._slot(sim, device_key)
+        if slot is None:
+            raise NotFound(f"no configuration for SIM {iccid} device {device_key}",
+                           code="unknown_config")
+        rows = self.s.scalars(select(ConfigVersion).where(ConfigVersion.slot_id == slot.id)
+                              .order_by(ConfigVersion.version.desc()).limit(limit))
+        return [version_view(v) for v in rows]
+
+    def rollback(
+        self, actor: Actor, iccid: str, device_key: str, version: int, comment: str = "",
+    ) -> dict[str, Any]:
+        """A new version whose body is that of ``version`` (history is never rewritten)."""
+        sim = self._sim(iccid, lock=True)
+        slot = self._slot(sim, device_key)
+        old = None
+        if slot is not None:
+            old = self.s.scalar(select(ConfigVersion).where(
+                ConfigVersion.slot_id == slot.id, ConfigVersion.version == version))
+        if old is None:
+            raise NotFound(f"SIM {iccid} device {device_key} has no version {version}",
+                           code="unknown_version")
+        if old.body is None:
+            raise BadRequest(f"version {version} is a deletion; nothing to roll back to")
+        return self.set_config(
+            actor, iccid, device_key, old.body.decode("utf-8"),
+            comment=comment or f"rollback to version {version}", action="config.rollback",
+            sim=sim, require_json=False,
+        ) | {"rolled_back_to": version}
+
+    def export_configs(self) -> list[dict[str, Any]]:
+        q = (select(Sim.iccid, ConfigSlot, ConfigVersion)
+             .join(ConfigSlot, ConfigSlot.sim_id == Sim.id)
+             .join(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)
+                   & (ConfigVersion.version == ConfigSlot.current_version))
+             .where(ConfigVersion.body.is_not(None))
+             .order_by(Sim.iccid, ConfigSlot.device_key))
+        return [{"iccid": iccid, "device_id": slot.device_key, "body": v.body.decode("utf-8"),
+                 "require_json": slot.require_json, "version": v.version}
+                for iccid, slot, v in self.s.execute(q)]
+
+    def import_configs(self, actor: Actor, rows: Iterable[object]) -> dict[str, int]:
+        """Set many configurations at once, all or nothing (``{iccid, device_id, body}``)."""
+        items: list[tuple[int, str, str, str, bool | None, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict):
+                raise BadRequest(f"row {n}: must be an object")
+            try:
+                iccid = parse_iccid(row.get("iccid"), force=True)
+                device = parse_device_id(row.get("device_id", DEFAULT_DEVICE),
+                                         allow_default=True)
+                rj = parse_bool(row.get("require_json"), "require_json")
+                body = row.get("body")
+                parse_body(body, require_json=bool(rj))
+                comment = parse_comment(row.get("comment"))
+            except BadRequest as exc:
+                raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
+            if (iccid, device) in seen:
+                raise BadRequest(f"row {n}: ICCID {iccid} device {device} appears twice")
+            seen.add((iccid, device))
+            items.append((n, iccid, device, str(body), rj, comment))
+        for n, iccid, device, body, rj, comment in items:
+            try:
+                self.set_config(actor, iccid, device, body, require_json=rj,
+                                comment=comment or "import", action="config.import")
+            except (NotFound, BadRequest) as exc:
+                raise type(exc)(f"row {n}: {exc.detail}", code=exc.code) from None
+        return {"imported": len(items)}
+
+    # ----------------------------------------------------------------- gateway side
+
+    def gateway_psks(self, actor: Actor, identity_hex: str) -> dict[str, Any]:
+        sim = self.s.scalar(select(Sim).where(Sim.identity_hex == identity_hex))
+        if sim is None or sim.state != "active":
+            raise NotFound("unknown or suspended SIM", code="unknown_sim")
+        keys = self.usable_keys(actor, sim, "psk")
+        if not keys:
+            raise NotFound("SIM has no usable PSK", code="unknown_sim")
+        self.audit(actor, "psk.lookup", iccid=sim.iccid,
+                   detail={"tags": [t for t, _ in keys]})
+        return {"identity": identity_hex, "iccid": sim.iccid,
+                "keys": [{"tag": t, "psk": k.hex()} for t, k in keys]}
+
+    def psk_changes(self, after: int) -> dict[str, Any]:
+        rows = list(self.s.execute(
+            select(PskChange.id, PskChange.identity_hex).where(PskChange.id > after)
+            .order_by(PskChange.id).limit(PSK_CHANGES_PAGE)))
+        if rows:
+            last = rows[-1][0]
+        else:
+            last = self.s.scalar(select(func.max(PskChange.id))) or 0
+        return {"last": last, "identities": sorted({h for _, h in rows})}
+
+    def gateway_event(
+        self, actor: Actor, kind: object, identity: object, detail: object
+    ) -> None:
+        if not isinstance(kind, str) or not _EVENT_KIND.fullmatch(kind):
+            raise BadRequest("kind must match [a-z][a-z0-9_]{0,63}")
+        ident = parse_identity_hex(identity) if identity is not None else None
+        if detail is None:
+            detail = {}
+        if not isinstance(detail, dict):
+            raise BadRequest("detail must be an object")
+        iccid = iccid_from_hex(ident) if ident else None
+        severity = "alert" if kind in ("iccid_mismatch", "binder_failure", "replay") else "info"
+        self.audit(actor, f"gateway.{kind}", iccid=iccid, severity=severity,
+                   detail={"identity": ident, **detail})
+
+    def _device_request(
+        self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str,
+    ) -> Sim:
+        """Common checks of the device endpoints (the gateway vouches for ``identity_hex``)."""
+        if iccid_hex != identity_hex:
+            self.audit(actor, "device.iccid_mismatch", severity="alert", device_id=device_id,
+                       keep_on_error=True,
+                       iccid=iccid_from_hex(identity_hex),
+                       detail={"identity": identity_hex, "iccid_param": iccid_hex})
+            raise Forbidden("iccid does not match the verified PSK identity",
+                            code="iccid_mismatch")
+        sim = self.s.scalar(select(Sim).where(Sim.identity_hex == identity_hex)
+                            .with_for_update())
+        if sim is None:
+            raise NotFound("unknown SIM", code="unknown_sim")
+        if sim.state != "active":
+            self.audit(actor, "device.refused", iccid=sim.iccid, device_id=device_id,
+                       keep_on_error=True,
+                       detail={"reason": "suspended"})
+            raise Forbidden("SIM is suspended", code="sim_suspended")
+        if sim.bind_first_device:
+            if sim.bound_device_id is None:
+                sim.bound_device_id = device_id
+                self.audit(actor, "sim.bind", iccid=sim.iccid, device_id=device_id)
+            elif sim.bound_device_id != device_id:
+                self.audit(actor, "sim.moved", iccid=sim.iccid, device_id=device_id,
+                           severity="alert", keep_on_error=True,
+                           detail={"bound_device_id": sim.bound_device_id, "refused": True})
+                raise Forbidden("SIM is bound to another device", code="device_mismatch")
+        elif sim.last_device_id is not None and sim.last_device_id != device_id:
+            self.audit(actor, "sim.moved", iccid=sim.iccid, device_id=device_id,
+                       severity="alert",
+                       detail={"previous_device_id": sim.last_device_id, "refused": False})
+        sim.last_device_id = device_id
+        return sim
+
+    def deliver_config(
+        self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
+    ) -> tuple[bytes, int, str] | None:
+        """The body for a device: its own configuration, else the SIM's default.
+
+        Returns None when neither exists (the binding and the miss are still recorded).
+        """
+        sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        for device_key in (device_id, DEFAULT_DEVICE):
+            slot = self._slot(sim, device_key)
+            cur = self._current(slot) if slot else None
+            if cur is not None and cur.body is not None:
+                self.audit(actor, "config.deliver", iccid=sim.iccid, device_id=device_id,
+                           version=cur.version,
+                           detail={"slot": device_key, "key_tag": key_tag,
+                                   "bytes": len(cur.body)})
+                return cur.body, cur.version, device_key
+        self.audit(actor, "config.miss", iccid=sim.iccid, device_id=device_id,
+                   detail={"key_tag": key_tag})
+        return None
+
+    def store_telemetry(
+        self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
+        body: bytes, keep: int,
+    ) -> None:
+        if len(body) > TELEMETRY_BODY_MAX:
+            raise BadRequest("telemetry too large")  # the HTTP layer answers 413 before this
+        sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        self.s.add(Telemetry(sim_id=sim.id, device_id=device_id, received_ms=self.now_ms,
+                             gateway=actor.gateway or "", body=body))
+        self.s.flush()
+        # Bounded storage: keep the newest `keep` records of this SIM.
+        cutoff = self.s.scalar(select(Telemetry.id).where(Telemetry.sim_id == sim.id)
+                               .order_by(Telemetry.id.desc()).offset(keep).limit(1))
+        if cutoff is not None:
+            self.s.execute(delete(Telemetry).where(Telemetry.sim_id == sim.id,
+                                                   Telemetry.id <= cutoff))
+        self.audit(actor, "telemetry.store", iccid=sim.iccid, device_id=device_id,
+                   detail={"bytes": len(body), "key_tag": key_tag})
+
+    def list_telemetry(self, iccid: str, limit: int) -> list[dict[str, Any]]:
+        sim = self._sim(iccid)
+        rows = self.s.scalars(select(Telemetry).where(Telemetry.sim_id == sim.id)
+                              .order_by(Telemetry.id.desc()).limit(limit))
+        out = []
+        for t in rows:
+            try:
+                text_body: str | None = t.body.decode("utf-8")
+            except UnicodeDecodeError:
+                text_body = None
+            out.append({"id": t.id, "device_id": t.device_id, "received_ms": t.received_ms,
+                        "gateway": t.gateway, "body": text_body, "body_hex": t.body.hex()})
+        return out

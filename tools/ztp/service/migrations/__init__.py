@@ -1,0 +1,1 @@
+"""Alembic migrations of the configuration service schema (see ``_db.migrate``)."""
