@@ -2,6 +2,13 @@
 
 Sans-I/O: bytes and time in, bytes and decisions out. See docs/ota.md.
 """
+from ._card import (
+    CommandOutcome,
+    MinimumSecurityLevel,
+    OtaSecurityDomain,
+    SmsPpOutcome,
+    TarEntry,
+)
 from ._errors import (
     OtaDecodeError,
     OtaError,
@@ -9,6 +16,59 @@ from ._errors import (
     OtaSecurityError,
     OtaUsageError,
     RotationError,
+)
+from ._operator import (
+    ROTATION_SPI,
+    PorResult,
+    build_install_psk_command,
+    build_install_psk_envelope,
+    build_install_psk_sms,
+    check_por,
+    por_user_data_from_sms_submit,
+)
+from ._rotation import (
+    TRANSITIONS,
+    Rotation,
+    RotationAction,
+    RotationEvent,
+    RotationPolicy,
+    RotationState,
+    classify_por,
+)
+from ._safe2 import (
+    PSK_LENGTH,
+    SAFE2_OTA_TAR,
+    InstallPsk,
+    InstallResult,
+    InstallStatus,
+    PskStorage,
+    Safe2OtaApplet,
+    build_install_psk,
+    build_install_result,
+    parse_install_psk,
+    parse_install_result,
+)
+from ._sms import (
+    COMMAND_UDH,
+    DCS_CLASS2_8BIT,
+    IEI_COMMAND_PACKET,
+    IEI_RESPONSE_PACKET,
+    MAX_USER_DATA,
+    PID_SIM_DATA_DOWNLOAD,
+    SmsAddress,
+    SmsDeliver,
+    SmsSubmit,
+    build_command_user_data,
+    build_response_user_data,
+    build_sms_deliver,
+    build_sms_pp_download,
+    build_sms_submit,
+    parse_command_user_data,
+    parse_response_user_data,
+    parse_sms_deliver,
+    parse_sms_pp_download,
+    parse_sms_submit,
+    parse_user_data_header,
 )
 from ._ts_102_225 import (
     AES_BLOCK,
@@ -47,4 +107,18 @@ __all__ = [
     "seal_response", "seal_unsecured_response", "status_name",
     "OtaDecodeError", "OtaError", "OtaProtocolError", "OtaSecurityError", "OtaUsageError",
     "RotationError",
+    "CommandOutcome", "MinimumSecurityLevel", "OtaSecurityDomain", "SmsPpOutcome", "TarEntry",
+    "ROTATION_SPI", "PorResult", "build_install_psk_command", "build_install_psk_envelope",
+    "build_install_psk_sms", "check_por", "por_user_data_from_sms_submit",
+    "TRANSITIONS", "Rotation", "RotationAction", "RotationEvent", "RotationPolicy",
+    "RotationState", "classify_por",
+    "PSK_LENGTH", "SAFE2_OTA_TAR", "InstallPsk", "InstallResult", "InstallStatus", "PskStorage",
+    "Safe2OtaApplet", "build_install_psk", "build_install_result", "parse_install_psk",
+    "parse_install_result",
+    "COMMAND_UDH", "DCS_CLASS2_8BIT", "IEI_COMMAND_PACKET", "IEI_RESPONSE_PACKET",
+    "MAX_USER_DATA", "PID_SIM_DATA_DOWNLOAD", "SmsAddress", "SmsDeliver", "SmsSubmit",
+    "build_command_user_data", "build_response_user_data", "build_sms_deliver",
+    "build_sms_pp_download", "build_sms_submit", "parse_command_user_data",
+    "parse_response_user_data", "parse_sms_deliver", "parse_sms_pp_download",
+    "parse_sms_submit", "parse_user_data_header",
 ]

@@ -247,7 +247,7 @@ class CommandPacket:
                     f"{AES_BLOCK} bytes, got {len(self.secured)}")
             minimum = max(minimum, AES_BLOCK)
         if len(self.secured) < minimum:
-            raise OtaDecodeError("command packet: expected at least {minimum} bytes from CNTR on, "
+            raise OtaDecodeError(f"command packet: expected at least {minimum} bytes from CNTR on, "
                                  f"got {len(self.secured)}")
         if 2 + 1 + 7 + len(self.secured) - 2 > 0xFFFF:
             raise OtaDecodeError("command packet: CPL above 65535")
