@@ -8,6 +8,7 @@ a malformed answer is a :class:`ServiceError`, never a half-understood key list.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -63,20 +64,25 @@ class ServiceClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         gateway_name: str,
         *,
+        credentials: tuple[str, str] | None = None,
         timeout_s: float = 10.0,
         max_response: int = 64 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not token or any(c in token for c in "\r\n"):
+        if token is None and credentials is None:
+            raise ValueError("need a gateway token or client credentials")
+        if token is not None and (not token or any(c in token for c in "\r\n")):
             raise ValueError("gateway token must be a non-empty single line")
         self.gateway_name = gateway_name
+        self._credentials = credentials
+        self._token = token
+        self._login_lock = asyncio.Lock()
         self.max_response = max_response
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
             transport=transport,
             follow_redirects=False,
@@ -85,7 +91,45 @@ class ServiceClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _login(self, stale: str | None) -> None:
+        """Client-credentials grant (RFC 6749 §4.4) for a fresh token, once per expiry."""
+        assert self._credentials is not None
+        async with self._login_lock:
+            if self._token is not None and self._token != stale:
+                return  # another request already refreshed it
+            client_id, secret = self._credentials
+            resp = await self._send(
+                "POST",
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "scope": "gateway",
+                },
+            )
+            if resp.status_code != 200:
+                raise ServiceError(
+                    f"POST /v1/auth/token: gateway login refused ({resp.status_code})"
+                )
+            token = self._json(resp, "POST /v1/auth/token").get("access_token")
+            if not isinstance(token, str) or not token or "\n" in token:
+                raise ServiceError("POST /v1/auth/token: no access_token in the answer")
+            self._token = token
+
     async def _request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        if self._token is None:
+            await self._login(None)
+        token = self._token
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
+        resp = await self._send(method, url, headers=headers, **kwargs)
+        if resp.status_code == 401 and self._credentials is not None:
+            await self._login(token)  # expired: log in again and retry once
+            headers["Authorization"] = f"Bearer {self._token}"
+            resp = await self._send(method, url, headers=headers, **kwargs)
+        return resp
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> _Answer:
         where = f"{method} {url.split('?')[0]}"
         try:
             async with self._client.stream(method, url, **kwargs) as resp:
