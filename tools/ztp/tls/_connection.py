@@ -515,8 +515,6 @@ class ClientConnection(_Connection):
         self._server_hs_secret = b""
         self._client_hs_secret = b""
         self._mode: KeyExchangeMode | None = None
-        if config.record_size_limit is not None:
-            self._records.max_inner_plaintext_in = config.record_size_limit
 
     def _error_state(self) -> Enum:
         return ClientState.ERROR
@@ -629,8 +627,11 @@ class ClientConnection(_Connection):
         if ee.record_size_limit is not None:
             if config.record_size_limit is None:
                 raise UnsupportedExtension("record_size_limit, not offered")
-            # RFC 8449 §4: in TLS 1.3 the limit counts the content type byte
+            # RFC 8449 §4: in TLS 1.3 the limit counts the content type byte. Our own limit
+            # binds the server only once it answered with the extension (negotiated); GnuTLS,
+            # for one, ignores offers below 512 and then sends full-size records.
             self._records.max_fragment_out = min(MAX_PLAINTEXT, ee.record_size_limit - 1)
+            self._records.max_inner_plaintext_in = config.record_size_limit
         if ee.max_fragment_length is not None:
             if config.max_fragment_length is None:
                 raise UnsupportedExtension("max_fragment_length, not offered")

@@ -156,8 +156,25 @@ class ClientHello:
         _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
         _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
         _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
-        known = {int(t) for t in ExtensionType}
-        _check(all(t not in known for t, _ in self.other_extensions), "typed extension raw")
+        _check(
+            all(t not in _CLIENT_HELLO_TYPED for t, _ in self.other_extensions),
+            "an extension with a typed field given raw",
+        )
+
+
+_CLIENT_HELLO_TYPED = frozenset(
+    {
+        ExtensionType.SERVER_NAME,
+        ExtensionType.MAX_FRAGMENT_LENGTH,
+        ExtensionType.SUPPORTED_GROUPS,
+        ExtensionType.RECORD_SIZE_LIMIT,
+        ExtensionType.EARLY_DATA,
+        ExtensionType.SUPPORTED_VERSIONS,
+        ExtensionType.PSK_KEY_EXCHANGE_MODES,
+        ExtensionType.KEY_SHARE,
+        ExtensionType.PRE_SHARED_KEY,
+    }
+)
 
 
 @dataclass(frozen=True)
