@@ -12,7 +12,15 @@ import click
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "modem": "ztp.modem._cli:modem_command",
+    "service": "ztp.service._cli:service_group",
+    "login": "ztp.service._cli:login_command",
+    "sims": "ztp.service._cli:sims_group",
+    "configs": "ztp.service._cli:configs_group",
+    "clients": "ztp.service._cli:clients_group",
+    "audit": "ztp.service._cli:audit_command",
     "gateway": "ztp.gateway._cli:gateway_command",
+    "serve": "ztp.gateway._cli:serve_command",
 }
 
 
