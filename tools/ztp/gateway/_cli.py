@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import stat
@@ -172,5 +173,152 @@ def gateway_command(
     async def main() -> None:
         gw = Gateway(ServiceClient(service_url, token, name), config)
         await run_gateway(gw, host, port, metrics)
+
+    asyncio.run(main())
+
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+def load_or_bootstrap_credentials(settings: object, data_dir: Path) -> tuple[dict[str, str], bool]:
+    """The admin and gateway credentials of ``ztp serve``: read from ``<data_dir>/
+    credentials.json``, or created in the database and written there (mode 0600) on first start.
+
+    Returns (credentials, created).
+
+    Raises:
+        click.ClickException: the database already has the clients but the file is gone.
+    """
+    import json
+
+    from ztp.service import ServiceError, bootstrap_credentials
+
+    path = data_dir / CREDENTIALS_FILE
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not all(
+            isinstance(data.get(k), str)
+            for k in ("admin_id", "admin_secret", "gateway_id", "gateway_secret")
+        ):
+            raise click.ClickException(f"{path} is malformed")
+        return data, False
+    try:
+        creds = bootstrap_credentials(settings)  # type: ignore[arg-type]
+    except ServiceError as exc:
+        raise click.ClickException(
+            f"cannot create the default credentials ({exc}); the database already has them "
+            f"but {path} is missing: restore it or create new clients with the service CLI"
+        ) from None
+    data = {
+        "admin_id": creds.admin_id,
+        "admin_secret": creds.admin_secret,
+        "gateway_id": creds.gateway_id,
+        "gateway_secret": creds.gateway_secret,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    return data, True
+
+
+@click.command("serve")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data directory (default $ZTP_DATA_DIR or ~/.local/share/ztp).",
+)
+@click.option(
+    "--service-listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="HOST:PORT of the service's HTTP API (port 0: any free port).",
+)
+@click.option(
+    "--gateway-listen",
+    default="127.0.0.1:8443",
+    show_default=True,
+    help="HOST:PORT of the TLS gateway for SIMs (port 0: any free port).",
+)
+@click.option(
+    "--metrics",
+    "metrics_listen",
+    default=None,
+    help="HOST:PORT for the gateway's Prometheus /metrics (off by default).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve_command(
+    data_dir: Path | None,
+    service_listen: str,
+    gateway_listen: str,
+    metrics_listen: str | None,
+    log_level: str,
+) -> None:
+    """Run the configuration service and a gateway together, with embedded defaults.
+
+    First start: creates the data directory, a SQLite database, a master key and admin +
+    gateway credentials (written to credentials.json in the data directory).
+    """
+    import uvicorn
+
+    from ztp.service import Settings, create_app, default_data_dir
+
+    from ._server import Gateway, GatewayConfig
+    from ._service import ServiceClient
+
+    setup_logging(log_level)
+    ddir = data_dir or default_data_dir()
+    ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings = Settings.from_env(ddir, create_key=True)
+    creds, created = load_or_bootstrap_credentials(settings, ddir)
+    app = create_app(settings)
+    s_host, s_port = parse_hostport(service_listen)
+    g_host, g_port = parse_hostport(gateway_listen)
+    metrics = parse_hostport(metrics_listen) if metrics_listen else None
+
+    async def main() -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in s_host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s_host, s_port))
+        bound_port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        server_task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if server_task.done():
+                server_task.result()
+                raise click.ClickException("the service did not start")
+            await asyncio.sleep(0.02)
+        url = f"http://{s_host if ':' not in s_host else f'[{s_host}]'}:{bound_port}"
+        service = ServiceClient(
+            url, None, "embedded", credentials=(creds["gateway_id"], creds["gateway_secret"])
+        )
+        gw = Gateway(service, GatewayConfig(name="embedded"))
+        gw_host, gw_port = await gw.start(g_host, g_port)
+        if metrics is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics[1], metrics[0], registry=gw.metrics.registry)
+        click.echo(f"data directory: {ddir}")
+        click.echo(f"credentials: {ddir / CREDENTIALS_FILE}" + (" (created)" if created else ""))
+        click.echo(f"service: {url}")
+        click.echo(f"gateway: {gw_host}:{gw_port}", nl=True)
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await gw.close()
+            await service.aclose()
+            server.should_exit = True
+            await server_task
+            sock.close()
 
     asyncio.run(main())
