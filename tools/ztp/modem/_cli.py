@@ -1,0 +1,101 @@
+"""``ztp modem``: run the virtual SARA-U201 with a virtual SIM loaded from its state file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+
+from ztp.modem._at import Registration
+from ztp.modem._modem import Faults, LatencyModel, VirtualModem
+from ztp.modem._network import Network
+
+_REGISTRATION = {
+    "home": Registration.HOME,
+    "roaming": Registration.ROAMING,
+    "denied": Registration.DENIED,
+    "none": Registration.SEARCHING,
+}
+
+
+def _parse_dns(entries: tuple[str, ...]) -> dict[str, str]:
+    table = {}
+    for entry in entries:
+        name, sep, ip = entry.partition("=")
+        if not sep or not name or not ip:
+            raise click.BadParameter(f"expected NAME=IPV4, got {entry!r}", param_hint="--dns")
+        table[name] = ip
+    return table
+
+
+def _parse_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--tcp")
+    return host or "127.0.0.1", int(port)
+
+
+@click.command("modem")
+@click.option("--sim-state", "sim_state", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="State file of the virtual SIM (ztp.sim.VirtualSim.load).")
+@click.option("--pty/--no-pty", default=True, show_default=True,
+              help="Expose the UART on a pseudo-terminal.")
+@click.option("--tcp", "tcp", metavar="HOST:PORT", default=None,
+              help="Also expose the UART on TCP (pyserial socket://HOST:PORT).")
+@click.option("--dns", "dns", multiple=True, metavar="NAME=IPV4",
+              help="Entries of the network's DNS server (repeatable).")
+@click.option("--baud", type=int, default=None, help="Pace the UART at this bit rate.")
+@click.option("--rtt-ms", type=int, default=0, show_default=True, help="Network round trip.")
+@click.option("--registration-delay-ms", type=int, default=0, show_default=True)
+@click.option("--boot-ms", type=int, default=0, show_default=True)
+@click.option("--registration", type=click.Choice(sorted(_REGISTRATION)), default="home",
+              show_default=True, help="Network registration outcome ('none' = no network).")
+@click.option("--data-only", is_flag=True, help="Data-only SIM: +CREG never registers.")
+@click.option("--greeting", default=None, help="Greeting text sent after boot (+CSGT).")
+@click.option("-v", "--verbose", count=True, help="Log modem activity (-vv: debug).")
+def modem_command(
+    sim_state: str, pty: bool, tcp: str | None, dns: tuple[str, ...], baud: int | None,
+    rtt_ms: int, registration_delay_ms: int, boot_ms: int, registration: str,
+    data_only: bool, greeting: str | None, verbose: int,
+) -> None:
+    """Run the virtual modem until interrupted; prints where the host can connect."""
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(asctime)s %(name)s %(message)s")
+    if not pty and tcp is None:
+        raise click.UsageError("nothing to serve: give --pty and/or --tcp")
+    try:
+        network = Network(_parse_dns(dns))
+        latency = LatencyModel(uart_baud=baud, network_rtt_ms=rtt_ms,
+                               registration_delay_ms=registration_delay_ms, boot_ms=boot_ms)
+        faults = Faults(registration=_REGISTRATION[registration], data_only=data_only)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    endpoint = _parse_hostport(tcp) if tcp is not None else None
+    try:
+        from ztp.sim import VirtualSim  # noqa: PLC0415 - the SIM package is optional here
+    except ImportError as err:
+        raise click.ClickException(f"the virtual SIM (ztp.sim) is not available: {err}") from err
+    sim = VirtualSim.load(sim_state)
+
+    async def main() -> None:
+        modem = VirtualModem(sim, network=network, latency=latency, faults=faults,
+                             greeting=greeting)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        async with modem:
+            if pty:
+                click.echo(f"pty: {await modem.serve_pty()}")
+            if endpoint is not None:
+                host, port = await modem.serve_tcp(*endpoint)
+                click.echo(f"tcp: socket://{host}:{port}")
+            click.echo(f"dns: {network.dns_address} (udp port {network.dns_port})")
+            await stop.wait()
+
+    asyncio.run(main())
