@@ -231,16 +231,49 @@ def test_timer_management_and_expiration() -> None:
     assert term.timer() is None
 
 
+def poll_interval(number: int, unit: int, interval: int) -> bytes:
+    body = bytes([0x81, 3, number, 0x03, 0, 0x82, 2, 0x81, 0x82, 0x84, 2, unit, interval])
+    return bytes([0xD0, len(body)]) + body
+
+
+def test_poll_interval_then_status_polling() -> None:
+    term = started()
+    raw = poll_interval(1, 1, 30)  # 30 s
+    term.card_answer_seen(b"\x91" + bytes([len(raw)]))
+    term.pending_apdu()
+    term.card_response(raw + b"\x90\x00", 1000)
+    apdu = term.pending_apdu()
+    assert apdu == bytes.fromhex("8014000010" "8103010300" "82028281" "830100" "8402011E")
+    term.card_response(b"\x90\x00", 1000)
+    assert term.timer() == 31000 and term.pending_apdu() is None
+    term.handle_timer(31000)
+    assert term.pending_apdu() == bytes.fromhex("80F2000C")
+    term.card_response(b"\x91\x10", 31010)  # the card has something: FETCH next
+    assert term.pending_apdu() == stk.build_fetch_apdu(0x10)
+    assert term.timer() == 61010
+
+
+def test_poll_interval_below_one_second_is_raised() -> None:
+    term = started()
+    raw = poll_interval(2, 2, 3)  # 0.3 s
+    term.card_answer_seen(b"\x91" + bytes([len(raw)]))
+    term.pending_apdu()
+    term.card_response(raw + b"\x90\x00", 0)
+    apdu = term.pending_apdu()
+    assert apdu is not None and apdu.endswith(bytes.fromhex("84020101"))
+    assert term.poll_interval_ms == 1000
+
+
 def test_unsupported_proactive_command() -> None:
     term = started()
-    # POLL INTERVAL (TS 102 223 §6.6.6, type 03) with a duration of 30 s.
-    raw = bytes.fromhex("D00D" "8103010300" "82028182" "8402011E")
-    raw = raw[:1] + bytes([len(raw) - 2]) + raw[2:]
+    # SET UP MENU (TS 102 223 §6.6.7, type 25): beyond this terminal.
+    body = bytes.fromhex("8103012500" "82028182" "850100")
+    raw = bytes([0xD0, len(body)]) + body
     term.card_answer_seen(b"\x91" + bytes([len(raw)]))
     term.pending_apdu()
     term.card_response(raw + b"\x90\x00", 0)
     tr = terminal_response(term)
-    assert tr.details.type == 0x03
+    assert tr.details.type == 0x25
     assert tr.result.general == GeneralResult.BEYOND_TERMINAL_CAPABILITIES
 
 

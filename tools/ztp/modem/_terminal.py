@@ -75,6 +75,13 @@ _RESULT_TIMER_CONTRADICTION: Final = 0x24
 _SW1_PROACTIVE: Final = 0x91  # TS 102 221 §10.2.1.1: normal ending, proactive command pending
 _SW_TOOLKIT_BUSY: Final = 0x9300
 _ENVELOPE_RETRY_MS: Final = 100
+# TS 102 223 §6.6.6 POLL INTERVAL (type '03'), not in the ztp.stk codec; its Duration data
+# object (§8.8, tag '04'/'84': time unit 00 min / 01 s / 02 tenths of s, interval 01-FF).
+_POLL_INTERVAL: Final = 0x03
+_TAG_DURATION: Final = 0x04
+_UNIT_MS: Final = (60_000, 1000, 100)
+# TS 102 221 §11.1.2 STATUS, P2 '0C' = no data returned: the proactive polling APDU.
+STATUS_APDU: Final = bytes.fromhex("80F2000C")
 
 # TERMINAL PROFILE (TS 102 223 §5.2): BIP with TCP and UDP client, GPRS bearer, events
 # data available / channel status, TIMER MANAGEMENT incl. get value, timer expiration.
@@ -170,6 +177,9 @@ class ToolkitTerminal:
         self._actions: deque[OpenLink | SendLink | CloseLink] = deque()
         self._profile_pending = False
         self._now_ms = 0
+        self.poll_interval_ms: int | None = None  # set by POLL INTERVAL; None = no polling
+        self._next_poll_ms: int | None = None
+        self._poll_due = False
         self.commands_done: list[int] = []  # types of proactive commands executed (for tests)
 
     # ------------------------------------------------------------------ card side
@@ -191,6 +201,9 @@ class ToolkitTerminal:
         self._in_command = None
         self._in_flight = None
         self._profile_pending = False
+        self.poll_interval_ms = None
+        self._next_poll_ms = None
+        self._poll_due = False
 
     def _next_kind(self) -> str | None:
         if self._in_flight is not None:
@@ -205,6 +218,8 @@ class ToolkitTerminal:
             return "fetch"
         if self._envelopes and self._envelope_retry_at is None:
             return "envelope"
+        if self._poll_due:
+            return "status"
         return None
 
     def has_pending_apdu(self) -> bool:
@@ -225,6 +240,8 @@ class ToolkitTerminal:
         if kind == "fetch":
             assert self._fetch_len is not None
             return stk.build_fetch_apdu(self._fetch_len)
+        if kind == "status":
+            return STATUS_APDU
         return self._envelopes[0]
 
     def card_response(self, response: bytes, now_ms: int) -> None:
@@ -238,6 +255,10 @@ class ToolkitTerminal:
             self._profile_pending = False
         elif kind == "tr":
             self._tr = None
+        elif kind == "status":
+            self._poll_due = False
+            if self.poll_interval_ms is not None:
+                self._next_poll_ms = now_ms + self.poll_interval_ms
         elif kind == "envelope":
             if sw == _SW_TOOLKIT_BUSY:
                 # TS 102 221 §7.4.2.2: '93 00' toolkit busy; the terminal retries later.
@@ -333,12 +354,17 @@ class ToolkitTerminal:
         deadlines = [t.deadline_ms for t in self._timers.values()]
         if self._envelope_retry_at is not None:
             deadlines.append(self._envelope_retry_at)
+        if self._next_poll_ms is not None and not self._poll_due:
+            deadlines.append(self._next_poll_ms)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now_ms: int) -> None:
         self._now_ms = max(self._now_ms, now_ms)
         if self._envelope_retry_at is not None and now_ms >= self._envelope_retry_at:
             self._envelope_retry_at = None
+        if self._next_poll_ms is not None and now_ms >= self._next_poll_ms:
+            self._next_poll_ms = None
+            self._poll_due = True
         for timer_id in sorted(self._timers):
             t = self._timers[timer_id]
             if now_ms >= t.deadline_ms:
@@ -362,6 +388,10 @@ class ToolkitTerminal:
         self._tr = stk.build_terminal_response_apdu(stk.build_terminal_response(tr))
 
     def _execute(self, data: bytes, now_ms: int) -> None:
+        details = stk.peek_command_details(data)
+        if details is not None and details.type == _POLL_INTERVAL:
+            self._poll_interval(details, data, now_ms)
+            return
         try:
             cmd = stk.parse_proactive_command(data)
         except stk.StkDecodeError as err:
@@ -491,3 +521,37 @@ class ToolkitTerminal:
         if cmd.action == TimerAction.DEACTIVATE:
             del self._timers[cmd.timer_id]
         self._answer(cmd, ok, timer_id=cmd.timer_id, timer_value_s=min(remaining_s, 86399))
+
+    def _poll_interval(self, details: stk.CommandDetails, data: bytes, now_ms: int) -> None:
+        """POLL INTERVAL (§6.4.6): poll with STATUS at the requested interval; the TR carries
+        the interval the terminal will use (here: the one asked for, at least 1 s)."""
+        tlvs = _short_tlvs(data)
+        duration = [v for tag, v in tlvs if tag & 0x7F == _TAG_DURATION]
+        if len(duration) != 1 or len(duration[0]) != 2 or \
+                duration[0][0] > 2 or duration[0][1] == 0:
+            self._answer_raw(details, Result(GeneralResult.COMMAND_DATA_NOT_UNDERSTOOD))
+            return
+        unit, interval = duration[0]
+        self.poll_interval_ms = max(1000, interval * _UNIT_MS[unit])
+        if self.poll_interval_ms != interval * _UNIT_MS[unit]:
+            unit, interval = 1, self.poll_interval_ms // 1000
+        self._next_poll_ms = now_ms + self.poll_interval_ms
+        tr = (details.encode() + bytes.fromhex("82028281")
+              + Result(GeneralResult.PERFORMED_SUCCESSFULLY).encode()
+              + bytes([0x80 | _TAG_DURATION, 2, unit, interval]))
+        self._tr = stk.build_terminal_response_apdu(tr)
+        self.commands_done.append(_POLL_INTERVAL)
+
+
+def _short_tlvs(data: bytes) -> list[tuple[int, bytes]]:
+    """COMPREHENSION-TLVs of a short proactive command ``D0 L ...`` (1-byte tags/lengths);
+    empty when the framing is wrong (the caller then answers 'data not understood')."""
+    if len(data) < 2 or data[0] != stk.BerTag.PROACTIVE_COMMAND or data[1] != len(data) - 2:
+        return []
+    out, pos = [], 2
+    while pos < len(data):
+        if pos + 2 > len(data) or data[pos + 1] > 0x7F or pos + 2 + data[pos + 1] > len(data):
+            return []
+        out.append((data[pos], data[pos + 2:pos + 2 + data[pos + 1]]))
+        pos += 2 + data[pos + 1]
+    return out
