@@ -26,7 +26,7 @@ _HEX = b"0123456789ABCDEF"
 class ApduError(Exception):
     # remote: the card answered a status word we cannot use (self.sw), or the modem refused
     def __init__(self, msg, sw=0):
-        Exception.__init__(self, msg)
+        super().__init__(msg)
         self.sw = sw
 
 

@@ -65,7 +65,7 @@ _FAILED = const(12)
 class Failed(Exception):
     # a provisioning outcome other than success: self.code (result code), retryable or not
     def __init__(self, code, msg, retry=False):
-        Exception.__init__(self, msg)
+        super().__init__(msg)
         self.code = code
         self.retry = retry
 

@@ -12,6 +12,12 @@ import click
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "device": "ztp.device.cli:device_cmd",
+    "build": "ztp.device.cli:build_cmd",
+    "flash": "ztp.device.cli:flash_cmd",
+    "firmware-check": "ztp.device.cli:firmware_check_cmd",
+    "device-demo": "ztp.device.cli:demo_cmd",
+    "demo": "ztp.device.cli:demo_cmd",  # until the end-to-end demo exists
     "modem": "ztp.modem._cli:modem_command",
     "service": "ztp.service._cli:service_group",
     "login": "ztp.service._cli:login_command",

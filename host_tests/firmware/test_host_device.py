@@ -1,0 +1,105 @@
+"""Host-only tests: the `ztp device` adapter over a real socket (pyserial socket://), the
+SAMD21 feature check, mpy-cross, and the MicroPython runtime run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fw_fakes import REFERENCE_BODY, FakeClock, FakeModem, FakeSim
+from ztp.device import _features, _mpy
+from ztp.device.cli import device_cmd
+
+
+def _serve(modem: FakeModem, sock: socket.socket, stop: threading.Event) -> None:
+    conn, _ = sock.accept()
+    conn.settimeout(0.02)
+    with conn:
+        while not stop.is_set():
+            try:
+                data = conn.recv(4096)
+            except TimeoutError:
+                data = None
+            if data == b"":
+                return
+            if data:
+                modem.write(data)
+            n = len(modem._out)
+            if n:
+                buf = bytearray(n)
+                modem.readinto(buf, n)
+                conn.sendall(bytes(buf))
+
+
+def _fake_over_tcp(**sim_kw):
+    clock = FakeClock()
+    sim = FakeSim(clock, REFERENCE_BODY, **sim_kw)
+    modem = FakeModem(clock, sim)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    stop = threading.Event()
+    t = threading.Thread(target=_serve, args=(modem, sock, stop), daemon=True)
+    t.start()
+    return sock, stop, t, sim, modem
+
+
+def test_ztp_device_over_socket_url(tmp_path: Path) -> None:
+    sock, stop, t, sim, modem = _fake_over_tcp()
+    port = sock.getsockname()[1]
+    r = CliRunner().invoke(device_cmd, ["--port", f"socket://127.0.0.1:{port}",
+                                        "--config-dir", str(tmp_path), "--transcript"])
+    stop.set()
+    sock.close()
+    assert r.exit_code == 0, r.output
+    assert "provisioning: applied" in r.output
+    assert '> AT+CSIM=10,"0070000001"' in r.output
+    assert (tmp_path / "config.json").read_bytes() == REFERENCE_BODY
+    assert sim.open == []
+
+
+def test_ztp_device_applet_missing_exits_nonzero(tmp_path: Path) -> None:
+    sock, stop, t, sim, modem = _fake_over_tcp(applet=False)
+    port = sock.getsockname()[1]
+    r = CliRunner().invoke(device_cmd, ["--port", f"socket://127.0.0.1:{port}",
+                                        "--config-dir", str(tmp_path)])
+    stop.set()
+    sock.close()
+    assert r.exit_code == 21
+    assert "6A82" in r.output
+
+
+def test_ztp_device_bad_port() -> None:
+    r = CliRunner().invoke(device_cmd, ["--port", "socket://127.0.0.1:1"])
+    assert r.exit_code != 0
+    assert "cannot open" in r.output
+
+
+def test_feature_check_clean_and_catches_violations() -> None:
+    assert _features.check_files(_mpy.FIRMWARE_FILES) == []
+    bad = _features.check_source(
+        'x = f"{a}"\nimport errno\nfrom collections import deque\ns.partition(":")\n'
+        's.startswith(("a", "b"))\nimport machine\ndef f(n):\n    return f(n)\n', "lib/x.py")
+    text = "\n".join(bad)
+    for needle in ("f-string", "errno", "deque", "partition", "tuple", "machine", "recursion"):
+        assert needle in text
+
+
+def test_mpy_cross_armv6m(tmp_path: Path) -> None:
+    files = _mpy.build(tmp_path, "armv6m")
+    assert {p.stem for p in files} == {p.stem for p in _mpy.LIB.glob("*.py")}
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(os.environ.get("ZTP_FIRMWARE_CHECKED") == "1",
+                    reason="already run by `ztp firmware-check` in ./run test")
+def test_firmware_tests_pass_under_micropython() -> None:
+    r = _mpy.run_tests()
+    assert r.failed == 0 and r.passed >= 20, r.stdout
+    h = _mpy.measure_heap()
+    print(f"firmware heap for one provisioning: {h.firmware_alloc_bytes} bytes")
+    assert h.firmware_alloc_bytes > 0

@@ -1,0 +1,181 @@
+"""click commands: `ztp device`, `ztp build`, `ztp flash`, `ztp firmware-check`, and the
+fallback `ztp demo` (firmware against the scripted fake modem)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from ztp.device._mpy import FIRMWARE_FILES, REPO, FirmwareCheckError
+
+
+def _fmt_line(direction: str, line: bytes) -> str:
+    return f"{direction} {bytes(line).decode('ascii', 'replace')}"
+
+
+@click.command("device")
+@click.option("--port", required=True, help="pyserial port or URL (/dev/pts/N, socket://h:p)")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--device-id", "device_id_hex", default="000102030405060708090a0b0c0d0e0f",
+              show_default=True, help="DeviceID override, hex (the MKR sends its 16-byte id)")
+@click.option("--config-dir", type=click.Path(path_type=Path), default=None,
+              help="where the applied configuration is kept (default: a temp dir)")
+@click.option("--poll-deadline", "poll_deadline_s", default=120.0, show_default=True,
+              help="seconds to wait for the SIM to finish the request")
+@click.option("--transcript", is_flag=True, help="print every AT line sent and received")
+def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None,
+               poll_deadline_s: float, transcript: bool) -> None:
+    """Run one provisioning with the firmware's lib/ through a serial port."""
+    import serial
+
+    from ztp.device._host import SerialUart, run_provisioning
+
+    try:
+        device_id = bytes.fromhex(device_id_hex)
+    except ValueError as e:
+        raise click.BadParameter("not hex", param_hint="--device-id") from e
+    if not 1 <= len(device_id) <= 255:
+        raise click.BadParameter("1-255 bytes", param_hint="--device-id")
+    tmp = None
+    if config_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ztp-device-")
+        config_dir = Path(tmp.name)
+    try:
+        ser = serial.serial_for_url(port, baudrate=baud, timeout=0.02)
+    except (serial.SerialException, ValueError) as e:
+        raise click.ClickException(f"cannot open {port}: {e}") from e
+    hook = (lambda d, line: click.echo(_fmt_line(d, line))) if transcript else None
+    try:
+        code, detail = run_provisioning(SerialUart(ser), device_id, config_dir,
+                                        poll_deadline_ms=int(poll_deadline_s * 1000),
+                                        log=lambda m: click.echo(f"ztp: {m}", err=True),
+                                        at_hook=hook)
+    finally:
+        ser.close()
+        if tmp is not None:
+            tmp.cleanup()
+    if code in (0, 1):
+        click.echo(f"provisioning: {'applied' if code == 0 else 'unchanged'}")
+        return
+    click.echo(f"provisioning failed ({code}): {detail}", err=True)
+    sys.exit(code)
+
+
+@click.command("build")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/mpy"),
+              show_default=True)
+@click.option("--march", default="armv6m", show_default=True, help="SAMD21 = armv6m")
+def build_cmd(out_dir: Path, march: str) -> None:
+    """Compile lib/ with mpy-cross into .mpy files for a board."""
+    from ztp.device._mpy import build
+
+    try:
+        files = build(out_dir, march)
+    except FirmwareCheckError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{len(files)} modules -> {out_dir}")
+
+
+@click.command("flash")
+@click.option("--port", default="auto", show_default=True, help="mpremote connect target")
+@click.option("--mpy", is_flag=True, help="copy the .mpy build instead of the sources")
+def flash_cmd(port: str, mpy: bool) -> None:
+    """Copy boot.py, main.py and lib/ to a board with mpremote (boards with room; the MKR
+    GSM 1400 needs lib/ frozen: see firmware/README.md)."""
+    from ztp.device._mpy import build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if mpy:
+            build(Path(tmp) / "lib")
+            lib_dir = Path(tmp) / "lib"
+        else:
+            lib_dir = REPO / "lib"
+        cmd = [sys.executable, "-m", "mpremote", "connect", port, "mkdir", ":lib", "+",
+               "cp", "-r", f"{lib_dir}/.", ":lib/", "+",
+               "cp", str(REPO / "boot.py"), str(REPO / "main.py"), ":"]
+        r = subprocess.run(cmd)
+    if r.returncode:
+        raise click.ClickException(f"mpremote failed ({r.returncode})")
+
+
+@click.command("firmware-check")
+@click.option("--skip-micropython", is_flag=True)
+def firmware_check_cmd(skip_micropython: bool) -> None:
+    """mpy-cross every firmware file (also -march=armv6m), the SAMD21 feature check, and the
+    firmware tests + one provisioning's heap use under the MicroPython WASI runtime."""
+    from ztp.device import _features, _mpy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in FIRMWARE_FILES:
+            for march in (None, "armv6m"):
+                try:
+                    _mpy.mpy_cross(f, Path(tmp) / f"{f.stem}-{march}.mpy", march)
+                except FirmwareCheckError as e:
+                    raise click.ClickException(str(e)) from e
+    click.echo(f"mpy-cross: {len(FIRMWARE_FILES)} files compiled (bytecode and armv6m)")
+    problems = _features.check_files(FIRMWARE_FILES)
+    if problems:
+        raise click.ClickException("SAMD21 feature check:\n" + "\n".join(problems))
+    click.echo("SAMD21 feature check: ok")
+    if skip_micropython:
+        return
+    try:
+        r = _mpy.run_tests()
+        for line in r.stdout.splitlines():
+            if line.startswith("FAIL") or line.startswith("micropython:"):
+                click.echo(line)
+        if r.failed or not r.passed:
+            raise click.ClickException("firmware tests failed under MicroPython")
+        h = _mpy.measure_heap()
+    except FirmwareCheckError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"MicroPython heap, one whole provisioning: firmware allocated "
+               f"{h.firmware_alloc_bytes} bytes (gc off, test doubles' "
+               f"{h.fake_alloc_bytes} bytes excluded; goal <= 12288), "
+               f"{h.live_after_bytes} bytes live after")
+
+
+@click.command("device-demo")
+@click.option("--quiet", is_flag=True)
+def demo_cmd(quiet: bool) -> None:
+    """Run the firmware against the scripted fake modem + SIM and print the transcript."""
+    from ztp.device._host import load_firmware
+
+    load_firmware()
+    tests = REPO / "host_tests" / "firmware"
+    if str(tests) not in sys.path:
+        sys.path.insert(0, str(tests))
+    import apply
+    import fw_fakes
+    import modem
+    import provision
+
+    clock, sim, m, fs = fw_fakes.make_rig(done_after_ms=2500)
+    m.urc_in_csim = True
+
+    def at_line(d: str, line: bytes) -> None:
+        if not quiet:
+            click.secho(f"  [{clock.now / 1000:7.3f}s] {_fmt_line(d, line)}",
+                        fg="cyan" if d == ">" else "green")
+
+    def log(msg: str) -> None:
+        if not quiet:
+            click.secho(f"  [{clock.now / 1000:7.3f}s] ztp: {msg}", fg="yellow")
+
+    applier = apply.Applier(fs, "/ztp", log)
+    pin = fw_fakes.FakePin()
+    applier.register("iot:Alarm", apply.PinHandler(pin))
+    link = modem.Link(m, clock, at_hook=at_line)
+    p = provision.Provisioner(link, fs, applier, bytes(range(16)), "/ztp/channel",
+                              provision.Options(), fw_fakes.rng, log)
+    click.echo("firmware (lib/) against the scripted fake SARA modem + SAFE2 SIM "
+               "(virtual clock)")
+    code = p.run()
+    click.echo(f"result: {provision.RESULT_NAMES[code]}; alarm pin = {pin.v}; "
+               f"config.json = {fs.files.get('/ztp/config.json', b'').decode()}")
+    if code not in (0, 1):
+        sys.exit(code)
