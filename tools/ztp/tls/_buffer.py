@@ -71,8 +71,9 @@ class Buffer:
             self._pos = start
             raise DecodeError(f"vector length {length} outside <{floor}..{ceiling}>")
         if self._pos + length > self._end:
+            left = self._end - self._pos
             self._pos = start
-            raise DecodeError(f"truncated: block of {length} bytes, {self._end - self._pos} left")
+            raise DecodeError(f"truncated: block of {length} bytes, {left} left")
         outer_end = self._end
         block_end = self._pos + length
         self._end = block_end

@@ -150,12 +150,17 @@ class ClientHello:
     key_share: tuple[KeyShareEntry, ...] | None = None
     other_extensions: tuple[tuple[int, bytes], ...] = ()
     pre_shared_key: OfferedPsks | None = None  # always written last
+    # wire order of the extensions as parsed, so a captured ClientHello rebuilds byte for
+    # byte; not part of equality. Types missing from it are written after, in field order.
+    extension_order: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         _check(len(self.random) == 32, "random is 32 bytes")
         _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
         _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
         _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
+        other_types = [t for t, _ in self.other_extensions]
+        _check(len(set(other_types)) == len(other_types), "duplicate extension")
         _check(
             all(t not in _CLIENT_HELLO_TYPED for t, _ in self.other_extensions),
             "an extension with a typed field given raw",
@@ -411,6 +416,7 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
             other.append((ext_type, data))
     return _build(
         ClientHello,
+        extension_order=tuple(t for t, _ in extensions),
         legacy_version=legacy_version,
         random=random,
         legacy_session_id=session_id,
@@ -437,47 +443,79 @@ def push_client_hello(buf: Buffer, hello: ClientHello) -> None:
         buf.push_opaque(1, hello.legacy_session_id)
         _push_list(buf, 2, 2, hello.cipher_suites)
         buf.push_opaque(1, hello.legacy_compression_methods)
+        extensions = _client_hello_extensions(hello)
+        order = [t for t in hello.extension_order if t in extensions]
+        order += [t for t in extensions if t not in order]
+        if ExtensionType.PRE_SHARED_KEY in extensions:  # RFC 8446 §4.2.11: always last
+            order.remove(ExtensionType.PRE_SHARED_KEY)
+            order.append(ExtensionType.PRE_SHARED_KEY)
         with buf.push_block(2):
-            if hello.server_name is not None:
-                with _push_ext(buf, ExtensionType.SERVER_NAME):
-                    with buf.push_block(2):
-                        buf.push_uint8(NameType.HOST_NAME)
-                        buf.push_opaque(2, hello.server_name.encode("ascii"))
-            if hello.max_fragment_length is not None:
-                with _push_ext(buf, ExtensionType.MAX_FRAGMENT_LENGTH):
-                    buf.push_uint8(hello.max_fragment_length)
-            if hello.supported_groups is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
-                    _push_list(buf, 2, 2, hello.supported_groups)
-            if hello.record_size_limit is not None:
-                with _push_ext(buf, ExtensionType.RECORD_SIZE_LIMIT):
-                    buf.push_uint16(hello.record_size_limit)
-            if hello.early_data:
-                with _push_ext(buf, ExtensionType.EARLY_DATA):
-                    pass
-            if hello.supported_versions is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_VERSIONS):
-                    _push_list(buf, 1, 2, hello.supported_versions)
-            if hello.psk_key_exchange_modes is not None:
-                with _push_ext(buf, ExtensionType.PSK_KEY_EXCHANGE_MODES):
-                    _push_list(buf, 1, 1, hello.psk_key_exchange_modes)
-            if hello.key_share is not None:
-                with _push_ext(buf, ExtensionType.KEY_SHARE):
-                    with buf.push_block(2):
-                        for entry in hello.key_share:
-                            _push_key_share_entry(buf, entry)
-            for ext_type, data in hello.other_extensions:
+            for ext_type in order:
                 buf.push_uint16(ext_type)
-                buf.push_opaque(2, data)
-            if hello.pre_shared_key is not None:
-                with _push_ext(buf, ExtensionType.PRE_SHARED_KEY):
-                    with buf.push_block(2):
-                        for psk in hello.pre_shared_key.identities:
-                            buf.push_opaque(2, psk.identity)
-                            buf.push_uint32(psk.obfuscated_ticket_age)
-                    with buf.push_block(2):
-                        for binder in hello.pre_shared_key.binders:
-                            buf.push_opaque(1, binder)
+                buf.push_opaque(2, extensions[ext_type])
+
+
+def _client_hello_extensions(hello: ClientHello) -> dict[int, bytes]:
+    """Encode each present extension's data, in field order."""
+    out: dict[int, bytes] = {}
+
+    def add(ext_type: int, writer) -> None:
+        inner = Buffer()
+        writer(inner)
+        out[ext_type] = inner.data
+
+    if hello.server_name is not None:
+        name = hello.server_name.encode("ascii")
+
+        def write_server_name(b: Buffer) -> None:
+            with b.push_block(2):
+                b.push_uint8(NameType.HOST_NAME)
+                b.push_opaque(2, name)
+
+        add(ExtensionType.SERVER_NAME, write_server_name)
+    if hello.max_fragment_length is not None:
+        add(ExtensionType.MAX_FRAGMENT_LENGTH, lambda b: b.push_uint8(hello.max_fragment_length))
+    if hello.supported_groups is not None:
+        add(ExtensionType.SUPPORTED_GROUPS, lambda b: _push_list(b, 2, 2, hello.supported_groups))
+    if hello.record_size_limit is not None:
+        add(ExtensionType.RECORD_SIZE_LIMIT, lambda b: b.push_uint16(hello.record_size_limit))
+    if hello.early_data:
+        add(ExtensionType.EARLY_DATA, lambda b: None)
+    if hello.supported_versions is not None:
+        add(
+            ExtensionType.SUPPORTED_VERSIONS,
+            lambda b: _push_list(b, 1, 2, hello.supported_versions),
+        )
+    if hello.psk_key_exchange_modes is not None:
+        add(
+            ExtensionType.PSK_KEY_EXCHANGE_MODES,
+            lambda b: _push_list(b, 1, 1, hello.psk_key_exchange_modes),
+        )
+    if hello.key_share is not None:
+        shares = hello.key_share
+
+        def write_key_share(b: Buffer) -> None:
+            with b.push_block(2):
+                for entry in shares:
+                    _push_key_share_entry(b, entry)
+
+        add(ExtensionType.KEY_SHARE, write_key_share)
+    for ext_type, data in hello.other_extensions:
+        out[ext_type] = data
+    if hello.pre_shared_key is not None:
+        offered = hello.pre_shared_key
+
+        def write_psk(b: Buffer) -> None:
+            with b.push_block(2):
+                for psk in offered.identities:
+                    b.push_opaque(2, psk.identity)
+                    b.push_uint32(psk.obfuscated_ticket_age)
+            with b.push_block(2):
+                for binder in offered.binders:
+                    b.push_opaque(1, binder)
+
+        add(ExtensionType.PRE_SHARED_KEY, write_psk)
+    return out
 
 
 def _push_ext(buf: Buffer, ext_type: int):
