@@ -244,3 +244,44 @@ def test_dns_server_answers_table_then_nxdomain() -> None:
             await net.close()
 
     run(main)
+
+
+def test_reboot_mid_session_closes_the_sockets() -> None:
+    async def main() -> None:
+        eof = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(100):
+                pass  # hold the connection until the modem drops it
+            eof.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        card = BipCard(("127.0.0.1", port))
+        async with server, VirtualModem(card, greeting="+UMWI: 0,1") as modem:
+            greeting: list[bytes] = []
+            modem.observers.append(lambda kind, info: greeting.append(info["data"])
+                                   if kind == "at_tx" else None)
+            await modem.transmit(bytes.fromhex("00CA000000"))
+            await until(lambda: card.channel is not None and len(card.results) >= 2, "session")
+            assert modem.toolkit.open_channels == (card.channel,)
+            await modem.reboot()
+            await asyncio.wait_for(eof.wait(), 5)
+            assert modem.toolkit.open_channels == ()
+            assert card.reset_count == 2 and modem.reboots == 1
+            await until(lambda: b"\r\n+UMWI: 0,1\r\n" in b"".join(greeting), "greeting")
+
+    run(main)
+
+
+def test_uart_pacing_uses_ipr_or_the_latency_model() -> None:
+    async def main() -> None:
+        card = BipCard(("127.0.0.1", 9))
+        async with VirtualModem(card, latency=LatencyModel(uart_baud=9600)) as modem:
+            assert modem._byte_time_s() == 10 / 9600
+            modem.feed(b"AT+IPR=115200\r")
+            await until(lambda: modem.core.ipr == 115200, "IPR")
+            assert modem._byte_time_s() == 10 / 115200
+
+    run(main)
