@@ -381,18 +381,17 @@ class VirtualModem:
 
     # ------------------------------------------------------------------ card
     def _card_time_s(self, apdu: bytes, response: bytes) -> float:
-        """Seconds the card takes for one exchange: the SIM's cost model (transfer at the
-        card interface rate + OS overhead), plus any crypto time the SIM reports for it."""
+        """Seconds the card took for the last exchange: the SIM's own ``last_cost_ms`` when it
+        reports one (transfer + crypto), else ``cost_model.apdu_ms(len(apdu), len(resp))``."""
         if not self.apply_card_cost:
             return 0.0
+        last = getattr(self.sim, "last_cost_ms", None)
+        if isinstance(last, int | float):
+            return float(last) / 1000
         model = getattr(self.sim, "cost_model", None)
         if model is None:
             return 0.0
-        ms = float(model.apdu_ms(len(apdu), len(response)))
-        extra = getattr(self.sim, "last_crypto_ms", None)
-        if isinstance(extra, int | float):
-            ms += float(extra)
-        return ms / 1000
+        return float(model.apdu_ms(len(apdu), len(response))) / 1000
 
     async def _card_exchange(self, apdu: bytes, source: str) -> bytes:
         """One APDU to the card; the caller holds the card lock."""
