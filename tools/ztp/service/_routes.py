@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
+from sqlalchemy import text
 from starlette.responses import Response
 
 from ..iccid import iccid_from_hex
@@ -79,8 +81,10 @@ S_DEVICE_OR_DEFAULT = {"type": "string", "pattern": "^(default|([0-9a-fA-F]{2}){
 S_LABELS = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 64}}
 S_TAG = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"}
 
+ID_MAX = 2**31 - 1  # ids are 32-bit INTEGER columns (PostgreSQL int4)
 P_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, False, "page size")
-P_AFTER_ID = Param("after", {"type": "integer", "minimum": 0}, False, "return ids after this")
+P_AFTER_ID = Param("after", {"type": "integer", "minimum": 0, "maximum": ID_MAX}, False,
+                   "return ids after this")
 
 SCHEMAS: dict[str, Any] = {
     "Error": obj({"error": S_STR, "detail": S_STR}, ("error", "detail")),
@@ -107,7 +111,7 @@ SCHEMAS: dict[str, Any] = {
 @route("GET", "/healthz", summary="Liveness: the service answers and its database too",
        scope=None, responses={"200": ("OK", JSON, obj({"status": S_STR}))}, tags=("meta",))
 def health(call: Call) -> Response:
-    call.store.psk_changes(2**62)  # one query: the database answers
+    call.store.s.execute(text("SELECT 1"))  # the database answers
     return json_response({"status": "ok"})
 
 
@@ -267,7 +271,8 @@ def sims_create(call: Call) -> Response:
 @route("GET", "/v1/sims", scope="read", tags=("sims",), summary="List SIMs",
        query=(Param("state", {"enum": ["active", "suspended"]}),
               Param("label", S_STR, False, "key=value"),
-              Param("after", S_STR, False, "ICCID to continue after"), P_LIMIT),
+              Param("after", {"type": "string", "pattern": "^[0-9]{1,20}$"}, False,
+                    "ICCID to continue after"), P_LIMIT),
        responses={"200": ("SIMs", JSON, obj({"sims": {"type": "array", "items": SIM}}))})
 def sims_list(call: Call) -> Response:
     state = call.query("state")
@@ -281,6 +286,8 @@ def sims_list(call: Call) -> Response:
             raise BadRequest("label filter must be key=value")
         label = (k, v)
     after = call.query("after")
+    if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 20):
+        raise BadRequest("after must be an ICCID (digits)")
     limit = call.query_int("limit", 100, 1, 1000)
     return json_response({"sims": call.store.list_sims(state=state, label=label, after=after,
                                                        limit=limit)})
@@ -443,7 +450,8 @@ def _device(call: Call) -> str:
 
 
 CONFIG_PUT = obj({"body": {"type": "string", "maxLength": 254}, "require_json": S_BOOL,
-                  "if_version": {"type": "integer", "minimum": 0}, "comment": S_STR},
+                  "if_version": {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+                  "comment": S_STR},
                  ("body",))
 
 
@@ -465,7 +473,8 @@ def configs_put(call: Call) -> Response:
     body = call.json_object(set(CONFIG_PUT["properties"]))
     if_version = body.get("if_version")
     if if_version is not None and (not isinstance(if_version, int)
-                                   or isinstance(if_version, bool) or if_version < 0):
+                                   or isinstance(if_version, bool)
+                                   or not 0 <= if_version <= ID_MAX):
         raise BadRequest("if_version must be a non-negative integer")
     text = body.get("body")
     if not isinstance(text, str):
@@ -502,14 +511,15 @@ def configs_history(call: Call) -> Response:
 
 @route("POST", "/v1/sims/{iccid}/configs/{device_id}/rollback", tx="write", scope="write",
        tags=("configs",), summary="Make an old version current again (as a new version)",
-       request={JSON: obj({"version": {"type": "integer", "minimum": 1}, "comment": S_STR},
+       request={JSON: obj({"version": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+                           "comment": S_STR},
                           ("version",))},
        responses={"200": ("new version", JSON, CONFIG)})
 def configs_rollback(call: Call) -> Response:
     iccid, device = _iccid(call), _device(call)
     body = call.json_object({"version", "comment"})
     version = body.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= ID_MAX:
         raise BadRequest("version must be a positive integer")
     return json_response(call.store.rollback(call.actor, iccid, device, version,
                                              parse_comment(body.get("comment"))))
@@ -542,7 +552,8 @@ def configs_import(call: Call) -> Response:
 
 @route("GET", "/v1/audit", scope="read", tags=("audit",),
        summary="Audit log: every change and delivery (who, when, version, gateway)",
-       query=(Param("iccid", S_ICCID), Param("action", S_STR),
+       query=(Param("iccid", S_ICCID),
+              Param("action", {"type": "string", "pattern": "^[a-z0-9_.]{1,64}$"}),
               Param("severity", {"enum": ["info", "alert"]}), P_AFTER_ID, P_LIMIT),
        responses={"200": ("events", JSON, obj({"events": {"type": "array"}, "last": S_INT}))})
 def audit_list(call: Call) -> Response:
@@ -553,9 +564,9 @@ def audit_list(call: Call) -> Response:
     if severity not in (None, "info", "alert"):
         raise BadRequest("severity must be info or alert")
     action = call.query("action")
-    if action is not None and len(action) > 64:
-        raise BadRequest("action filter too long")
-    after = call.query_int("after", 0, 0, 2**62)
+    if action is not None and not re.fullmatch(r"[a-z0-9_.]{1,64}", action):
+        raise BadRequest("action filter must match [a-z0-9_.]{1,64}")
+    after = call.query_int("after", 0, 0, ID_MAX)
     limit = call.query_int("limit", 100, 1, call.settings.audit_page_max)
     events = call.store.list_audit(iccid=iccid, action=action, severity=severity,
                                    after=after, limit=limit)
@@ -584,11 +595,11 @@ def gateway_psks(call: Call) -> Response:
 
 @route("GET", "/v1/gateway/psk-changes", scope="gateway", tags=("gateway",),
        summary="Identities whose keys changed after event N (gateway cache invalidation)",
-       query=(Param("after", {"type": "integer", "minimum": 0}, False),),
+       query=(Param("after", {"type": "integer", "minimum": 0, "maximum": ID_MAX}, False),),
        responses={"200": ("changes", JSON, obj({"last": S_INT, "identities": {
            "type": "array", "items": S_STR}}, ("last", "identities")))})
 def gateway_psk_changes(call: Call) -> Response:
-    return json_response(call.store.psk_changes(call.query_int("after", 0, 0, 2**62)))
+    return json_response(call.store.psk_changes(call.query_int("after", 0, 0, ID_MAX)))
 
 
 @route("POST", "/v1/gateway/events", tx="write", scope="gateway", tags=("gateway",),

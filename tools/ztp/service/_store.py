@@ -154,8 +154,8 @@ def parse_body(value: object, *, require_json: bool) -> bytes:
 def parse_comment(value: object) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > _COMMENT_MAX:
-        raise BadRequest(f"comment must be a string of <= {_COMMENT_MAX} characters")
+    if not isinstance(value, str) or len(value) > _COMMENT_MAX or not value.isprintable():
+        raise BadRequest(f"comment must be printable text of <= {_COMMENT_MAX} characters")
     return value
 
 
