@@ -414,7 +414,11 @@ class _Connection:
 
     def _drain_handshake(self) -> None:
         buf = self._handshake_buffer
-        while len(buf) >= 4:
+        while buf:
+            # fail on a message type this state does not accept before buffering its body
+            self._handler_for(buf[0])
+            if len(buf) < 4:
+                return
             length = int.from_bytes(buf[1:4], "big")
             if length > self._max_handshake_message:
                 raise DecodeError(
@@ -428,8 +432,7 @@ class _Connection:
             if self._error is not None or self._peer_closed is not None:
                 return
 
-    def _dispatch(self, message: bytes) -> None:
-        msg_type = message[0]
+    def _handler_for(self, msg_type: int) -> Callable[[bytes], None]:
         handler = self._HANDLERS.get(self._state, {}).get(msg_type)  # type: ignore[call-overload]
         if handler is None:
             try:
@@ -437,7 +440,10 @@ class _Connection:
             except ValueError:
                 name = f"handshake type {msg_type}"
             raise UnexpectedMessage(f"{name} in state {self._state.name}")
-        getattr(self, handler)(message)
+        return getattr(self, handler)
+
+    def _dispatch(self, message: bytes) -> None:
+        self._handler_for(message[0])(message)
 
     def _on_key_update(self, message: bytes) -> None:
         """RFC 8446 §4.6.3: update the read key; answer an update_requested once."""
