@@ -12,6 +12,7 @@ import click
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "sim": "ztp.sim._cli:sim_command",
     "device": "ztp.device.cli:device_cmd",
     "build": "ztp.device.cli:build_cmd",
     "flash": "ztp.device.cli:flash_cmd",
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "audit": "ztp.service._cli:audit_command",
     "gateway": "ztp.gateway._cli:gateway_command",
     "serve": "ztp.gateway._cli:serve_command",
+    "bench": "ztp.bench.cli:bench",
 }
 
 

@@ -1,0 +1,32 @@
+"""Smoke tests: each benchmark runs with tiny sizes and yields the expected rows.
+
+Timings are never asserted (STYLE.md §5: speed lives in benchmarks). A benchmark whose
+reference tool is missing here is skipped with the reason the benchmark itself gives.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ztp.bench import BenchError
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except BenchError as exc:
+        pytest.skip(f"benchmark cannot run here: {exc}")
+
+
+def test_tls_rows() -> None:
+    from ztp.bench._tls import run
+
+    table = _run(run, 5, cpu=None)
+    assert [row[:2] for row in table.rows] == [
+        ["ztp.tls", "psk_ke/CCM"],
+        [table.rows[1][0], "psk_ke/CCM"],
+        ["ztp.tls", "psk_dhe_ke/x25519/CCM"],
+        [table.rows[3][0], "psk_dhe_ke/x25519/CCM"],
+    ]
+    assert table.rows[1][0].startswith("OpenSSL")
+    assert all(row[-1].endswith("x") for row in table.rows)

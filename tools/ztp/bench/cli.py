@@ -1,0 +1,55 @@
+"""``ztp bench ...``: on-demand benchmarks against named references (never run by the tests).
+
+Each subcommand prints a rich table with the ratio to its reference measured in the same run;
+``--json FILE`` also writes the raw numbers, ``--markdown`` prints the table for the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ._common import BenchError, Table, print_table
+
+__all__ = ["bench"]
+
+
+def _emit(make: Callable[[], Table], json_path: Path | None, markdown: bool) -> None:
+    try:
+        table = make()
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    print_table(table)
+    if markdown:
+        click.echo(table.to_markdown())
+    if json_path is not None:
+        json_path.write_text(table.to_json())
+
+
+def _output_options(f: Callable[..., None]) -> Callable[..., None]:
+    f = click.option("--markdown", is_flag=True, help="Also print the table as Markdown.")(f)
+    f = click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the table and raw numbers as JSON.",
+    )(f)
+    return f
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks against references (OpenSSL, stunnel, goals of issue 9)."""
+
+
+@bench.command("tls")
+@click.option("-n", "--handshakes", default=2000, show_default=True, help="Per row.")
+@click.option("--cpu", default=0, show_default=True, help="CPU to pin to (-1: no pinning).")
+@_output_options
+def tls_cmd(handshakes: int, cpu: int, json_path: Path | None, markdown: bool) -> None:
+    """Server handshakes/s in memory: ztp.tls vs OpenSSL (psk_ke/CCM, psk_dhe_ke/x25519)."""
+    from ._tls import run
+
+    _emit(lambda: run(handshakes, None if cpu < 0 else cpu), json_path, markdown)
