@@ -7,7 +7,6 @@ reference tool is missing here is skipped with the reason the benchmark itself g
 from __future__ import annotations
 
 import pytest
-
 from ztp.bench import BenchError
 
 
