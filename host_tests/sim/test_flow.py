@@ -282,3 +282,37 @@ def test_cost_model_accounts_crypto_and_transfer():
     w = World()
     w.provision()
     assert w.term.cost_ms > 500  # key schedule on a slow SIM dominates
+
+
+def test_terminal_restart_mid_flow_starts_the_request_over():
+    w = World()
+    w.gateway_up = False
+    w.open_select()
+    w.term.host(f"0{w.ch} CA 00 00 00")
+    assert w.status() == (AppletStatus.BUSY, 0)
+    # the modem reboots without resetting the card: channels and timers are gone
+    w.term.channels.clear()
+    w.term.timers.clear()
+    w.gateway_up = True
+    r = w.term.send(stk.build_terminal_profile_apdu(w.term.profile))
+    assert r[-2] == 0x91  # the applet starts over at once
+    w.term.run()
+    w.term.run_until_idle()
+    assert w.status() == (AppletStatus.DATA, 0)
+    assert w.read() == CONFIG
+    assert w.sim.state.counters.requests == 1
+
+
+def test_lost_fetched_command_after_terminal_restart():
+    w = World()
+    w.open_select()
+    r = w.term.send(bytes.fromhex(f"0{w.ch}CA000000"))
+    n = r[-1]
+    w.term.send(stk.build_fetch_apdu(n))  # fetched, never answered: the modem rebooted
+    w.term.fetch_len = 0
+    w.term.start()  # card reset this time
+    w.open_select()
+    assert w.status() == (AppletStatus.ERROR, ResultCode.INTERRUPTED)
+    w.term.host(f"0{w.ch} CA 00 00 00")
+    w.term.run_until_idle()
+    assert w.status() == (AppletStatus.DATA, 0)

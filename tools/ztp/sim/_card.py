@@ -466,6 +466,17 @@ class VirtualSim:
             return sw_bytes(SW_WRONG_LENGTH if not cmd.data else SW_INCORRECT_P1P2)
         self._profile = cmd.data
         log.debug("card: TERMINAL PROFILE %s", cmd.data.hex())
+        # A new TERMINAL PROFILE without a card reset means the terminal restarted (modem
+        # reboot): its channels, timers and the command it had fetched are gone. A running
+        # request starts over rather than waiting forever.
+        self._outstanding = self._pending = None
+        self._bip_channels.clear()
+        if self._job is not None:
+            requests = list(self._job.requests)
+            self._job.cancel()
+            self._job = None
+            log.info("SAFE2: terminal restarted, request starts over")
+            self._new_request(requests, count=False)
         return sw_bytes(SW_OK)
 
     def _fetch(self, cmd: Command) -> bytes:
@@ -598,7 +609,7 @@ class VirtualSim:
         if self.state.path is not None:
             self.state.save()
 
-    def _new_request(self, requests: list[Request]) -> None:
+    def _new_request(self, requests: list[Request], count: bool = True) -> None:
         """Start a job for ``requests``, superseding any unfinished one."""
         if self._job is not None:
             log.info("SAFE2: unfinished request superseded")
@@ -608,7 +619,8 @@ class VirtualSim:
         self._waiting = False
         if self._pending is not None:
             self._pending = None  # not fetched yet: withdrawn
-        self.state.counters.requests += 1
+        if count:
+            self.state.counters.requests += 1
         profile = self._profile or b""
         need = [
             stk.Feature.OPEN_CHANNEL,
