@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,3 +167,29 @@ def svc(db_url: str) -> Iterator[Svc]:
         gateway = ServiceClient(http=http)
         gateway.login(creds.gateway_id, creds.gateway_secret)
         yield Svc(st, clock, app, http, creds, admin, gateway)
+
+
+@contextmanager
+def serve_app(app: object) -> Iterator[str]:
+    """Run ``app`` on uvicorn in a thread on a free loopback port; yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(1000):  # wait until it listens (a start-up wait, not a timing assertion)
+        if server.started:
+            break
+        time.sleep(0.01)
+    else:
+        raise RuntimeError("uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

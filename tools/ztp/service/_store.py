@@ -660,7 +660,10 @@ class Store:
         if rows:
             last = rows[-1][0]
         else:
-            last = self.s.scalar(select(func.max(PskChange.id))) or 0
+            # Nothing new: stay at `after`. (Not max(id): under READ COMMITTED that second
+            # statement may see a commit the first one did not, and the gateway would skip
+            # it.) Only a feed behind `after` (database replaced) moves the gateway back.
+            last = min(after, self.s.scalar(select(func.max(PskChange.id))) or 0)
         return {"last": last, "identities": sorted({h for _, h in rows})}
 
     def gateway_event(
