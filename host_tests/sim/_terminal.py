@@ -171,6 +171,7 @@ class Terminal:
         self.commands: list[stk.ProactiveCommand] = []
         self.apdus = 0
         self.cost_ms = 0.0
+        self.max_chunk = 237  # bytes per RECEIVE DATA answer (the real limit is 237)
         self.tr_override: Callable[[stk.ProactiveCommand], TerminalResponse | None] | None = None
 
     def start(self) -> None:
@@ -271,7 +272,7 @@ class Terminal:
                 return TerminalResponse.for_command(
                     cmd, Result(GeneralResult.BIP_ERROR, bytes([BipError.NO_SPECIFIC_CAUSE]))
                 )
-            n = min(cmd.length, len(ch.rx), 237)
+            n = min(cmd.length, len(ch.rx), self.max_chunk)
             data = bytes(ch.rx[:n])
             del ch.rx[:n]
             if not ch.rx:

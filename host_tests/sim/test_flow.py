@@ -316,3 +316,31 @@ def test_lost_fetched_command_after_terminal_restart():
     w.term.host(f"0{w.ch} CA 00 00 00")
     w.term.run_until_idle()
     assert w.status() == (AppletStatus.DATA, 0)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 200])
+def test_small_receive_chunks(chunk):
+    body = b"[" + b"7" * 200 + b"]"
+    w = World(host="gw.example.net", handler=lambda req: http_response(200, body))
+    w.term.max_chunk = chunk
+    assert w.provision() == (AppletStatus.DATA, 0)
+    assert w.read() == body
+
+
+def test_terminal_refusing_the_dns_channel_is_retried_then_reported():
+    # A terminal that cannot pick the DNS server itself (no data destination address given).
+    w = World(host="gw.example.net")
+
+    def refuse(cmd):
+        if isinstance(cmd, stk.OpenChannel) and cmd.destination is None:
+            return stk.TerminalResponse.for_command(
+                cmd,
+                stk.Result(stk.GeneralResult.REQUIRED_VALUES_MISSING),
+                bearer=cmd.bearer,
+                buffer_size=cmd.buffer_size,
+            )
+        return None
+
+    w.term.tr_override = refuse
+    assert w.provision() == (AppletStatus.ERROR, ResultCode.DNS_FAILED)
+    assert w.sim.open_bip_channels == ()
