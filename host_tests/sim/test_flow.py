@@ -344,3 +344,48 @@ def test_terminal_refusing_the_dns_channel_is_retried_then_reported():
     w.term.tr_override = refuse
     assert w.provision() == (AppletStatus.ERROR, ResultCode.DNS_FAILED)
     assert w.sim.open_bip_channels == ()
+
+
+class _Garbage:
+    def receive(self, data):
+        return b"\x16\x03\x03\x00\x02\xff\xff", False
+
+
+def test_server_breaking_tls_ends_in_an_alert_we_sent():
+    w = World()
+    w._servers[("192.0.2.10", 8443)] = _Garbage
+    status, result = w.provision()
+    assert status == AppletStatus.ERROR
+    assert result & 0xFF00 == ResultCode.TLS_ALERT_SENT
+    assert w.sim.open_bip_channels == ()
+
+
+def test_bytes_after_the_body_are_malformed():
+    w = World(handler=lambda req: http_response(200, b"{}") + b"junk")
+    assert w.provision() == (AppletStatus.ERROR, ResultCode.HTTP_MALFORMED)
+
+
+def test_link_dropped_before_the_response_is_retried():
+    calls = []
+
+    def handler(req):
+        calls.append(req)
+        if len(calls) == 1:
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}"  # cut short, then close
+        return http_response(200, b"{}")
+
+    w = World(handler=handler)
+    assert w.provision() == (AppletStatus.DATA, 0)
+    assert len(calls) == 2
+    assert w.sim.exchanges[0].result == ResultCode.LINK_DROPPED
+
+
+def test_no_secret_in_logs(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    w = World(host="gw.example.net")
+    w.provision()
+    text = caplog.text
+    assert PSK.hex() not in text and PSK.hex().upper() not in text
+    assert "psk" not in repr(w.sim.state).lower()
