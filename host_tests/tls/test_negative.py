@@ -18,6 +18,7 @@ from ztp.tls import (
     HandshakeComplete,
     HandshakeFailure,
     IllegalParameter,
+    InternalError,
     KeyExchangeMode,
     MissingExtension,
     ProtocolVersion,
@@ -615,3 +616,24 @@ def test_server_hello_replaced_fields_via_dataclasses():
     c.receive_data(s.data_to_send())
     assert isinstance(drain(c)[0], HandshakeComplete)
     assert dataclasses.is_dataclass(ServerHello)
+
+
+def test_failing_psk_lookup_fails_closed_as_internal_error():
+    def lookup(identity: bytes):
+        raise ConnectionError("database down")
+
+    c = started()
+    s = ServerConnection(ServerConfig(psk_lookup=lookup), rng=CountingRng())
+    error = expect_alert(s, InternalError, c.data_to_send())
+    assert isinstance(error.__cause__, ConnectionError)
+
+
+def test_no_key_material_in_logs(caplog):
+    c = ClientConnection(ClientConfig(IDENTITY, b"\x55" * 16), rng=CountingRng(b"c"))
+    c.start_handshake()
+    s = server()
+    with caplog.at_level("DEBUG", logger="ztp.tls"):
+        expect_alert(s, DecryptError, c.data_to_send())
+    text = caplog.text
+    assert IDENTITY.hex() in text  # identities are logged as hex
+    assert PSK.hex() not in text and (b"\x55" * 16).hex() not in text
