@@ -50,6 +50,24 @@ def read_token_file(path: Path) -> str:
     return text
 
 
+def read_credentials_file(path: Path) -> tuple[str, str]:
+    """(client id, client secret) from a file holding them on two lines.
+
+    Raises:
+        click.ClickException: unreadable, or not exactly two non-empty lines.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").split()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise click.ClickException(f"cannot read credentials file {path}: {exc.strerror}") from None
+    if len(lines) != 2:
+        raise click.ClickException(f"credentials file {path} must hold a client id and a secret")
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log_event(logging.WARNING, "credentials_file_readable_by_others", path=str(path))
+    return lines[0], lines[1]
+
+
 def setup_logging(level: str = "info", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_logs:
@@ -87,8 +105,15 @@ async def run_gateway(
 @click.command("gateway")
 @click.option("--service", "service_url", required=True, help="Base URL of the service.")
 @click.option(
+    "--credentials-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Instead of a fixed token: a file with the gateway's client id and secret on two "
+    "lines; the gateway logs in and logs in again when its token expires.",
+)
+@click.option(
     "--token-file",
-    required=True,
+    required=False,
     type=click.Path(path_type=Path, dir_okay=False),
     help="File holding the gateway's bearer token (scope gateway).",
 )
@@ -134,7 +159,8 @@ async def run_gateway(
 )
 def gateway_command(
     service_url: str,
-    token_file: Path,
+    credentials_file: Path | None,
+    token_file: Path | None,
     listen: str,
     name: str,
     metrics_listen: str | None,
@@ -168,10 +194,13 @@ def gateway_command(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    token = read_token_file(token_file)
+    if (token_file is None) == (credentials_file is None):
+        raise click.UsageError("give exactly one of --token-file and --credentials-file")
+    token = read_token_file(token_file) if token_file is not None else None
+    credentials = read_credentials_file(credentials_file) if credentials_file else None
 
     async def main() -> None:
-        gw = Gateway(ServiceClient(service_url, token, name), config)
+        gw = Gateway(ServiceClient(service_url, token, name, credentials=credentials), config)
         await run_gateway(gw, host, port, metrics)
 
     asyncio.run(main())
