@@ -18,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "migrate"]
+__all__ = ["Database", "downgrade", "migrate"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -93,3 +93,8 @@ def alembic_config(db: Database) -> Config:
 def migrate(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (Alembic upgrade)."""
     command.upgrade(alembic_config(db), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Take the schema back to ``revision`` (``"base"``: drop everything). Loses data."""
+    command.downgrade(alembic_config(db), revision)
