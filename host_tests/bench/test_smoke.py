@@ -29,3 +29,18 @@ def test_tls_rows() -> None:
     ]
     assert table.rows[1][0].startswith("OpenSSL")
     assert all(row[-1].endswith("x") for row in table.rows)
+
+
+def test_gateway_rows() -> None:
+    import shutil
+
+    if not (shutil.which("stunnel4") or shutil.which("stunnel")):
+        pytest.skip("stunnel not installed")
+    from ztp.bench._gateway import run
+
+    table = _run(
+        run, seconds=0.5, threads=2, identities=3, warmup=0.3, server_cpu=None, client_cpu=None
+    )
+    assert [row[0] for row in table.rows][0] == "ztp gateway"
+    assert table.rows[1][0].startswith("stunnel")
+    assert [row[8] for row in table.rows] == ["0", "0"]  # no failed exchanges

@@ -53,3 +53,38 @@ def tls_cmd(handshakes: int, cpu: int, json_path: Path | None, markdown: bool) -
     from ._tls import run
 
     _emit(lambda: run(handshakes, None if cpu < 0 else cpu), json_path, markdown)
+
+
+@bench.command("gateway")
+@click.option("--seconds", default=10.0, show_default=True, help="Measured window per server.")
+@click.option("--threads", default=16, show_default=True, help="Concurrent connections.")
+@click.option("--identities", default=100, show_default=True, help="Distinct SIMs (PSKs).")
+@click.option("--warmup", default=2.0, show_default=True, help="Seconds before measuring.")
+@click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
+@click.option("--client-cpu", default=1, show_default=True, help="-1: no pinning.")
+@_output_options
+def gateway_cmd(
+    seconds: float,
+    threads: int,
+    identities: int,
+    warmup: float,
+    server_cpu: int,
+    client_cpu: int,
+    json_path: Path | None,
+    markdown: bool,
+) -> None:
+    """Exchanges/s, p50/p99 and server CPU per exchange: ztp gateway vs stunnel."""
+    from ._gateway import run
+
+    _emit(
+        lambda: run(
+            seconds,
+            threads,
+            identities,
+            None if server_cpu < 0 else server_cpu,
+            None if client_cpu < 0 else client_cpu,
+            warmup,
+        ),
+        json_path,
+        markdown,
+    )

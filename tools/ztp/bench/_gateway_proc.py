@@ -1,0 +1,43 @@
+"""Our gateway as the benchmark runs it: ``python -m ztp.bench._gateway_proc SERVICE_URL``.
+
+Production code path (``Gateway`` + ``ServiceClient``), defaults everywhere except:
+psk_ke only (the OpenSSL load generator also offers psk_dhe_ke, which the default preference
+would pick; SIMs offer psk_ke only), and the per-address / per-identity rate limits and the
+connection cap raised, because the load comes from one address at thousands of exchanges
+per second. Logs at the default level (info), to stderr. Prints the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
+from ztp.gateway._cli import setup_logging
+from ztp.tls import KeyExchangeMode
+
+
+async def _main(url: str) -> None:
+    setup_logging("info")
+    unlimited = RateLimit(per_second=1e9, burst=10**9)
+    config = GatewayConfig(
+        name="bench",
+        max_connections=65536,
+        identity_rate=unlimited,
+        address_rate=unlimited,
+        key_exchange_modes=(KeyExchangeMode.PSK_KE,),
+    )
+    gw = Gateway(ServiceClient(url, "bench-token", config.name), config)
+    _, port = await gw.start("127.0.0.1", 0)
+    print(port, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gw.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1]))
