@@ -191,27 +191,18 @@ def test_tlslite_client_binary_identity(modes, suite, key_shares):
 
 
 class Peer:
-    def __init__(self, args: list[str], ready: bytes | None, port: int) -> None:
+    def __init__(self, args: list[str], ready: bytes, port: int) -> None:
         self.port = port
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        if ready is not None:  # wait for the peer's own "listening" line, no sleeping
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                if ready in line:
-                    break
-            else:
-                raise RuntimeError("peer exited before listening")
+        # wait for the peer's own "listening" line (printed after listen()), no sleeping
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if ready in line:
+                break
         else:
-            probe = None
-            while probe is None:  # gnutls-serv serves many connections: probing is harmless
-                try:
-                    probe = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-                except ConnectionRefusedError:
-                    if self.proc.poll() is not None:
-                        raise RuntimeError("peer exited before listening") from None
-            probe.close()
+            raise RuntimeError("peer exited before listening")
 
     def stop(self) -> bytes:
         self.proc.kill()
@@ -292,7 +283,7 @@ def gnutls_server(tmp_path):
         port = free_port()
         args = ["gnutls-serv", "-p", str(port), "--pskpasswd", str(psk_file), "--echo"]
         args += ["--priority", priority, "--disable-client-cert", *extra]
-        peer = Peer(args, None, port)
+        peer = Peer(args, b"listening", port)
         peers.append(peer)
         return peer
 
