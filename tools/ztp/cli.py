@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "flash": "ztp.device.cli:flash_cmd",
     "firmware-check": "ztp.device.cli:firmware_check_cmd",
     "device-demo": "ztp.device.cli:demo_cmd",
-    "demo": "ztp.device.cli:demo_cmd",  # until the end-to-end demo exists
+    "demo": "ztp.demo._cli:demo_command",
     "modem": "ztp.modem._cli:modem_command",
     "service": "ztp.service._cli:service_group",
     "login": "ztp.service._cli:login_command",
