@@ -23,6 +23,7 @@ from ztp.tls import (
     DecryptError,
     HandshakeComplete,
     KeyExchangeMode,
+    ProtocolVersion,
     PskCandidate,
     ServerConfig,
     ServerConnection,
@@ -121,6 +122,17 @@ def test_openssl_client_wrong_key_gets_decrypt_error():
     assert isinstance(outcome.error, DecryptError)
     assert b"decrypt error" in proc.stderr
     assert proc.returncode != 0
+
+
+def test_openssl_tls12_client_gets_protocol_version():
+    need("openssl")
+    server = server_with(TEXT_IDENTITY)
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2", "-quiet"]
+    args += ["-psk", PSK.hex(), "-psk_identity", TEXT_IDENTITY.decode()]
+    proc = subprocess.run(args, input=b"", capture_output=True, timeout=TIMEOUT_S)
+    outcome = server.join()
+    assert isinstance(outcome.error, ProtocolVersion)
+    assert b"protocol version" in proc.stderr
 
 
 def gnutls_cli(port: int, priority: str, username: bytes = TEXT_IDENTITY):
