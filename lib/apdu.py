@@ -4,7 +4,8 @@
 # +CSIM: <length>,"<response incl. SW1 SW2>". The T=0 follow-ups are done here, never left
 # to the modem (modems differ):
 #   61xx  xx bytes waiting (00 = 256): GET RESPONSE with Le=xx, keeping CLA's channel bits
-#         (TS 102 221 7.3.1.1.4); data followed by another 61xx means more than fits: error
+#         (TS 102 221 7.3.1.1.4); data followed by another 61xx is followed up too (at most
+#         _MAX_GET_RESPONSE times) while the whole answer fits in 256 bytes, else an error
 #   6Cxx  wrong Le: re-send the same command with Le=xx
 #   91xx  success with a proactive command pending (SIM Toolkit): treated as 9000
 #   6F00  applet exception: the command is retried once
@@ -20,6 +21,7 @@ SW_OK = const(0x9000)
 _SW_NO_INFO = const(0x6F00)
 _MAX_DATA = const(255)        # Lc: short APDUs only
 _RSP_CAP = const(256)
+_MAX_GET_RESPONSE = const(3)  # chained 61xx answers followed (each appends to rsp)
 _HEX = b"0123456789ABCDEF"
 
 
@@ -123,7 +125,7 @@ class Apdu:
         if sw >> 8 == 0x6C:
             # wrong Le: re-send with Le = SW2 (ISO 7816-4 5.1.3)
             sw = self._exchange(h, data, sw & 0xFF)
-        for _ in range(3):
+        for _ in range(_MAX_GET_RESPONSE):
             if sw >> 8 != 0x61:
                 break
             # 61xx: GET RESPONSE on the same channel (CLA kept), Le = xx (00 = 256)
@@ -132,7 +134,10 @@ class Apdu:
             h[3] = 0
             sw = self._exchange(h, None, sw & 0xFF)
         else:
-            raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
+            # only an answer that still says 61xx is too long (the last GET RESPONSE may
+            # have ended it with 9000)
+            if sw >> 8 == 0x61:
+                raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
         if sw >> 8 == 0x91:
             self.proactive = True
             sw = SW_OK

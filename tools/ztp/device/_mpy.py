@@ -53,8 +53,14 @@ def build(out_dir: Path, march: str | None = "armv6m") -> list[Path]:
     return written
 
 
+HOST_ONLY_MARKER = "# ztp: host-only"
+
+
 def test_modules() -> list[str]:
-    return sorted(p.stem for p in TESTS.glob("test_fw_*.py"))
+    """The firmware test modules the MicroPython runner imports: host_tests/firmware/
+    test_fw_*.py, except those whose first lines carry HOST_ONLY_MARKER (hypothesis etc.)."""
+    return sorted(p.stem for p in TESTS.glob("test_fw_*.py")
+                  if HOST_ONLY_MARKER not in p.read_text().split("\n", 5)[:5])
 
 
 @dataclass

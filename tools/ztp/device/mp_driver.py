@@ -14,25 +14,16 @@ sys.path.insert(0, "/input/lib")
 MODULES = __MODULES__  # noqa: F821 (substituted by the host)
 
 
-def run_tests():
-    passed = 0
-    failed = 0
-    for name in MODULES:
-        mod = __import__(name)
-        for attr in sorted(dir(mod)):
-            if not attr.startswith("test_"):
-                continue
-            fn = getattr(mod, attr)
-            try:
-                fn()
-                passed += 1
-                print("PASS %s.%s" % (name, attr))
-            except Exception as e:
-                failed += 1
-                print("FAIL %s.%s: %s: %s" % (name, attr, type(e).__name__, e))
-                sys.print_exception(e)
-            # gc.collect()
-    print("micropython: %d passed, %d failed" % (passed, failed))
+def run_one(name, mod, attr):
+    # -> 1 if the test passed, 0 if it failed
+    try:
+        getattr(mod, attr)()
+        print("PASS %s.%s" % (name, attr))
+        return 1
+    except Exception as e:
+        print("FAIL %s.%s: %s: %s" % (name, attr, type(e).__name__, e))
+        sys.print_exception(e)
+        return 0
 
 
 _fake = [0]
@@ -68,7 +59,28 @@ def measure_setup():
 # No try/except around this: gc.collect() inside a try block or a nested function traps
 # this WASI build; a failure exits non-zero and the host reports it.
 if "__MODE__" == "tests":
-    run_tests()
+    # Top-level code, while loops, all state in globals: this WASI build's collector frees
+    # objects held only on the VM stack (a for loop's iterator, a function's locals), so it
+    # runs only here, between tests, when nothing lives there. Without it the garbage of
+    # many tests would pile up until an automatic collection inside a test traps the VM.
+    _passed = 0
+    _failed = 0
+    _mi = 0
+    while _mi < len(MODULES):
+        _name = MODULES[_mi]
+        _mod = __import__(_name)
+        _attrs = sorted(dir(_mod))
+        _ti = 0
+        while _ti < len(_attrs):
+            _attr = _attrs[_ti]
+            _ti += 1
+            if _attr.startswith("test_"):
+                _ok = run_one(_name, _mod, _attr)
+                _passed += _ok
+                _failed += 1 - _ok
+                gc.collect()
+        _mi += 1
+    print("micropython: %d passed, %d failed" % (_passed, _failed))
 else:
     # top-level code: a gc.collect() from inside functions traps this WASI build
     import apply
