@@ -44,3 +44,11 @@ def test_gateway_rows() -> None:
     assert [row[0] for row in table.rows][0] == "ztp gateway"
     assert table.rows[1][0].startswith("stunnel")
     assert [row[8] for row in table.rows] == ["0", "0"]  # no failed exchanges
+
+
+def test_firmware_rows() -> None:
+    from ztp.bench._firmware import run
+
+    table = _run(run, skip_heap=True)
+    assert [row[0] for row in table.rows] == ["code", "UART"]
+    assert table.data["uart"]["apdus"] >= 8  # type: ignore[index]

@@ -88,3 +88,13 @@ def gateway_cmd(
         json_path,
         markdown,
     )
+
+
+@bench.command("firmware")
+@click.option("--skip-heap", is_flag=True, help="No MicroPython run (code and UART only).")
+@_output_options
+def firmware_cmd(skip_heap: bool, json_path: Path | None, markdown: bool) -> None:
+    """Firmware .mpy size (armv6m), heap per provisioning, UART bytes per provisioning."""
+    from ._firmware import run
+
+    _emit(lambda: run(skip_heap), json_path, markdown)

@@ -1,0 +1,156 @@
+"""``ztp bench firmware``: footprint of the firmware (lib/) against the goals of issue 9.
+
+- code: ``.mpy`` size of every ``lib/`` module compiled by mpy-cross with ``-march=armv6m``
+  (the SAMD21's Cortex-M0+), the way ``ztp build`` does (``ztp.device._mpy.build``).
+- heap: one whole provisioning under the MicroPython WASI runtime with the garbage collector
+  off (``ztp.device._mpy.measure_heap``, as ``ztp firmware-check`` reports it): every byte the
+  firmware allocates, test doubles' own allocations subtracted. With gc off nothing is freed,
+  so this is an upper bound of the peak heap; "live after" is what a collection leaves.
+- UART: bytes the firmware writes to and reads from the modem during one provisioning
+  against the scripted SARA modem + SAFE2 SIM of the firmware tests (host_tests/firmware/
+  fw_fakes.py), with the firmware's default options and a SIM that finishes the request
+  ``done_after_ms`` after it starts (the status polls depend on it), run under CPython: the
+  bytes on the wire do not depend on the interpreter.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._common import BenchError, Table
+
+HEAP_GOAL = 12 * 1024
+CODE_GOAL = 24 * 1024
+
+
+def code_sizes() -> dict[str, int]:
+    from ztp.device import _mpy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            files = _mpy.build(Path(tmp), "armv6m")
+        except _mpy.FirmwareCheckError as exc:
+            raise BenchError(str(exc)) from None
+        return {p.stem: p.stat().st_size for p in files}
+
+
+def heap() -> Any:
+    from ztp.device import _mpy
+
+    try:
+        return _mpy.measure_heap()
+    except _mpy.FirmwareCheckError as exc:
+        raise BenchError(str(exc)) from None
+    except ImportError as exc:
+        msg = f"MicroPython WASI runtime missing ({exc}): pip install -e '.[test]'"
+        raise BenchError(msg) from None
+
+
+def uart_bytes(done_after_ms: int = 2000) -> dict[str, int]:
+    """One provisioning on the fake modem; bytes each way, AT commands, APDUs, polls."""
+    from ztp.device._host import load_firmware
+    from ztp.device._mpy import TESTS
+
+    fw = load_firmware()
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import fw_fakes
+
+    clock, sim, m, fs = fw_fakes.make_rig(done_after_ms=done_after_ms)
+    counts = {"to_modem": 0, "from_modem": 0}
+    write, readinto = m.write, m.readinto
+
+    def counted_write(b: Any) -> int:
+        counts["to_modem"] += len(b)
+        return int(write(b))
+
+    def counted_readinto(buf: Any, n: int = -1) -> int:
+        got = int(readinto(buf, n))
+        counts["from_modem"] += got
+        return got
+
+    m.write, m.readinto = counted_write, counted_readinto
+    apply, modem, provision = fw["apply"], fw["modem"], fw["provision"]
+    applier = apply.Applier(fs, "/ztp", None)
+    applier.register("iot:Alarm", apply.PinHandler(fw_fakes.FakePin()))
+    link = modem.Link(m, clock)
+    p = provision.Provisioner(
+        link,
+        fs,
+        applier,
+        bytes(range(16)),
+        "/ztp/channel",
+        provision.Options(),
+        fw_fakes.rng,
+        None,
+    )
+    code = p.run()
+    if code not in (0, 1):
+        raise BenchError(f"provisioning on the fake modem ended {provision.RESULT_NAMES[code]}")
+    return {
+        **counts,
+        "at_commands": len(m.sent),
+        "apdus": len(sim.log),
+        "polls": int(p.polls),
+        "virtual_ms": int(clock.now - 1000),
+    }
+
+
+def run(skip_heap: bool = False) -> Table:
+    sizes = code_sizes()
+    code_total = sum(sizes.values())
+    uart = uart_bytes()
+    table = Table(
+        title="Firmware footprint (lib/ on the MKR GSM 1400's SAMD21)",
+        columns=["metric", "how", "measured", "goal", "of goal"],
+    )
+    table.rows.append(
+        [
+            "code",
+            f"{len(sizes)} .mpy, mpy-cross -march=armv6m",
+            f"{code_total:,} B",
+            f"{CODE_GOAL:,} B",
+            f"{code_total / CODE_GOAL:.0%}",
+        ]
+    )
+    data: dict[str, object] = {"code_bytes": sizes, "uart": uart}
+    if not skip_heap:
+        h = heap()
+        table.rows.append(
+            [
+                "heap",
+                "one provisioning, MicroPython WASI, gc off (upper bound of peak)",
+                f"{h.firmware_alloc_bytes:,} B",
+                f"{HEAP_GOAL:,} B",
+                f"{h.firmware_alloc_bytes / HEAP_GOAL:.0%}",
+            ]
+        )
+        table.rows.append(
+            ["heap live after", "after gc.collect()", f"{h.live_after_bytes:,} B", "", ""]
+        )
+        data["heap"] = {
+            "firmware_alloc_bytes": h.firmware_alloc_bytes,
+            "fake_alloc_bytes": h.fake_alloc_bytes,
+            "live_after_bytes": h.live_after_bytes,
+        }
+    total = uart["to_modem"] + uart["from_modem"]
+    table.rows.append(
+        [
+            "UART",
+            f"{uart['at_commands']} AT commands, {uart['apdus']} APDUs, {uart['polls']} polls",
+            f"{total:,} B",
+            "",
+            f"out {uart['to_modem']:,} / in {uart['from_modem']:,}",
+        ]
+    )
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])
+    table.notes.append("modules: " + ", ".join(f"{k} {v:,}" for k, v in largest))
+    table.notes.append(
+        f"UART: scripted SARA + SAFE2 SIM of the firmware tests, SIM ready 2 s after CA 00, "
+        f"default poll schedule ({uart['virtual_ms']:,} ms virtual time)"
+    )
+    table.data = data
+    return table
