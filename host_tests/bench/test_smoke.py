@@ -52,3 +52,11 @@ def test_firmware_rows() -> None:
     table = _run(run, skip_heap=True)
     assert [row[0] for row in table.rows] == ["code", "UART"]
     assert table.data["uart"]["apdus"] >= 8  # type: ignore[index]
+
+
+def test_service_rows() -> None:
+    from ztp.bench._service import run
+
+    table = _run(run, sims=5, lookups=5, batch=3, databases=("sqlite",))
+    assert [row[0] for row in table.rows] == ["SQLite"]
+    assert table.rows[0][7] == "0"  # every lookup answered with the imported body

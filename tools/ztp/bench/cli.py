@@ -98,3 +98,30 @@ def firmware_cmd(skip_heap: bool, json_path: Path | None, markdown: bool) -> Non
     from ._firmware import run
 
     _emit(lambda: run(skip_heap), json_path, markdown)
+
+
+@bench.command("service")
+@click.option("--sims", default=1_000_000, show_default=True, help="SIMs with one config each.")
+@click.option("--lookups", default=5000, show_default=True, help="Device-endpoint requests.")
+@click.option("--batch", default=10_000, show_default=True, help="Rows per import request.")
+@click.option(
+    "--db", "databases", multiple=True, type=click.Choice(["sqlite", "postgres"]),
+    help="Databases to run (default both).",
+)  # fmt: skip
+@_output_options
+def service_cmd(
+    sims: int,
+    lookups: int,
+    batch: int,
+    databases: tuple[str, ...],
+    json_path: Path | None,
+    markdown: bool,
+) -> None:
+    """Import time, config lookups/s and p99 with N SIMs, SQLite and PostgreSQL."""
+    from ._service import run
+
+    _emit(
+        lambda: run(sims, lookups, batch, databases or ("sqlite", "postgres")),
+        json_path,
+        markdown,
+    )
