@@ -167,3 +167,12 @@ def test_gateway_event_is_audited(svc: Svc) -> None:
     with pytest.raises(ServiceClientError) as err:
         svc.gateway.gateway_event("Bad Kind!")
     assert err.value.status == 400
+
+
+def test_gateway_revokes_its_own_token(svc: Svc) -> None:
+    r = svc.http.post("/v1/gateway/revoke", json={"token": svc.gateway.token},
+                      headers={"Authorization": f"Bearer {svc.gateway.token}"})
+    assert r.status_code == 200 and r.json() == {"revoked": True}
+    with pytest.raises(ServiceClientError) as err:
+        svc.gateway.psk_changes(0)
+    assert err.value.status == 401
