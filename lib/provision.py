@@ -45,6 +45,10 @@ RESULT_NAMES = {
     E_CONFIG_INVALID: "E_CONFIG_INVALID", E_APPLY: "E_APPLY",
 }
 
+# RRRR of a 000F status carrying the gateway's HTTP status: 404 = no configuration for this
+# device (docs/sim.md, docs/INTERFACES.md)
+_RESULT_HTTP_NOT_FOUND = const(0x0194)
+
 _STATE_NAMES = ("IDLE", "MODEM_START", "CLOSE_STALE", "OPEN_CHANNEL", "SELECT",
                 "SET_DEVICE_ID", "START_REQUEST", "WAIT_STATUS", "READ_CONFIG",
                 "CLOSE_CHANNEL", "APPLY", "DONE", "FAILED")
@@ -145,6 +149,10 @@ class Provisioner:
                 wait = backoff + self._jitter(backoff // 2)
                 self._log("retry in %d ms" % wait)
                 self.clock.sleep_ms(wait)
+                # a retry starts on a clean line: a reply that came late (after a timeout, or
+                # behind a stray result code) would otherwise answer the next command, and
+                # every later command would read the reply of the one before it
+                self.link.drain()
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
         self._set_state(_FAILED)
         self._log("result %s: %s" % (RESULT_NAMES[self.result], self.detail))
@@ -240,6 +248,9 @@ class Provisioner:
                 raise Failed(E_NO_CONFIG, "SIM done without a configuration (result %04X)"
                              % result)
             if state == _safe2.STATUS_ERROR:
+                if result == _RESULT_HTTP_NOT_FOUND:
+                    raise Failed(E_NO_CONFIG, "no configuration for this device (the SIM got "
+                                 "HTTP 404: status 000F result 0194)")
                 raise Failed(E_REQUEST_FAILED, "SIM request failed: status 000F result %04X"
                              % result)
             if wait < self.opt.poll_max_ms:

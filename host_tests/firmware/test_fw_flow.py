@@ -80,9 +80,10 @@ def test_status_never_finishes_deadline_and_channel_closed():
 
 
 def test_status_000F_with_result_code():
-    code, p, sim, m, fs, logs = run_flow(state=0x000F, result=0x0194)
+    # (0194 = HTTP 404 is E_NO_CONFIG: test_fw_e2e_findings.py)
+    code, p, sim, m, fs, logs = run_flow(state=0x000F, result=0x0193)
     assert code == provision.E_REQUEST_FAILED
-    assert "0194" in p.detail
+    assert "0193" in p.detail
     assert sim.open == []
 
 
