@@ -16,6 +16,7 @@ from ztp.modem._at import (
 )
 from ztp.modem._modem import Faults, LatencyModel, UartLine, VirtualModem
 from ztp.modem._network import Network
+from ztp.modem._smsc import SmsCentre, SmsDelivery, SmsFaults
 from ztp.modem._terminal import TERMINAL_PROFILE, CloseLink, OpenLink, SendLink, ToolkitTerminal
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "RebootRequest",
     "Registration",
     "SendLink",
+    "SmsCentre",
+    "SmsDelivery",
+    "SmsFaults",
     "ToolkitTerminal",
     "UartLine",
     "VirtualModem",

@@ -409,6 +409,39 @@ class VirtualModem:
         async with self._card_lock:
             return await self._card_exchange(apdu, source)
 
+    async def sms_pp_download(self, envelope: bytes, timeout_s: float = 30.0) -> bytes:
+        """Deliver an SMS-PP DOWNLOAD ENVELOPE (data 'D1 ...', TS 31.111 §7.1.1) to the card.
+
+        Waits, under the card lock, until the toolkit is between commands (no ENVELOPE
+        between a FETCH and its TERMINAL RESPONSE), then sends it; '61 xx' is followed by
+        GET RESPONSE. Returns the response data (the SMS-DELIVER-REPORT user data: the PoR),
+        b"" for none.
+
+        Raises:
+            TimeoutError: the toolkit stayed busy for ``timeout_s``.
+            RuntimeError: the card answered neither 9000/91xx nor 61xx (the SW is named).
+        """
+        from ztp.stk import build_envelope_apdu
+
+        assert self._loop is not None, "modem not started"
+        deadline = self._loop.time() + timeout_s
+        while True:
+            async with self._card_lock:
+                if self._toolkit.idle():
+                    resp = await self._card_exchange(build_envelope_apdu(envelope), "sms")
+                    if len(resp) == 2 and resp[0] == 0x61:  # PoR waiting: GET RESPONSE
+                        resp = await self._card_exchange(bytes([0, 0xC0, 0, 0, resp[1]]),
+                                                         "sms")
+                        data = resp[:-2]
+                    else:
+                        data = b""
+                    if len(resp) >= 2 and (resp[-2:] == b"\x90\x00" or resp[-2] == 0x91):
+                        return data
+                    raise RuntimeError(f"SMS-PP download: card answered SW {resp[-2:].hex()}")
+            if self._loop.time() >= deadline:
+                raise TimeoutError("SMS-PP download: the SIM toolkit stayed busy")
+            await asyncio.sleep(0.005)
+
     # ------------------------------------------------------------------ host side (AT)
     def _flush_core(self) -> None:
         if self._core is None:

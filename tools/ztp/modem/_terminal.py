@@ -226,6 +226,12 @@ class ToolkitTerminal:
         """True when ``pending_apdu`` would return an APDU."""
         return self._next_kind() is not None
 
+    def idle(self) -> bool:
+        """Nothing in flight, queued or inside a proactive command: the card may get an
+        APDU from elsewhere (an SMS-PP download ENVELOPE) without splitting a FETCH / TR."""
+        return (self._in_flight is None and not self._profile_pending and self._tr is None
+                and self._in_command is None and self._fetch_len is None)
+
     def pending_apdu(self) -> bytes | None:
         """The next APDU for the card, or None. Call ``card_response`` with its answer."""
         kind = self._next_kind()

@@ -79,6 +79,7 @@ from ._apdu import (
 )
 from ._cost import CostModel
 from ._job import WAIT, Config, ExchangeRecord, Job, Request, ResultCode, RetryPolicy
+from ._ota import SimOta
 from ._state import AppletStatus, CardState
 
 __all__ = ["AID_SAFE2", "VirtualSim"]
@@ -160,6 +161,7 @@ class VirtualSim:
         self._max_channel = logical_channels
         self.last_cost_ms = 0.0
         self.exchanges: list[ExchangeRecord] = []  # every TLS connection the applet made
+        self.ota = SimOta(state)  # SMS-PP data download -> OTA security domain (_ota.py)
         self._now_ms = 0
         self._power_on()
         if self.state.status == AppletStatus.BUSY:  # the card lost power mid-request
@@ -535,8 +537,13 @@ class VirtualSim:
             log.info("card: bad ENVELOPE: %s", e)
             return sw_bytes(SW_WRONG_DATA)
         if isinstance(env, SmsPpDownload):
-            # TODO(OTA issue): hand secured packets to the RAM/RFM application.
-            return sw_bytes(SW_WRONG_DATA)
+            # SMS-PP data download (TS 31.111 §7.1.1): the secured packet goes to the OTA
+            # security domain; its PoR is the response data ('61 xx', then GET RESPONSE).
+            self.ota.state = self.state
+            sw, data = self.ota.envelope(cmd.data)
+            if data:
+                return self._reply(self._channels[cmd.channel], cmd, data)
+            return sw_bytes(sw)
         if self._job is None:
             return sw_bytes(SW_OK)  # no applet is waiting for events: nothing to do
         if len(self._inbox) >= _MAX_INBOX:

@@ -18,6 +18,8 @@ from typing import Any
 
 from ztp.iccid import IccidError, build_ef_iccid, parse_ef_iccid
 
+from ._ota_state import OtaCardKeys
+
 __all__ = ["AppletStatus", "CardState", "CardStateError", "Counters"]
 
 FORMAT = "ztp-virtual-sim/1"
@@ -62,6 +64,8 @@ class CardState:
         host: the gateway host name or IP literal the applet connects to.
         port: its TCP port.
         device_id: what the device set with DA 02 C0 (bytes), or None.
+        psk_version: the key version of ``psk`` (1..255), raised by each OTA install-PSK.
+        ota: the card's OTA key set and counter (``ztp.sim._ota``), or None (no OTA).
     """
 
     ef_iccid: bytes
@@ -74,6 +78,8 @@ class CardState:
     result: int = 0
     body: bytes = b""
     counters: Counters = field(default_factory=Counters)
+    psk_version: int = field(default=1, repr=False)  # not secret; "psk" stays out of repr
+    ota: OtaCardKeys | None = None
     path: Path | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +108,8 @@ class CardState:
             raise CardStateError(f"body longer than {MAX_BODY} bytes")
         if not 0 <= self.status <= 0xFFFF or not 0 <= self.result <= 0xFFFF:
             raise CardStateError("status and result are 16-bit values")
+        if not isinstance(self.psk_version, int) or not 1 <= self.psk_version <= 0xFF:
+            raise CardStateError(f"psk_version must be 1..255, got {self.psk_version!r}")
 
     @property
     def iccid(self) -> str:
@@ -129,6 +137,8 @@ class CardState:
             "telemetry": self.telemetry.hex() if self.telemetry is not None else None,
             "applet": {"status": self.status, "result": self.result, "body": self.body.hex()},
             "counters": {f.name: getattr(self.counters, f.name) for f in fields(Counters)},
+            "psk_version": self.psk_version,
+            "ota": self.ota.to_json() if self.ota is not None else None,
         }
 
     @classmethod
@@ -165,6 +175,10 @@ class CardState:
         host = doc.get("host")
         if not isinstance(port, int) or not isinstance(host, str):
             raise CardStateError("host / port: expected a string and an integer")
+        try:
+            ota = OtaCardKeys.from_json(doc["ota"]) if doc.get("ota") is not None else None
+        except ValueError as e:
+            raise CardStateError(str(e)) from None
         state = cls(
             ef_iccid=ef_iccid,
             psk=hexfield("psk", doc.get("psk")) or b"",
@@ -176,6 +190,8 @@ class CardState:
             result=applet["result"],
             body=hexfield("applet.body", applet.get("body")) or b"",
             counters=Counters(**counters),
+            psk_version=doc.get("psk_version", 1),
+            ota=ota,
         )
         if "iccid" in doc and doc["iccid"] != state.iccid:
             raise CardStateError("iccid and ef_iccid disagree")
