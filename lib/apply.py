@@ -6,10 +6,12 @@
 #   config.bad    the last body rolled back (not applied again)
 #   config.json.tmp  a write in progress (removed on error, ignored at boot)
 #   trial         boot counter of a configuration not yet confirmed good
-# Order of a new configuration: every action is checked by its handler (dry run) -> write
-# config.json.tmp -> rename config.json -> config.prev -> rename tmp -> config.json ->
-# trial = 0 -> handlers commit. A crash or write error before the last rename leaves the old
-# configuration in force (boot() finishes or undoes a half-done rename). Bodies equal, byte for
+# Order of a new configuration: every action is checked by its handler (dry run) -> trial = 0
+# (temp + rename) -> rename config.json -> config.prev -> write config.json.tmp -> rename
+# tmp -> config.json -> handlers commit. A crash or write error before the last rename leaves
+# the old configuration in force (apply() undoes what it did; boot() finishes or undoes a
+# half-done rename), and the new one is never in force without its trial counter (a crash
+# just after trial = 0 only asks the old one to be confirmed again). Bodies equal, byte for
 # byte, to config.json are not applied again.
 # Rollback: boot() counts boots in trial; after max_boots starts without mark_good(), or when
 # the stored configuration fails to apply at start, config.prev is restored.
@@ -25,6 +27,7 @@ import fs as _fs
 APPLIED = const(0)
 UNCHANGED = const(1)
 _MAX_BOOTS = const(3)
+_MAX_BODY = const(255)      # SAFE2-PROTOCOL.md: the device accepts up to 255 bytes
 
 
 class ApplyError(Exception):
@@ -88,26 +91,68 @@ class Applier:
         self._check(cfg, False)
         fs = self.fs
         had_current = fs.exists(self.current)
+        old_trial = _fs.read_small_int(fs, self.trial, 0) if fs.exists(self.trial) else -1
         try:
             if fs.exists(self.current + ".tmp"):
                 fs.remove(self.current + ".tmp")
+            # the trial counter first: the new configuration is never in force without it
+            # (no counter = no boot-counter rollback), whatever fails after this
+            _fs.write_atomic(fs, self.trial, b"0")
             if had_current:
                 fs.rename(self.current, self.prev)
             _fs.write_atomic(fs, self.current, body, n)
         except OSError as e:
-            if had_current and not fs.exists(self.current):
-                fs.rename(self.prev, self.current)
+            self._undo(had_current, old_trial)
             raise ApplyError("writing the configuration failed (%s): old one kept" % e)
-        _fs.write_atomic(fs, self.trial, b"0")
         try:
             self._check(cfg, True)
         except Exception as e:
             self._log("applying failed (%s): rolling back" % e)
-            self.rollback()
+            try:
+                self.rollback()
+            except OSError as e2:
+                self._log("rollback interrupted (%s): finished at the next boot" % e2)
+            self._restore_handlers()
             raise ApplyError("applying failed: %s" % e)
         self._log("configuration applied (%d bytes%s)"
                   % (n, ", version " + cfg.version if cfg.version else ""))
         return APPLIED
+
+    def _undo(self, had_current, old_trial):
+        # a write of a new configuration failed: put the old one back. config.prev replaces
+        # whatever reached config.json (with no old configuration, a new config.json goes)
+        # and the trial counter gets its old state (-1 = none). If a step fails too (flash
+        # failing), the next boot is still safe: recover() takes config.prev when config.json
+        # is missing, and a counter left at 0 only asks the old configuration to be
+        # confirmed again.
+        fs = self.fs
+        try:
+            if had_current and not fs.exists(self.current):
+                # config.json -> config.prev was done (the new config.json never arrived)
+                fs.rename(self.prev, self.current)
+            elif not had_current and fs.exists(self.current):
+                fs.remove(self.current)
+        except OSError as e:
+            self._log("undo interrupted (%s): finished at the next boot" % e)
+        try:
+            if old_trial < 0:
+                if fs.exists(self.trial):
+                    fs.remove(self.trial)
+            else:
+                _fs.write_atomic(fs, self.trial, str(old_trial).encode())
+        except OSError as e:
+            self._log("boot counter not restored (%s)" % e)
+
+    def _restore_handlers(self):
+        # a commit failed part-way: the handlers may hold half of the new configuration, so
+        # the configuration now in force (the previous one) is committed to them again.
+        # Failure path only: its buffer is allocated here, not kept.
+        try:
+            n, cfg = self.load(bytearray(_MAX_BODY))
+            if cfg is not None:
+                self._check(cfg, True)
+        except Exception as e:
+            self._log("re-applying the previous configuration failed: %s" % e)
 
     def _check(self, cfg, commit):
         if cfg.kind == _config.KIND_SETTINGS:
@@ -149,15 +194,21 @@ class Applier:
         # At start: recover, count the boot of an unconfirmed configuration, apply the stored
         # configuration to the handlers (rolling back when it fails). buf: >= 255 bytes.
         # Returns the config.Config in force, or None.
-        self.recover()
+        # Never raises: a flash error is logged and the application starts anyway (with the
+        # configuration that could be loaded, or None).
         fs = self.fs
-        if fs.exists(self.trial):
-            count = _fs.read_small_int(fs, self.trial, self.max_boots) + 1
-            if count > self.max_boots:
-                self._log("configuration not confirmed after %d boots: rolling back" % (count - 1))
-                self.rollback()
-            else:
-                _fs.write_atomic(fs, self.trial, str(count).encode())
+        try:
+            self.recover()
+            if fs.exists(self.trial):
+                count = _fs.read_small_int(fs, self.trial, self.max_boots) + 1
+                if count > self.max_boots:
+                    self._log("configuration not confirmed after %d boots: rolling back"
+                              % (count - 1))
+                    self.rollback()
+                else:
+                    _fs.write_atomic(fs, self.trial, str(count).encode())
+        except OSError as e:
+            self._log("boot counter: flash error (%s)" % e)
         for _ in range(2):
             try:
                 n, cfg = self.load(buf)
@@ -167,7 +218,11 @@ class Applier:
                 return cfg
             except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
                 self._log("stored configuration fails at start (%s): rolling back" % e)
-                self.rollback()
+                try:
+                    self.rollback()
+                except OSError as e2:
+                    self._log("rollback: flash error (%s)" % e2)
+                    return None
         return None
 
     def mark_good(self):

@@ -98,7 +98,12 @@ class Channels:
             self._forget()
 
     def _remember(self, n):
-        _fs.write_atomic(self.fs, self.path, str(n).encode())
+        # best effort: if flash fails, this run still closes the channel on every exit path;
+        # only a crash before that would leave it open (then the modem reset frees it)
+        try:
+            _fs.write_atomic(self.fs, self.path, str(n).encode())
+        except OSError as e:
+            self._log("cannot remember channel %d (%s)" % (n, e))
 
     def _forget(self):
         try:

@@ -134,6 +134,16 @@ def _cmd_name(cmd, n):
     return bytes(cmd[0:k]).decode()
 
 
+def printable(buf, s, e):
+    # buf[s:e] as a str for logs and messages: bytes outside printable ASCII become '?'
+    # (modem garbage must not turn into a UnicodeError). buf is a scratch buffer (the
+    # engine's info line): it is changed in place, saving a copy.
+    for i in range(s, e):
+        if buf[i] < 32 or buf[i] > 126:
+            buf[i] = 63
+    return bytes(buf[s:e]).decode()
+
+
 def cme_exception(eng, what):
     if eng.result == at.CME_ERROR:
         c = eng.cme
@@ -217,7 +227,7 @@ class Modem:
         r = link.cmd(b"AT+CCID", 2000, b"+CCID:")
         eng = link.engine
         if r == at.OK and eng.info_len > 7:
-            self.iccid = bytes(eng.info[6:eng.info_len]).decode().strip()
+            self.iccid = printable(eng.info, 6, eng.info_len).strip()
         self._log("modem ready, ICCID %s" % (self.iccid or "?"))
 
     def _sim_ready(self, tries):
@@ -230,7 +240,7 @@ class Modem:
             if r == at.OK:
                 if at._starts(eng.info, 0, eng.info_len, b"+CPIN: READY"):
                     return
-                raise SimFatal("SIM not ready: %s" % bytes(eng.info[0:eng.info_len]).decode())
+                raise SimFatal("SIM not ready: %s" % printable(eng.info, 0, eng.info_len))
             e = cme_exception(eng, "AT+CPIN?")
             if not isinstance(e, SimBusy):
                 raise e

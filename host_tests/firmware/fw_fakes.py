@@ -232,6 +232,20 @@ class FakeSim:
         return self.final_state, self.result
 
 
+class ScriptSim:
+    # a card that answers each APDU with the next scripted response (bytes incl. SW1 SW2);
+    # log: the APDUs received, as hex
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.log = []
+
+    def transmit(self, cmd):
+        self.log.append(tohex(cmd))
+        if not self.answers:
+            raise AssertionError("unexpected APDU " + tohex(cmd))
+        return self.answers.pop(0)
+
+
 # --- modem ---------------------------------------------------------------------------------
 class FakeModem:
     # A UART (write / any / readinto) with a SARA-like AT interpreter in front of FakeSim.

@@ -2,20 +2,7 @@
 # a scripted card (runs under pytest and MicroPython).
 import apdu
 import modem
-from fw_fakes import FakeClock, FakeModem, raises, tohex, unhex
-
-
-class ScriptSim:
-    # answers each APDU with the next scripted response (bytes incl. SW1 SW2)
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.log = []
-
-    def transmit(self, cmd):
-        self.log.append(tohex(cmd))
-        if not self.answers:
-            raise AssertionError("unexpected APDU " + tohex(cmd))
-        return self.answers.pop(0)
+from fw_fakes import FakeClock, FakeModem, ScriptSim, raises, unhex
 
 
 def rig(*answers):

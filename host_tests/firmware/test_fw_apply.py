@@ -1,0 +1,314 @@
+# lib/apply.py alone: atomic apply, rollback by boot counter, config.bad, recover() after an
+# interrupted write, renames failing part-way, the settings handler (runs under pytest and
+# MicroPython).
+import apply
+import config
+from fw_fakes import REFERENCE_BODY, FakePin, RamFs, raises
+
+ROOT = "/ztp"
+CUR = ROOT + "/config.json"
+PREV = ROOT + "/config.prev"
+BAD = ROOT + "/config.bad"
+TRIAL = ROOT + "/trial"
+TMP = CUR + ".tmp"
+ON = REFERENCE_BODY
+OFF = REFERENCE_BODY.replace(b'"On"', b'"Off"')
+DIM = REFERENCE_BODY.replace(b'"On"', b'"Dim"')       # valid JSON, the pin cannot do it
+
+
+def rig(fs=None, pin=None, max_boots=3):
+    fs = fs or RamFs()
+    pin = pin or FakePin()
+    logs = []
+    a = apply.Applier(fs, ROOT, logs.append, max_boots)
+    a.register("iot:Alarm", apply.PinHandler(pin))
+    return a, fs, pin, logs
+
+
+def do_apply(a, body):
+    return a.apply(body, len(body), config.parse_config(body))
+
+
+def boot(fs, pin, max_boots=3):
+    # a fresh Applier (new boot) on the same flash and pin
+    a, fs, pin, logs = rig(fs, pin, max_boots)
+    cfg = a.boot(bytearray(255))
+    return a, cfg, logs
+
+
+def test_apply_then_prev_kept_trial_started():
+    a, fs, pin, logs = rig()
+    assert do_apply(a, ON) == apply.APPLIED
+    assert fs.files[CUR] == ON and PREV not in fs.files and fs.files[TRIAL] == b"0"
+    assert do_apply(a, OFF) == apply.APPLIED
+    assert fs.files[CUR] == OFF and fs.files[PREV] == ON
+    assert pin.history == [1, 0]
+    assert do_apply(a, OFF) == apply.UNCHANGED
+    assert pin.history == [1, 0]
+
+
+def test_dry_run_failure_writes_nothing():
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    a.mark_good()
+    before = dict(fs.files)
+    e = raises(apply.ApplyError, do_apply, a, DIM)
+    assert "iot:Alarm" in str(e) and "Dim" in str(e)
+    assert fs.files == before and pin.history == [1]
+    body = REFERENCE_BODY.replace(b"iot:Alarm", b"iot:Siren")
+    e = raises(apply.ApplyError, do_apply, a, body)
+    assert "no handler for action iot:Siren" in str(e)
+    assert fs.files == before
+
+
+def test_unconfirmed_config_rolled_back_after_3_boots():
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    a.mark_good()
+    do_apply(a, OFF)                     # new config, never confirmed
+    for n in (1, 2, 3):
+        a, cfg, logs = boot(fs, pin)
+        assert fs.files[CUR] == OFF and fs.files[TRIAL] == str(n).encode()
+        assert cfg.actions == (("iot:Alarm", "Off"),)
+    a, cfg, logs = boot(fs, pin)         # 4th start without mark_good(): roll back
+    assert cfg.actions == (("iot:Alarm", "On"),)
+    assert fs.files[CUR] == ON and fs.files[BAD] == OFF
+    assert PREV not in fs.files and TRIAL not in fs.files
+    assert pin.v == 1
+    assert any("not confirmed after 3 boots" in line for line in logs)
+    # the rolled-back body is never applied again; another one is
+    e = raises(apply.ApplyError, do_apply, a, OFF)
+    assert "rolled back before" in str(e)
+    assert fs.files[CUR] == ON
+    assert do_apply(a, ON) == apply.UNCHANGED
+
+
+def test_mark_good_stops_the_counter():
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    do_apply(a, OFF)
+    a, cfg, logs = boot(fs, pin)
+    a.mark_good()
+    assert TRIAL not in fs.files
+    for _ in range(5):
+        a, cfg, logs = boot(fs, pin)
+    assert fs.files[CUR] == OFF and cfg.actions == (("iot:Alarm", "Off"),)
+
+
+def test_max_boots_is_configurable():
+    a, fs, pin, logs = rig(max_boots=1)
+    do_apply(a, ON)
+    do_apply(a, OFF)
+    a, cfg, logs = boot(fs, pin, 1)
+    assert fs.files[CUR] == OFF
+    a, cfg, logs = boot(fs, pin, 1)
+    assert fs.files[CUR] == ON
+
+
+def test_unreadable_counter_rolls_back():
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    do_apply(a, OFF)
+    fs.files[TRIAL] = b"x"
+    a, cfg, logs = boot(fs, pin)
+    assert fs.files[CUR] == ON
+
+
+def test_stored_config_failing_at_start_is_rolled_back():
+    # the stored body no longer applies (handler refuses it): roll back to config.prev
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    a.mark_good()
+    fs.files[PREV] = ON
+    fs.files[CUR] = DIM
+    a, cfg, logs = boot(fs, pin)
+    assert cfg.actions == (("iot:Alarm", "On"),)
+    assert fs.files[CUR] == ON and fs.files[BAD] == DIM
+    assert any("fails at start" in line for line in logs)
+    e = raises(apply.ApplyError, do_apply, a, DIM)
+    assert "rolled back before" in str(e)
+
+
+def test_stored_config_unparseable_and_no_prev():
+    for junk in (b"{not json", b"\xff" * 300):
+        fs = RamFs()
+        fs.files[CUR] = junk
+        a, cfg, logs = boot(fs, FakePin())
+        assert cfg is None
+        assert CUR not in fs.files and fs.files[BAD] == junk
+
+
+def test_both_stored_configs_failing():
+    fs = RamFs()
+    fs.files[CUR] = DIM
+    fs.files[PREV] = b"[]"
+    a, cfg, logs = boot(fs, FakePin())
+    assert cfg is None and CUR not in fs.files and PREV not in fs.files
+
+
+def test_boot_with_nothing_stored():
+    a, cfg, logs = boot(RamFs(), FakePin())
+    assert cfg is None
+
+
+def test_recover_after_crash_between_renames():
+    # crash after config.json -> config.prev, before the new config.json: the old one is back
+    fs = RamFs()
+    fs.files[PREV] = ON
+    fs.files[TMP] = OFF[0:10]            # half-written temp file
+    a, fs, pin, logs = rig(fs)
+    a.recover()
+    assert fs.files == {CUR: ON}
+    a.recover()                           # idempotent
+    assert fs.files == {CUR: ON}
+
+
+def test_recover_leaves_a_complete_state_alone():
+    fs = RamFs()
+    fs.files[CUR] = OFF
+    fs.files[PREV] = ON
+    a, fs, pin, logs = rig(fs)
+    a.recover()
+    assert fs.files == {CUR: OFF, PREV: ON}
+
+
+def test_write_failing_part_way_keeps_old_config():
+    for fail_after in (0, 1, 10, len(OFF) - 1):
+        a, fs, pin, logs = rig()
+        do_apply(a, ON)
+        a.mark_good()
+        fs.fail_after = fail_after
+        e = raises(apply.ApplyError, do_apply, a, OFF)
+        fs.fail_after = None
+        assert "old one kept" in str(e)
+        assert fs.files == {CUR: ON}, (fail_after, fs.files)
+        assert pin.history == [1]
+
+
+def test_rename_failing_part_way_keeps_old_config():
+    # renames of one apply: config.json -> config.prev, tmp -> config.json, trial tmp -> trial.
+    # Whichever fails (and the undo's own rename after it), the old configuration stays in
+    # force, apply() raises ApplyError (not OSError), and the next boot is clean.
+    for ok_renames in (0, 1, 2):
+        for undo_fails in (False, True):
+            a, fs, pin, logs = rig()
+            do_apply(a, ON)
+            a.mark_good()
+            fs.fail_rename = ok_renames
+            if not undo_fails:
+                # let the undo's rename through: fail only the one at ok_renames
+                orig = fs.rename
+                count = [0]
+
+                def rename(x, y, orig=orig, count=count, n=ok_renames, fs=fs):
+                    count[0] += 1
+                    if count[0] == n + 1:
+                        raise OSError(5)
+                    fs.fail_rename = None
+                    return orig(x, y)
+                fs.rename = rename
+            e = raises(apply.ApplyError, do_apply, a, OFF)
+            assert "old one kept" in str(e)
+            fs.fail_rename = None
+            if not undo_fails:
+                fs.rename = orig
+                assert fs.files.get(CUR) == ON, (ok_renames, fs.files)
+            a, cfg, logs = boot(fs, pin)
+            assert fs.files[CUR] == ON, (ok_renames, undo_fails, fs.files)
+            assert cfg.actions == (("iot:Alarm", "On"),)
+            assert TMP not in fs.files and TRIAL not in fs.files
+            assert BAD not in fs.files
+
+
+def test_first_config_write_failing_leaves_nothing():
+    a, fs, pin, logs = rig()
+    fs.fail_rename = 1                    # config written, trial rename fails
+    raises(apply.ApplyError, do_apply, a, ON)
+    fs.fail_rename = None
+    assert fs.files == {}
+    assert pin.history == []
+
+
+def test_commit_failure_rolls_back_and_recommits_previous():
+    # a handler that passes the dry run but fails on commit, after another action was
+    # committed: files rolled back, and the previous configuration committed again
+    a, fs, pin, logs = rig()
+    calls = []
+
+    def flaky(effect, commit):
+        calls.append((effect, commit))
+        if commit and effect == "Boom":
+            raise OSError(5)
+    a.register("iot:Fan", flaky)
+    one = (b'{"configuration":{"config":[{"action":"iot:Alarm","effect":"On"},'
+           b'{"action":"iot:Fan","effect":"Slow"}]}}')
+    two = (b'{"configuration":{"config":[{"action":"iot:Alarm","effect":"Off"},'
+           b'{"action":"iot:Fan","effect":"Boom"}]}}')
+    do_apply(a, one)
+    a.mark_good()
+    e = raises(apply.ApplyError, do_apply, a, two)
+    assert "applying failed" in str(e)
+    assert fs.files[CUR] == one and fs.files[BAD] == two
+    assert pin.history == [1, 0, 1]       # half of `two` undone by re-committing `one`
+    assert calls[-1] == ("Slow", True)
+
+
+def test_settings_handler():
+    a, fs, pin, logs = rig()
+    got = []
+
+    def settings(d, commit):
+        if d.get("interval_s", 1) <= 0:
+            raise ValueError("interval_s must be > 0")
+        got.append((commit, d))
+    a.settings_handler = settings
+    body = b'{"interval_s":60,"apn":"iot"}'
+    assert do_apply(a, body) == apply.APPLIED
+    assert got == [(False, {"interval_s": 60, "apn": "iot"}),
+                   (True, {"interval_s": 60, "apn": "iot"})]
+    e = raises(apply.ApplyError, do_apply, a, b'{"interval_s":0}')
+    assert "settings: interval_s must be > 0" in str(e)
+    assert fs.files[CUR] == body and len(got) == 2
+    # at boot the stored settings go to the handler again
+    a, fs, pin, logs = rig(fs)
+    a.settings_handler = settings
+    cfg = a.boot(bytearray(255))
+    assert cfg.settings == {"interval_s": 60, "apn": "iot"}
+    assert got[-1] == (True, {"interval_s": 60, "apn": "iot"})
+
+
+def test_settings_without_handler_are_stored():
+    # no settings handler registered: the body is kept for the application to read
+    a, fs, pin, logs = rig()
+    assert do_apply(a, b'{"apn":"iot"}') == apply.APPLIED
+    assert fs.files[CUR] == b'{"apn":"iot"}'
+
+
+def test_same_as_compares_bytes_not_versions():
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    assert a.same_as(CUR, ON, len(ON))
+    assert not a.same_as(CUR, ON + b" ", len(ON) + 1)
+    assert not a.same_as(CUR, ON, len(ON) - 1)
+    assert not a.same_as(CUR, OFF, len(OFF))
+    assert not a.same_as(BAD, ON, len(ON))
+    spaced = ON.replace(b"\"config\":", b"\"config\": ")
+    assert do_apply(a, spaced) == apply.APPLIED   # same version, different bytes
+
+
+def test_boot_survives_flash_errors():
+    # boot() never raises: the application must start even when flash fails
+    a, fs, pin, logs = rig()
+    do_apply(a, ON)
+    do_apply(a, OFF)
+    fs.fail_after = 0
+    fs.fail_rename = 0
+    a, cfg, logs = boot(fs, pin)
+    assert cfg is not None and cfg.actions == (("iot:Alarm", "Off"),)
+    assert any("flash error" in line for line in logs)
+    fs.fail_after = None
+    fs.fail_rename = None
+    fs.files[TRIAL] = b"3"
+    fs.fail_rename = 0
+    a, cfg, logs = boot(fs, pin)          # rollback wanted, rename fails: still starts
+    fs.fail_rename = None
