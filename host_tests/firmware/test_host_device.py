@@ -103,3 +103,73 @@ def test_firmware_tests_pass_under_micropython() -> None:
     h = _mpy.measure_heap()
     print(f"firmware heap for one provisioning: {h.firmware_alloc_bytes} bytes")
     assert h.firmware_alloc_bytes > 0
+
+
+# --- timeouts and lost ports in the host `ztp device` path ---------------------------------
+def test_run_provisioning_silent_modem_times_out_bounded(tmp_path: Path) -> None:
+    from ztp.device._host import run_provisioning
+
+    clock = FakeClock()
+    modem = FakeModem(clock, FakeSim(clock))
+    modem.silent = True
+    logs: list[str] = []
+    code, detail = run_provisioning(modem, bytes(16), tmp_path, attempts=2, clock=clock,
+                                    log=logs.append)
+    assert code == 10 and "modem silent" in detail
+    # 2 attempts x 20 AT tries x 1 s, plus one backoff: bounded, in virtual time
+    assert 40_000 <= clock.now <= 45_000
+    assert modem.sent.count(b"AT") == 40
+
+
+def test_run_provisioning_poll_deadline(tmp_path: Path) -> None:
+    from ztp.device._host import run_provisioning
+
+    clock = FakeClock()
+    sim = FakeSim(clock, REFERENCE_BODY, never_done=True)
+    modem = FakeModem(clock, sim)
+    code, detail = run_provisioning(modem, bytes(16), tmp_path, poll_deadline_ms=30_000,
+                                    clock=clock)
+    assert code == 32 and "30000 ms" in detail
+    assert clock.now < 40_000
+    assert sim.open == []                      # channel closed on the way out
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_ztp_device_poll_deadline_exit_code(tmp_path: Path) -> None:
+    sock, stop, t, sim, modem = _fake_over_tcp(never_done=True)
+    port = sock.getsockname()[1]
+    r = CliRunner().invoke(device_cmd, ["--port", f"socket://127.0.0.1:{port}",
+                                        "--config-dir", str(tmp_path), "--poll-deadline", "2"])
+    stop.set()
+    sock.close()
+    assert r.exit_code == 32, r.output
+    assert "SIM not done within 2000 ms" in r.output
+    assert sim.open == []
+
+
+def test_ztp_device_port_lost_mid_run_exits_10(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        conn.recv(100)
+        conn.sendall(b"\r\nOK\r\n")
+        conn.close()                            # the modem goes away after one answer
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = sock.getsockname()[1]
+    r = CliRunner().invoke(device_cmd, ["--port", f"socket://127.0.0.1:{port}",
+                                        "--config-dir", str(tmp_path)])
+    sock.close()
+    assert r.exit_code == 10, r.output
+    assert "lost the modem port" in r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+
+
+def test_micropython_runner_skips_host_only_files() -> None:
+    mods = _mpy.test_modules()
+    assert "test_fw_properties" not in mods
+    assert {"test_fw_at", "test_fw_apdu", "test_fw_config", "test_fw_apply"} <= set(mods)

@@ -54,6 +54,9 @@ def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None
                                         poll_deadline_ms=int(poll_deadline_s * 1000),
                                         log=lambda m: click.echo(f"ztp: {m}", err=True),
                                         at_hook=hook)
+    except (serial.SerialException, OSError) as e:
+        # the port went away mid-run (USB unplugged, TCP peer closed): a modem failure
+        code, detail = 10, f"lost the modem port {port}: {e}"
     finally:
         ser.close()
         if tmp is not None:
