@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from ztp.service import Database, migrate
-from ztp.service._db import downgrade
+from ztp.service._db import alembic_config, downgrade
 from ztp.service._models import Base
 
 
@@ -17,7 +18,8 @@ def test_migrations_match_models(db_url: str) -> None:
         with db.engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(ctx, Base.metadata) == []
-            assert ctx.get_current_revision() == "0001"
+            head = ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+            assert ctx.get_current_revision() == head
         downgrade(db, "base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         migrate(db)

@@ -116,6 +116,11 @@ def test_disabled_client_tokens_die(svc: Svc) -> None:
     assert refused(c.list_sims).status == 401
     assert refused(c.login, "temp", secret).status == 401
     assert refused(svc.admin.create_client, "temp", ["read"]).status == 409
+    clients = {c["client_id"]: c for c in svc.admin.request("GET", "/v1/clients").json()[
+        "clients"]}
+    assert clients["temp"]["disabled"] is True and clients["gateway"]["scopes"] == ["gateway"]
+    assert "secret" not in json.dumps(clients).replace("client_secret", "")
+    assert refused(svc.admin.disable_client, "ghost").status == 404
 
 
 # ---------------------------------------------------------------------------- SIMs and keys

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from ._auth import Principal, authenticate
 from ._db import Database
 from ._errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     PayloadTooLarge,
     ServiceError,
@@ -227,6 +229,10 @@ def _run(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Res
                                     code="insufficient_scope")
             store = call.store = Store(session, state.settings.master_key, now_ms)
             return spec.handler(call)
+    except IntegrityError:
+        # A unique key taken by a concurrent request between our check and our insert
+        # (PostgreSQL; SQLite writers are serialized): the request changed nothing.
+        raise Conflict("conflicting concurrent change; retry", code="conflict") from None
     except ServiceError:
         if store is not None and store.kept:
             with state.db.write() as session:

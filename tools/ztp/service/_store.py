@@ -227,6 +227,7 @@ class Store:
         self.keyring = keyring
         self.now_ms = now_ms
         self.kept: list[dict[str, Any]] = []
+        self._feed_locked = False
         self._pg = session.get_bind().dialect.name == "postgresql"
 
     # ----------------------------------------------------------------- audit
@@ -291,12 +292,20 @@ class Store:
             select(SimKey).where(SimKey.sim_id == sim.id).order_by(SimKey.kind, SimKey.id)
         ))
 
-    def _note_psk_change(self, identity_hex: str) -> None:
-        if self._pg:
-            # Order the change feed by commit: ids are taken under this lock, which is held
-            # until commit, so a gateway reading `after=N` can never miss a later-committed
-            # smaller id.
+    def _lock_feed(self) -> None:
+        """Take the PSK change feed lock (PostgreSQL; SQLite writers are serialized anyway).
+
+        Order the change feed by commit: ids are taken under this lock, which is held until
+        commit, so a gateway reading ``after=N`` never misses a later-committed smaller id.
+        Lock order, to rule out deadlocks: the feed first, then SIM rows in ICCID order.
+        Every operation that may note a change takes it before it locks any SIM row.
+        """
+        if self._pg and not self._feed_locked:
             self.s.execute(text("LOCK TABLE psk_change IN SHARE ROW EXCLUSIVE MODE"))
+        self._feed_locked = True
+
+    def _note_psk_change(self, identity_hex: str) -> None:
+        self._lock_feed()
         self.s.add(PskChange(identity_hex=identity_hex, at_ms=self.now_ms))
 
     def get_sim(self, iccid: str) -> dict[str, Any]:
@@ -347,6 +356,8 @@ class Store:
     ) -> dict[str, Any]:
         if state is not None and state not in SIM_STATES:
             raise BadRequest(f"state must be one of {', '.join(SIM_STATES)}")
+        if state is not None:
+            self._lock_feed()
         sim = self._sim(iccid, lock=True)
         changes: dict[str, Any] = {}
         if state is not None and state != sim.state:
@@ -367,6 +378,7 @@ class Store:
         return sim_view(sim, self._keys(sim))
 
     def delete_sim(self, actor: Actor, iccid: str) -> None:
+        self._lock_feed()
         sim = self._sim(iccid, lock=True)
         self._note_psk_change(sim.identity_hex)
         self.s.delete(sim)
@@ -381,6 +393,8 @@ class Store:
         """Seal and store a key (generated when ``key`` is None). Returns (row, generated)."""
         if kind not in KEY_KINDS:
             raise BadRequest(f"key kind must be one of {', '.join(KEY_KINDS)}")
+        if kind == "psk":
+            self._lock_feed()
         sim = sim or self._sim(iccid, lock=True)
         existing = {k.tag for k in self._keys(sim) if k.kind == kind}
         if tag is None:
@@ -408,6 +422,8 @@ class Store:
     def set_key_state(self, actor: Actor, iccid: str, kind: str, tag: str, state: str) -> SimKey:
         if state not in KEY_STATES:
             raise BadRequest(f"key state must be one of {', '.join(KEY_STATES)}")
+        if kind == "psk":
+            self._lock_feed()
         sim = self._sim(iccid, lock=True)
         row = self._key_row(sim, kind, tag)
         if row.state != state:
@@ -419,6 +435,8 @@ class Store:
         return row
 
     def delete_key(self, actor: Actor, iccid: str, kind: str, tag: str) -> None:
+        if kind == "psk":
+            self._lock_feed()
         sim = self._sim(iccid, lock=True)
         row = self._key_row(sim, kind, tag)
         self.s.delete(row)
@@ -476,7 +494,9 @@ class Store:
             seen.add((iccid, tag))
             parsed.append((n, iccid, psk, tag, labels, ota))
         created = added = 0
-        for n, iccid, psk, tag, labels, ota in parsed:
+        self._lock_feed()
+        # SIM rows are locked in ICCID order (see _lock_feed); rows keep their numbers.
+        for n, iccid, psk, tag, labels, ota in sorted(parsed, key=lambda r: (r[1], r[0])):
             sim = self.s.scalar(select(Sim).where(Sim.iccid == iccid).with_for_update())
             if sim is None:
                 sim = self.create_sim(actor, iccid, labels=labels)
@@ -631,7 +651,8 @@ class Store:
                 raise BadRequest(f"row {n}: ICCID {iccid} device {device} appears twice")
             seen.add((iccid, device))
             items.append((n, iccid, device, str(body), rj, comment))
-        for n, iccid, device, body, rj, comment in items:
+        # SIM rows are locked in ICCID order (no deadlock between two imports).
+        for n, iccid, device, body, rj, comment in sorted(items, key=lambda r: (r[1], r[0])):
             try:
                 self.set_config(actor, iccid, device, body, require_json=rj,
                                 comment=comment or "import", action="config.import")
