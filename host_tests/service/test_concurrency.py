@@ -84,3 +84,34 @@ def test_parallel_writers(db_url: str) -> None:
             feed = admin.request("GET", "/v1/audit", params={"action": "key.add",
                                                              "limit": 1000}).json()
             assert len(feed["events"]) == 1 + total
+
+
+def test_parallel_imports_in_opposite_orders_do_not_deadlock(db_url: str) -> None:
+    st = make_settings(db_url, FakeClock())
+    creds = bootstrap_credentials(st)
+    sims = [_iccid(900 + n) for n in range(6)]
+    with serve_app(create_app(st)) as url:
+        with ServiceClient(url) as admin:
+            admin.login(creds.admin_id, creds.admin_secret)
+            for iccid in sims:
+                admin.create_sim(iccid, psk=PSK)
+
+            def importer(w: int) -> None:
+                order = sims if w % 2 else list(reversed(sims))
+                with ServiceClient(url) as c:
+                    c.login(creds.admin_id, creds.admin_secret)
+                    for round_ in range(3):
+                        tag = f"w{w}r{round_}"
+                        c.import_psks([{"iccid": i, "psk": bytes([w, round_]).hex() * 8,
+                                        "tag": tag} for i in order])
+                        c.import_configs([{"iccid": i, "device_id": "default",
+                                           "body": tag} for i in order])
+                        c.suspend_sim(order[0])
+                        c.update_sim(order[0], state="active")
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(importer, range(4)))  # any 5xx or 409 raises here
+            for iccid in sims:
+                tags = [k["tag"] for k in admin.get_sim(iccid)["keys"]]
+                assert len(tags) == 1 + 4 * 3
+                assert admin.get_config(iccid, "default")["version"] == 4 * 3
