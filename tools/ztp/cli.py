@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "configs": "ztp.service._cli:configs_group",
     "clients": "ztp.service._cli:clients_group",
     "audit": "ztp.service._cli:audit_command",
+    "rotate": "ztp.service._rotation_cli:rotate_command",
+    "rotations": "ztp.service._rotation_cli:rotations_group",
     "gateway": "ztp.gateway._cli:gateway_command",
     "serve": "ztp.gateway._cli:serve_command",
     "bench": "ztp.bench.cli:bench",

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import _routes  # noqa: F401  (registers the routes)
+from . import _rotation_routes, _routes  # noqa: F401  (register the routes)
 from ._db import Database, migrate
 from ._http import ROUTES, AppState, make_endpoint
 from ._keys import MasterKeyError, SecretHasher

@@ -43,6 +43,9 @@ class Settings:
         fast_hashing: small Argon2 parameters, for tests only.
         clock_ms: wall clock in epoch milliseconds (tests inject one; the service never sleeps).
         auto_migrate: run the Alembic migrations when the app starts.
+        sms_centre: where OTA rotation packets go (``POST /v1/rotations/run``): the URL of an
+            SMS centre (``ztp.modem.SmsCentre``), an object with ``deliver(iccid, tpdu) ->
+            PoR | None`` (tests), or None (rotations can be started but not sent).
     """
 
     database_url: str
@@ -54,6 +57,7 @@ class Settings:
     fast_hashing: bool = False
     auto_migrate: bool = True
     clock_ms: Callable[[], int] = field(default=_wall_clock_ms, repr=False)
+    sms_centre: object = None
 
     @classmethod
     def from_env(
@@ -85,4 +89,5 @@ class Settings:
             keyring = MasterKeyring.from_file(key_file)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return cls(database_url=url, master_key=keyring)
+        return cls(database_url=url, master_key=keyring,
+                   sms_centre=os.environ.get("ZTP_SMSC_URL") or None)

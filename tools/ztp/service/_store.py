@@ -426,6 +426,10 @@ class Store:
             self._lock_feed()
         sim = self._sim(iccid, lock=True)
         row = self._key_row(sim, kind, tag)
+        if state == "retired" and row.state != state:
+            from ._rotation import check_key_change
+
+            check_key_change(self, sim, kind, tag)  # never before the SIM confirmed
         if row.state != state:
             row.state = state
             if kind == "psk":
@@ -439,6 +443,9 @@ class Store:
             self._lock_feed()
         sim = self._sim(iccid, lock=True)
         row = self._key_row(sim, kind, tag)
+        from ._rotation import check_key_change
+
+        check_key_change(self, sim, kind, tag)  # an open rotation keeps its keys
         self.s.delete(row)
         if kind == "psk":
             self._note_psk_change(sim.identity_hex)
@@ -738,6 +745,20 @@ class Store:
         sim.last_device_id = device_id
         return sim
 
+    def _before_key_use(self, identity_hex: str, key_tag: str) -> None:
+        """Lock order: a request that will confirm an OTA rotation (and retire the old key,
+        a feed change) takes the feed lock before the SIM row."""
+        from ._rotation import confirmation_due
+
+        if confirmation_due(self, identity_hex, key_tag) and hasattr(self, "_lock_feed"):
+            self._lock_feed()
+
+    def _note_key_use(self, actor: Actor, sim: Sim, key_tag: str) -> None:
+        """The gateway verified ``key_tag``: a new key in use confirms an OTA rotation."""
+        from ._rotation import note_key_use
+
+        note_key_use(self, actor, sim, key_tag)
+
     def deliver_config(
         self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
     ) -> tuple[bytes, int, str] | None:
@@ -745,7 +766,9 @@ class Store:
 
         Returns None when neither exists (the binding and the miss are still recorded).
         """
+        self._before_key_use(identity_hex, key_tag)
         sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        self._note_key_use(actor, sim, key_tag)
         for device_key in (device_id, DEFAULT_DEVICE):
             slot = self._slot(sim, device_key)
             cur = self._current(slot) if slot else None
@@ -765,7 +788,9 @@ class Store:
     ) -> None:
         if len(body) > TELEMETRY_BODY_MAX:
             raise BadRequest("telemetry too large")  # the HTTP layer answers 413 before this
+        self._before_key_use(identity_hex, key_tag)
         sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        self._note_key_use(actor, sim, key_tag)
         self.s.add(Telemetry(sim_id=sim.id, device_id=device_id, received_ms=self.now_ms,
                              gateway=actor.gateway or "", body=body))
         self.s.flush()

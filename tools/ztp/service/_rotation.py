@@ -1,0 +1,568 @@
+"""OTA PSK rotation in the service: start, send, PoR, confirmation, retirement (issue 8).
+
+Theory of operation
+-------------------
+A rotation of one SIM moves its PSK from key version ``old`` (the tag of its newest active
+numeric PSK, e.g. "1") to ``new`` (one above every tag it ever had). Starting it generates the
+new PSK and stores it sealed as an *active* key with tag ``new``: from then on
+``GET /v1/gateway/psks`` answers both keys, and the psk-changes feed tells the gateways. The
+per-SIM state is a ``ztp.ota.Rotation`` (pure state machine) kept as JSON in ``ota_rotation``.
+
+Sending is a separate step (``run_due``), driven by the service clock: every due rotation gets
+a command packet with the SIM's next OTA counter (``ota_counter``, consumed and committed
+*before* the SMS leaves, so a counter is never reused even if we crash), delivered through the
+SMS centre (``SmsTransport``). The PoR that comes back is checked (``check_por``) and fed to
+the state machine: verified "installed" -> DELIVERED. No PoR -> the rotation stays PENDING and
+is due again after the policy's backoff.
+
+Confirmation comes from the gateway: the first device request whose ``X-ZTP-Key-Tag`` is the
+new tag (the SIM completed a TLS handshake with the new key) makes the rotation CONFIRMED, and
+the old key is retired at once (RETIRED; the feed announces it). That is the only path to
+retirement: a SIM that never got the packet, or got it but whose PoR was lost, keeps working
+with whichever key it holds, and an operator cannot retire or delete either key while the
+rotation is open (``check_key_change``). Not confirmed ``overdue_after_s`` after the start:
+overdue (visible in every view; nothing is forced).
+
+Every step is audited: rotation.start / send / no_por / por / por_invalid / delivered /
+confirmed / retired / retry / skip.
+
+Choices: OTA key index = the kic/kid tag when it is 1..15, else 1; the newest active kic and
+kid are used. The packet and PoR layout are those of docs/ota.md (SPI 16 19, TAR "SF2").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+
+from ztp.ota import (
+    OtaError,
+    OtaKeys,
+    Rotation,
+    RotationError,
+    RotationPolicy,
+    RotationState,
+    SmsAddress,
+    build_install_psk_sms,
+    check_por,
+)
+
+from ._db import Database
+from ._errors import BadRequest, Conflict, NotFound
+from ._keys import MasterKeyring
+from ._models import Sim, SimKey
+from ._ota_models import OtaCounter, OtaRotation
+from ._store import Actor, Store
+
+__all__ = [
+    "OPEN_STATES",
+    "HttpSmsCentre",
+    "SmsTransport",
+    "SmsTransportError",
+    "batch_progress",
+    "check_key_change",
+    "get_rotation",
+    "list_rotations",
+    "note_key_use",
+    "parse_policy",
+    "retry_rotation",
+    "run_due",
+    "start_rotations",
+    "transport_from_settings",
+]
+
+log = logging.getLogger("ztp.service.ota")
+
+OPEN_STATES = (RotationState.PENDING.value, RotationState.DELIVERED.value,
+               RotationState.CONFIRMED.value, RotationState.FAILED.value)
+OTA_SERVER_ADDRESS = SmsAddress("447700900123", 0x91)  # TP-OA of our OTA SMS (assumed)
+RUN_CHUNK = 200
+OTA_ACTOR = Actor("ztp-ota")
+
+
+# ---------------------------------------------------------------------------- transport
+
+
+class SmsTransportError(Exception):
+    """The SMS centre could not be reached or refused the SMS (the message says why)."""
+
+
+class SmsTransport(Protocol):
+    def deliver(self, iccid: str, tpdu: bytes) -> bytes | None:
+        """Send one SMS-DELIVER TPDU to the SIM; the PoR user data, or None when none came
+        back. Raises SmsTransportError."""
+        ...
+
+
+class HttpSmsCentre:
+    """Client of the SMS centre's ``POST /v1/sms-pp`` (``ztp.modem.SmsCentre``)."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(timeout=timeout_s)
+
+    def deliver(self, iccid: str, tpdu: bytes) -> bytes | None:
+        import httpx
+
+        try:
+            resp = self._http.post(f"{self.url}/v1/sms-pp",
+                                   json={"iccid": iccid, "tpdu": tpdu.hex()})
+        except httpx.HTTPError as exc:
+            raise SmsTransportError(f"SMS centre {self.url}: {exc}") from None
+        if resp.status_code != 200:
+            raise SmsTransportError(f"SMS centre answered {resp.status_code}: {resp.text[:200]}")
+        try:
+            por = resp.json().get("por")
+            return bytes.fromhex(por) if por else None
+        except (ValueError, AttributeError, TypeError):
+            raise SmsTransportError("SMS centre answer is not {delivered, por}") from None
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def transport_from_settings(value: object) -> SmsTransport | None:
+    """``Settings.sms_centre``: a URL, an object with ``deliver``, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return HttpSmsCentre(value)
+    if callable(getattr(value, "deliver", None)):
+        return value  # type: ignore[return-value]
+    raise TypeError("sms_centre must be a URL or an object with deliver(iccid, tpdu)")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def parse_policy(value: object) -> RotationPolicy:
+    """A RotationPolicy from request JSON (every field optional)."""
+    if value is None:
+        return RotationPolicy()
+    names = {"retry_after_s", "retry_backoff", "max_retry_interval_s", "max_attempts",
+             "overdue_after_s"}
+    if not isinstance(value, dict) or set(value) - names:
+        raise BadRequest(f"policy must be an object with some of {', '.join(sorted(names))}")
+    for k, v in value.items():
+        ok = isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10 * 365 * 86_400
+        if not ok and not (k == "max_attempts" and v is None):
+            raise BadRequest(f"policy.{k} must be a positive integer")
+    try:
+        return RotationPolicy(**value)
+    except OtaError as exc:
+        raise BadRequest(f"policy: {exc}") from None
+
+
+def _numeric(tag: str) -> int | None:
+    return int(tag) if tag.isascii() and tag.isdigit() and len(tag) <= 3 else None
+
+
+def _now_s(store: Store) -> int:
+    return store.now_ms // 1000
+
+
+def _load(row: OtaRotation) -> Rotation:
+    return Rotation.from_dict(json.loads(row.record_json))
+
+
+def _save(store: Store, row: OtaRotation, rot: Rotation) -> None:
+    row.state = rot.state.value
+    row.record_json = json.dumps(rot.to_dict(), sort_keys=True)
+    row.updated_ms = store.now_ms
+    if row.state == RotationState.PENDING.value:
+        due = rot.timer()
+        row.next_due_ms = due * 1000 if due is not None else None
+    elif row.state != RotationState.FAILED.value:
+        row.next_due_ms = None
+    # FAILED keeps next_due_ms only when an operator asked for a retry (retry_rotation)
+
+
+def _open_rotation(store: Store, sim: Sim) -> OtaRotation | None:
+    return store.s.scalar(select(OtaRotation).where(
+        OtaRotation.sim_id == sim.id, OtaRotation.state.in_(OPEN_STATES))
+        .order_by(OtaRotation.id.desc()).limit(1))
+
+
+def _ota_keys(store: Store, actor: Actor, sim: Sim) -> OtaKeys | None:
+    """The newest active KIc and KID of the SIM, opened; None if either is missing."""
+    kic = store.usable_keys(actor, sim, "kic")
+    kid = store.usable_keys(actor, sim, "kid")
+    if not kic or not kid:
+        return None
+
+    def index(tag: str) -> int:
+        n = _numeric(tag)
+        return n if n is not None and 1 <= n <= 15 else 1
+
+    (kic_tag, kic_key), (kid_tag, kid_key) = kic[-1], kid[-1]
+    return OtaKeys(kic_key, kid_key, index(kic_tag), index(kid_tag))
+
+
+def rotation_view(row: OtaRotation, iccid: str, now_ms: int, *,
+                  history: bool = False) -> dict[str, Any]:
+    rot = _load(row)
+
+    def ms(seconds: int | None) -> int | None:
+        return seconds * 1000 if seconds is not None else None
+
+    out: dict[str, Any] = {
+        "id": row.id, "iccid": iccid, "batch": row.batch, "state": rot.state.value,
+        "old_tag": row.old_tag, "new_tag": row.new_tag, "attempts": len(rot.counters),
+        "created_ms": row.created_ms, "updated_ms": row.updated_ms,
+        "last_sent_ms": ms(rot.last_sent_at_s), "next_due_ms": row.next_due_ms,
+        "delivered_ms": ms(rot.delivered_at_s), "confirmed_ms": ms(rot.confirmed_at_s),
+        "retired_ms": ms(rot.retired_at_s), "overdue": rot.is_overdue(now_ms // 1000),
+        "last_por": rot.last_por, "accepted_tags": [str(v) for v in
+                                                   rot.accepted_key_versions()],
+    }
+    if history:
+        out["history"] = [{"at_ms": t * 1000, "event": e, "from": a, "to": b}
+                          for t, e, a, b in rot.history]
+        out["policy"] = rot.to_dict()["policy"]
+    return out
+
+
+# ---------------------------------------------------------------------------- start
+
+
+def _eligibility(store: Store, actor: Actor, sim: Sim) -> tuple[str | None, int, int]:
+    """(reason it cannot be rotated or None, old version, new version)."""
+    if sim.state != "active":
+        return "suspended", 0, 0
+    if _open_rotation(store, sim) is not None:
+        return "rotation_open", 0, 0
+    psks = [k for k in store.s.scalars(select(SimKey).where(
+        SimKey.sim_id == sim.id, SimKey.kind == "psk"))]
+    active = [n for k in psks if k.state == "active" and (n := _numeric(k.tag)) is not None]
+    if not active:
+        return "no_numeric_psk", 0, 0
+    kinds = {k for k in store.s.scalars(select(SimKey.kind).where(
+        SimKey.sim_id == sim.id, SimKey.state == "active", SimKey.kind.in_(("kic", "kid"))))}
+    if kinds != {"kic", "kid"}:
+        return "no_ota_keys", 0, 0
+    old = max(active)
+    new = max(n for k in psks if (n := _numeric(k.tag)) is not None) + 1
+    if old < 1 or new > 0xFF:
+        return "key_versions_exhausted", 0, 0
+    return None, old, new
+
+
+def start_rotations(store: Store, actor: Actor, iccids: list[str] | None, *,
+                    policy: RotationPolicy) -> dict[str, Any]:
+    """Start rotations: for ``iccids`` (all or nothing: any SIM that cannot be rotated ->
+    Conflict naming it), or for every active SIM when ``iccids`` is None (the ineligible ones
+    are skipped and listed).
+
+    Raises:
+        NotFound: an unknown ICCID. Conflict: a listed SIM cannot be rotated now.
+    """
+    batch = f"b{store.now_ms}-{secrets.token_hex(3)}"
+    _lock_feed(store)  # new PSKs are feed changes: the feed lock before any SIM row
+    if iccids is None:
+        sims: Iterable[Sim] = list(store.s.scalars(
+            select(Sim).where(Sim.state == "active").order_by(Sim.iccid).with_for_update()))
+    else:
+        if len(set(iccids)) != len(iccids):
+            raise BadRequest("an ICCID is listed twice")
+        sims = [store._sim(i, lock=True) for i in sorted(iccids)]  # lock order: ICCID
+    plan: list[tuple[Sim, int, int]] = []
+    skipped: list[dict[str, str]] = []
+    for sim in sims:
+        reason, old, new = _eligibility(store, actor, sim)
+        if reason is None:
+            plan.append((sim, old, new))
+        else:
+            skipped.append({"iccid": sim.iccid, "reason": reason})
+    if iccids is not None and skipped:
+        raise Conflict("cannot rotate: " + ", ".join(f"{s['iccid']} ({s['reason']})"
+                                                     for s in skipped[:20]),
+                       code="rotation_refused")
+    views = []
+    now_s = _now_s(store)
+    for sim, old, new in plan:
+        store.add_key(actor, sim.iccid, "psk", key=None, tag=str(new), sim=sim)
+        rot = Rotation(sim=sim.iccid, old_key_version=old, new_key_version=new,
+                       created_at_s=now_s, policy=policy)
+        row = OtaRotation(sim_id=sim.id, batch=batch, state=rot.state.value, old_tag=str(old),
+                          new_tag=str(new), next_due_ms=None, record_json="{}",
+                          created_ms=store.now_ms, updated_ms=store.now_ms,
+                          created_by=actor.client_id)
+        _save(store, row, rot)
+        store.s.add(row)
+        store.s.flush()
+        store.audit(actor, "rotation.start", iccid=sim.iccid,
+                    detail={"batch": batch, "old_tag": str(old), "new_tag": str(new)})
+        views.append(rotation_view(row, sim.iccid, store.now_ms))
+    for s in skipped:
+        store.audit(actor, "rotation.skip", iccid=s["iccid"],
+                    detail={"batch": batch, "reason": s["reason"]})
+    return {"batch": batch, "started": len(views), "skipped": skipped, "rotations": views}
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def get_rotation(store: Store, iccid: str) -> dict[str, Any]:
+    """The SIM's latest rotation with its history. Raises NotFound."""
+    sim = store._sim(iccid)
+    row = store.s.scalar(select(OtaRotation).where(OtaRotation.sim_id == sim.id)
+                         .order_by(OtaRotation.id.desc()).limit(1))
+    if row is None:
+        raise NotFound(f"SIM {iccid} has no rotation", code="unknown_rotation")
+    return rotation_view(row, iccid, store.now_ms, history=True)
+
+
+def list_rotations(store: Store, *, batch: str | None, state: str | None, overdue: bool,
+                   after: int, limit: int) -> list[dict[str, Any]]:
+    q = (select(OtaRotation, Sim.iccid).join(Sim, Sim.id == OtaRotation.sim_id)
+         .where(OtaRotation.id > after).order_by(OtaRotation.id))
+    if batch:
+        q = q.where(OtaRotation.batch == batch)
+    if state:
+        q = q.where(OtaRotation.state == state)
+    out = []
+    for row, iccid in store.s.execute(q):
+        view = rotation_view(row, iccid, store.now_ms)
+        if overdue and not view["overdue"]:
+            continue
+        out.append(view)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def batch_progress(store: Store, batch: str) -> dict[str, Any]:
+    """Counts per state, overdue count, done (RETIRED) out of total. Raises NotFound."""
+    rows = list(store.s.scalars(select(OtaRotation).where(OtaRotation.batch == batch)))
+    if not rows:
+        raise NotFound(f"no rotation batch {batch}", code="unknown_batch")
+    states = {s.value: 0 for s in RotationState}
+    overdue = 0
+    now_s = _now_s(store)
+    for row in rows:
+        states[row.state] = states.get(row.state, 0) + 1
+        if row.state in OPEN_STATES and _load(row).is_overdue(now_s):
+            overdue += 1
+    done = states[RotationState.RETIRED.value]
+    return {"batch": batch, "total": len(rows), "states": states, "overdue": overdue,
+            "done": done, "failed": states[RotationState.FAILED.value],
+            "complete": done == len(rows)}
+
+
+def last_batch(store: Store) -> str | None:
+    return store.s.scalar(select(OtaRotation.batch).order_by(OtaRotation.id.desc()).limit(1))
+
+
+def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
+    """A FAILED rotation is sent again at the next run (PENDING ones resend on their own).
+
+    Raises:
+        NotFound: no rotation. Conflict: the open rotation is not FAILED.
+    """
+    sim = store._sim(iccid, lock=True)
+    row = _open_rotation(store, sim)
+    if row is None:
+        raise NotFound(f"SIM {iccid} has no open rotation", code="unknown_rotation")
+    if row.state != RotationState.FAILED.value:
+        raise Conflict(f"rotation of {iccid} is {row.state}; only a failed one is retried "
+                       "by hand (pending ones resend on their own)", code="rotation_not_failed")
+    row.next_due_ms = store.now_ms
+    row.updated_ms = store.now_ms
+    store.audit(actor, "rotation.retry", iccid=iccid, detail={"batch": row.batch})
+    return rotation_view(row, iccid, store.now_ms)
+
+
+# ---------------------------------------------------------------------------- hooks
+
+
+def confirmation_due(store: Store, identity_hex: str, key_tag: str) -> bool:
+    """Would a request with ``key_tag`` confirm an open rotation of this SIM? (No lock.)"""
+    if not key_tag or _numeric(key_tag) is None:
+        return False
+    return store.s.scalar(
+        select(OtaRotation.id).join(Sim, Sim.id == OtaRotation.sim_id)
+        .where(Sim.identity_hex == identity_hex, OtaRotation.new_tag == key_tag,
+               OtaRotation.state.in_(OPEN_STATES)).limit(1)) is not None
+
+
+def _lock_feed(store: Store) -> None:
+    # Lock order of the store (feed, then SIM rows) on PostgreSQL; absent in older stores.
+    lock = getattr(store, "_lock_feed", None)
+    if lock is not None:
+        lock()
+
+
+def note_key_use(store: Store, actor: Actor, sim: Sim, key_tag: str) -> None:
+    """A device request through a gateway that verified ``key_tag``: the new key's tag
+    confirms the open rotation, and the old key is retired now (never before)."""
+    if not key_tag:
+        return
+    row = _open_rotation(store, sim)
+    if row is None or key_tag != row.new_tag:
+        return
+    rot = _load(row)
+    now_s = _now_s(store)
+    was = rot.state.value
+    rot.handshake(rot.new_key_version, now_s)
+    store.audit(actor, "rotation.confirmed", iccid=sim.iccid,
+                detail={"batch": row.batch, "new_tag": row.new_tag, "was": was})
+    old = store.s.scalar(select(SimKey).where(SimKey.sim_id == sim.id, SimKey.kind == "psk",
+                                              SimKey.tag == row.old_tag))
+    rot.retire_old_key(now_s)  # CONFIRMED -> RETIRED: the only way to retire
+    if old is not None and old.state != "retired":
+        old.state = "retired"
+        store._note_psk_change(sim.identity_hex)
+    store.audit(actor, "rotation.retired", iccid=sim.iccid,
+                detail={"batch": row.batch, "old_tag": row.old_tag, "new_tag": row.new_tag})
+    _save(store, row, rot)
+
+
+def check_key_change(store: Store, sim: Sim, kind: str, tag: str) -> None:
+    """Refuse to retire or delete a key an open rotation depends on (the old and new PSK,
+    the OTA keys). Raises Conflict."""
+    row = _open_rotation(store, sim)
+    if row is None:
+        return
+    if kind in ("kic", "kid") or tag in (row.old_tag, row.new_tag):
+        raise Conflict(f"SIM {sim.iccid} has a {row.state} rotation ({row.old_tag} -> "
+                       f"{row.new_tag}); its keys stay until the SIM confirmed the new one",
+                       code="rotation_in_progress")
+
+
+# ---------------------------------------------------------------------------- sending
+
+
+@dataclass
+class _Outgoing:
+    rotation_id: int
+    iccid: str
+    keys: OtaKeys = field(repr=False)
+    counter: int
+    tpdu: bytes = field(repr=False)
+
+
+def _claim_due(store: Store, actor: Actor, limit: int) -> list[_Outgoing]:
+    now_s = _now_s(store)
+    q = (select(OtaRotation).where(
+        OtaRotation.state.in_((RotationState.PENDING.value, RotationState.FAILED.value)),
+        OtaRotation.next_due_ms.is_not(None), OtaRotation.next_due_ms <= store.now_ms)
+        .order_by(OtaRotation.next_due_ms, OtaRotation.id).limit(limit))
+    if store._pg:
+        q = q.with_for_update(skip_locked=True)
+    out = []
+    for row in list(store.s.scalars(q)):
+        rot = _load(row)
+        sim = store.s.get(Sim, row.sim_id)
+        assert sim is not None
+        if rot.state == RotationState.PENDING and rot.handle_timer(now_s) is None:
+            _save(store, row, rot)  # not due after all (or attempts used up)
+            continue
+        keys = _ota_keys(store, actor, sim)
+        psk = dict(store.usable_keys(actor, sim, "psk")).get(row.new_tag)
+        if keys is None or psk is None or len(psk) != 16:
+            store.audit(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
+                        detail={"batch": row.batch, "reason": "OTA keys or new PSK missing"})
+            row.next_due_ms = None
+            continue
+        counter_row = store.s.get(OtaCounter, sim.id)
+        if counter_row is None:
+            counter_row = OtaCounter(sim_id=sim.id, counter=0)
+            store.s.add(counter_row)
+        counter = max(counter_row.counter, rot.counters[-1] if rot.counters else 0) + 1
+        try:
+            rot.packet_sent(counter, now_s)
+        except RotationError as exc:
+            store.audit(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
+                        detail={"batch": row.batch, "reason": str(exc)})
+            row.next_due_ms = None
+            continue
+        counter_row.counter = counter
+        tpdu = build_install_psk_sms(keys, counter=counter, psk=psk,
+                                     key_version=rot.new_key_version,
+                                     originating_address=OTA_SERVER_ADDRESS)
+        _save(store, row, rot)
+        store.audit(actor, "rotation.send", iccid=sim.iccid,
+                    detail={"batch": row.batch, "attempt": len(rot.counters),
+                            "counter": counter, "new_tag": row.new_tag})
+        out.append(_Outgoing(row.id, sim.iccid, keys, counter, tpdu))
+    return out
+
+
+def _record(store: Store, actor: Actor, item: _Outgoing, por: bytes | None,
+            error: str) -> str:
+    row = store.s.get(OtaRotation, item.rotation_id)
+    if row is None:  # the SIM was deleted meanwhile
+        return "gone"
+    base = {"batch": row.batch, "counter": item.counter}
+    if por is None:
+        store.audit(actor, "rotation.no_por", iccid=item.iccid,
+                    detail={**base, "error": error} if error else base)
+        return "no_por"
+    rot = _load(row)
+    try:
+        result = check_por(item.keys, por, expected_counter=item.counter)
+        event = rot.por_received(result, _now_s(store))
+    except (OtaError, RotationError) as exc:
+        store.audit(actor, "rotation.por_invalid", iccid=item.iccid, severity="alert",
+                    detail={**base, "reason": str(exc)})
+        return "por_invalid"
+    was = row.state
+    _save(store, row, rot)
+    failed = rot.state == RotationState.FAILED
+    store.audit(actor, "rotation.por", iccid=item.iccid, severity="alert" if failed else "info",
+                detail={**base, "por": result.describe(), "event": event.value,
+                        "state": rot.state.value})
+    if was != row.state and row.state == RotationState.DELIVERED.value:
+        store.audit(actor, "rotation.delivered", iccid=item.iccid,
+                    detail={"batch": row.batch, "new_tag": row.new_tag})
+    return "failed" if failed else event.value
+
+
+def run_due(db: Database, keyring: MasterKeyring, clock_ms: Callable[[], int],
+            transport: SmsTransport, *, actor: Actor = OTA_ACTOR,
+            limit: int = 100_000, chunk: int = RUN_CHUNK) -> dict[str, int]:
+    """Send every rotation packet due now (first sends and resends), check the PoRs.
+
+    Each chunk: one transaction claims the due rotations and consumes their counters, the
+    SMS go out with no transaction open, a second transaction records the answers.
+
+    Returns:
+        counts: sent, installed (PoR said installed), no_por, retryable, failed,
+        por_invalid.
+    """
+    summary = {"sent": 0, "por_installed": 0, "no_por": 0, "por_retryable": 0,
+               "failed": 0, "por_invalid": 0, "por_refused": 0}
+    while summary["sent"] < limit:
+        now_ms = clock_ms()
+        with db.write() as session:
+            items = _claim_due(Store(session, keyring, now_ms), actor,
+                               min(chunk, limit - summary["sent"]))
+        if not items:
+            break
+        answers: list[tuple[bytes | None, str]] = []
+        for item in items:
+            try:
+                answers.append((transport.deliver(item.iccid, item.tpdu), ""))
+            except SmsTransportError as exc:
+                log.warning("OTA: SMS to %s failed: %s", item.iccid, exc)
+                answers.append((None, str(exc)))
+        with db.write() as session:
+            store = Store(session, keyring, clock_ms())
+            for item, (por, error) in zip(items, answers, strict=True):
+                outcome = _record(store, actor, item, por, error)
+                summary[outcome] = summary.get(outcome, 0) + 1
+        summary["sent"] += len(items)
+    return summary
+
+
+def count_open(store: Store) -> int:
+    return int(store.s.scalar(select(func.count()).select_from(OtaRotation).where(
+        OtaRotation.state.in_(OPEN_STATES))) or 0)
