@@ -105,6 +105,10 @@ def test_token_endpoint_errors(svc: Svc) -> None:
                                               "client_id": "admin",
                                               "client_secret": svc.creds.admin_secret})
     assert r.status_code == 200 and r.json()["scope"] == "admin"
+    issued = svc.admin.audit(action="token.issue")
+    assert issued and issued[-1]["actor"] == "admin" and issued[-1]["detail"]["scopes"] == [
+        "admin"]
+    assert r.json()["access_token"] not in json.dumps(svc.admin.audit(limit=1000))
 
 
 def test_disabled_client_tokens_die(svc: Svc) -> None:

@@ -38,6 +38,7 @@ from ._settings import TELEMETRY_BODY_MAX
 from ._store import (
     KEY_KINDS,
     Actor,
+    Store,
     key_view,
     parse_bool,
     parse_comment,
@@ -158,6 +159,9 @@ def token(call: Call) -> Response:
     with db.write() as session:
         tok, scopes = issue_token(session, client_pk, granted, requested, call.now_ms,
                                   st.token_ttl_s)
+        Store(session, st.master_key, call.now_ms).audit(
+            Actor(cid), "token.issue",
+            detail={"scopes": sorted(scopes), "expires_in": st.token_ttl_s})
     resp = json_response({"access_token": tok, "token_type": "Bearer",
                           "expires_in": st.token_ttl_s, "scope": " ".join(sorted(scopes))})
     resp.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
