@@ -125,3 +125,52 @@ def service_cmd(
         json_path,
         markdown,
     )
+
+
+@bench.command("provision")
+@click.option("--runs", default=3, show_default=True, help="Runs per scenario and schedule.")
+@click.option(
+    "--reference", type=click.Choice(["run", "compute"]), default="run", show_default=True,
+    help="Fixed 10 s polling: run it, or compute it from the default-schedule runs.",
+)  # fmt: skip
+@_output_options
+def provision_cmd(runs: int, reference: str, json_path: Path | None, markdown: bool) -> None:
+    """Time to provision in the simulator vs the model's floor and 10 s polling."""
+    from ._provision import run
+
+    _emit(lambda: run(runs, reference), json_path, markdown)
+
+
+@bench.command("storm")
+@click.option("--sims", default=1000, show_default=True, help="Virtual SIMs at once.")
+@click.option("--rtt-ms", default=0, show_default=True, help="Network RTT per send/connect.")
+@click.option("--card-cost", is_flag=True, help="Sleep the SIMs' after-PPS card time.")
+@click.option("--deadline", default=120.0, show_default=True, help="Seconds before a SIM fails.")
+@click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
+@click.option("--driver-cpu", default=1, show_default=True, help="-1: no pinning.")
+@_output_options
+def storm_cmd(
+    sims: int,
+    rtt_ms: int,
+    card_cost: bool,
+    deadline: float,
+    server_cpu: int,
+    driver_cpu: int,
+    json_path: Path | None,
+    markdown: bool,
+) -> None:
+    """Fleet boot storm: N SIMs at once through gateway + service (completion, failures)."""
+    from ._storm import run
+
+    _emit(
+        lambda: run(
+            sims,
+            rtt_ms,
+            card_cost,
+            None if server_cpu < 0 else server_cpu,
+            None if driver_cpu < 0 else driver_cpu,
+            deadline,
+        ),
+        json_path,
+        markdown,
+    )

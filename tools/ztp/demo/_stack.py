@@ -415,8 +415,13 @@ class Stack:
         reg_deadline_ms: int = 30_000,
         baud: int = 115200,
         label: str | None = None,
+        poll_first_ms: int | None = None,
+        poll_max_ms: int | None = None,
     ) -> Outcome:
         """Run the firmware's lib/ once against the modem (pyserial on the pty), in a thread.
+
+        ``poll_first_ms``/``poll_max_ms`` override the firmware's status poll schedule (None:
+        its default), for the provisioning benchmark.
 
         Returns the firmware's outcome; never raises for a failed provisioning (``code``
         says it). Raises StackError if the pty cannot be opened.
@@ -453,7 +458,8 @@ class Stack:
                 return run_provisioning(_Recording(ser), self.options.device_id, cdir,
                                         attempts=attempts, poll_deadline_ms=poll_deadline_ms,
                                         reg_deadline_ms=reg_deadline_ms, log=on_log,
-                                        at_hook=at_hook)
+                                        at_hook=at_hook, poll_first_ms=poll_first_ms,
+                                        poll_max_ms=poll_max_ms)
             finally:
                 ser.close()
 

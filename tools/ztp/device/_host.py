@@ -77,6 +77,8 @@ def run_provisioning(
     log: Callable[[str], None] | None = None,
     at_hook: Callable[[str, bytes], None] | None = None,
     clock: Any = None,
+    poll_first_ms: int | None = None,
+    poll_max_ms: int | None = None,
 ) -> tuple[int, str]:
     """One provisioning with the firmware's own modules.
 
@@ -85,6 +87,8 @@ def run_provisioning(
         device_id: raw DeviceID bytes.
         config_dir: where config.json / config.prev / channel state live.
         log: called with each log line; at_hook: called with (">" | "<" | "!", line bytes).
+        poll_first_ms, poll_max_ms: the status poll schedule (None: the firmware's default;
+            the provisioning benchmark compares schedules).
     Returns:
         (result code, detail); code 0 = applied, 1 = unchanged, else provision.E_*.
     """
@@ -104,6 +108,10 @@ def run_provisioning(
     prov = fw["provision"]
     opt = prov.Options(attempts=attempts, poll_deadline_ms=poll_deadline_ms,
                        reg_deadline_ms=reg_deadline_ms, backoff_ms=1000)
+    if poll_first_ms is not None:
+        opt.poll_first_ms = poll_first_ms
+    if poll_max_ms is not None:
+        opt.poll_max_ms = poll_max_ms
     import os
 
     p = prov.Provisioner(link, files, applier, device_id, str(config_dir / "channel"), opt,

@@ -1,0 +1,303 @@
+"""``ztp bench provision``: time to provision in the simulator vs the floor of its own model.
+
+One ``ztp.demo.Stack`` per scenario (service + gateway on loopback, virtual SARA-U201 with the
+UART paced at ``uart_baud``, virtual SIM with its ``CostModel``, network RTT from the modem's
+``LatencyModel``), then the firmware's own ``lib/`` through pyserial on the pty, ``runs``
+times per poll schedule, each run with a fresh device config directory (so each one applies).
+
+Measured: firmware start (its first log line) to "configuration applied" (its log line), and
+"SIM done": from the START CONFIG REQUEST APDU (CA 00) to the end of the APDU after which
+the card's status reads DATA (0007). The firmware sees it at its next poll: the gap is the
+poll schedule's lag.
+
+Floor (docs/bench.md), from the same model's parameters, for the run's own sizes:
+
+    floor = n_rtt * rtt                                  (DNS 1 + TCP 1 + TLS 1 + HTTP 1)
+          + sum over the 8 device APDUs of (cost.apdu_ms(cmd, rsp) + UART time of the
+            AT+CSIM line and its +CSIM/OK reply at uart_baud, 10 bits a byte)
+          + SIM crypto (the applet's SHA-256 / AES block charges, at the model's ms per block)
+          + BIP payload across the SIM interface (DNS, TLS and HTTP bytes, each once, at the
+            card's bit rate, 12 etu a byte, no framing)
+
+The 8 device APDUs: MANAGE CHANNEL open, SELECT SAFE2, SET DEVICEID, CA 00, one status poll
+(CC 02 + GET RESPONSE), CA 01 + GET RESPONSE (SAFE2-PROTOCOL.md lists C0 after the select
+instead of SET DEVICEID: same count). Not in the floor: the firmware's modem start (AT, ATE0,
+CMEE, CPIN?, CREG?, CCID), the channel close, the toolkit's framing APDUs (FETCH, TERMINAL
+RESPONSE, ENVELOPE headers and their per-APDU overhead), server time.
+
+Reference: the reference sketch polls every 10 s: the same stack with the firmware's
+schedule set to a fixed 10 s (``reference="run"``), or computed from the default-schedule
+runs (``reference="compute"``: time to CA 00 + the first multiple of 10 s at or after "SIM
+done" + the time from the detecting poll to "applied").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._common import Table
+
+_STATUS_DATA = 0x0007
+_INS_GET_DATA = 0xCA
+_INS_STATUS = 0xCC
+_INS_GET_RESPONSE = 0xC0
+_INS_MANAGE_CHANNEL = 0x70
+N_RTT_WITH_DNS = 4  # DNS query, TCP connect, TLS flight, HTTP flight (SAFE2-PROTOCOL.md)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    pps: bool  # card after PPS (F=512 D=16, 111.6 kbit/s) or at 9600 bit/s
+    rtt_ms: int
+    uart_baud: int = 115200
+
+
+SCENARIOS = (
+    Scenario("PPS, RTT 50 ms", True, 50),
+    Scenario("PPS, RTT 600 ms", True, 600),
+    Scenario("9600 bit/s, RTT 50 ms", False, 50),
+    Scenario("9600 bit/s, RTT 600 ms", False, 600),
+)
+
+# name -> (poll_first_ms, poll_max_ms); None = the firmware's default (500 ms x1.5 to 8 s)
+DEFAULT = "firmware (500 ms x1.5 to 8 s)"
+PROPOSED = "proposed (250 ms fixed)"
+FIXED_10S = "reference sketch (10 s fixed)"
+SCHEDULES: dict[str, tuple[int, int] | None] = {
+    DEFAULT: None,
+    PROPOSED: (250, 250),
+    FIXED_10S: (10_000, 10_000),
+}
+
+
+def _csim_uart_bytes(cmd_len: int, rsp_len: int) -> int:
+    """Bytes on the UART for one AT+CSIM exchange (no echo: the firmware sends ATE0)."""
+    line = len(f'AT+CSIM={2 * cmd_len},""\r') + 2 * cmd_len
+    reply = len(f'\r\n+CSIM: {2 * rsp_len},""\r\n\r\nOK\r\n') + 2 * rsp_len
+    return line + reply
+
+
+@dataclass
+class _Run:
+    total_s: float
+    to_start_s: float  # firmware start -> CA 00 sent
+    sim_done_s: float  # CA 00 -> SIM status DATA
+    detect_to_applied_s: float  # the poll that saw DATA -> applied
+    lag_s: float  # SIM done -> the poll that saw it
+    polls: int
+    device_apdus: list[tuple[int, int]]
+    crypto_ms: float
+    bip_bytes: int
+    name: str
+
+
+class _Recorder:
+    """Stack listener: timestamps of the firmware's log lines and the card's APDUs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stack: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.t_first: float | None = None
+        self.t_applied: float | None = None
+        self.t_start: float | None = None
+        self.t_done: float | None = None
+        self.t_detect: float | None = None
+        self.host: list[tuple[bytes, bytes]] = []
+        self.crypto_ms = 0.0
+        self.bip_bytes = 0
+
+    def __call__(self, ev: Any) -> None:
+        now = time.monotonic()
+        if self.stack is None:  # still starting
+            return
+        if ev.source == "device" and ev.kind == "log":
+            text = ev.info.get("text", "")
+            if self.t_first is None:
+                self.t_first = now
+            if text.startswith("configuration applied"):
+                self.t_applied = now
+            return
+        if ev.source == "modem" and ev.kind == "link":
+            if ev.info.get("event") in ("send", "receive"):
+                self.bip_bytes += int(ev.info.get("size", 0))
+            return
+        if ev.source != "modem" or ev.kind != "apdu":
+            return
+        cmd, rsp = ev.info["command"], ev.info["response"]
+        sim = self.stack.sim
+        cost = sim.cost_model
+        last = float(getattr(sim, "last_cost_ms", 0.0))
+        crypto = last - cost.transfer_ms(len(cmd), len(rsp)) - cost.apdu_overhead_ms
+        self.crypto_ms += max(0.0, crypto)
+        if ev.info.get("source") == "host":
+            self.host.append((cmd, rsp))
+            if cmd[1] == _INS_GET_DATA and cmd[2] == 0 and self.t_start is None:
+                self.t_start = now
+            elif (cmd[1] == _INS_GET_RESPONSE and len(rsp) == 6 and self.t_done is not None
+                  and self.t_detect is None and int.from_bytes(rsp[:2], "big") == _STATUS_DATA):
+                self.t_detect = now
+        if (self.t_start is not None and self.t_done is None
+                and sim.state.status == _STATUS_DATA):
+            self.t_done = now + last / 1000
+
+
+def _device_apdus(host: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    """The 8 APDUs of the floor from a run's host APDUs: every one but the channel close and
+    all status polls except the last (CC 02 + its GET RESPONSE)."""
+    out: list[tuple[int, int]] = []
+    last_poll: list[tuple[int, int]] = []
+    i = 0
+    while i < len(host):
+        cmd, rsp = host[i]
+        if cmd[1] == _INS_MANAGE_CHANNEL and cmd[2] == 0x80:
+            i += 1
+            continue
+        if cmd[1] == _INS_STATUS:
+            last_poll = [(len(cmd), len(rsp))]
+            if i + 1 < len(host) and host[i + 1][0][1] == _INS_GET_RESPONSE:
+                last_poll.append((len(host[i + 1][0]), len(host[i + 1][1])))
+                i += 1
+            i += 1
+            continue
+        if cmd[1] == _INS_GET_DATA and cmd[2] == 1 and last_poll:
+            out += last_poll
+        out.append((len(cmd), len(rsp)))
+        i += 1
+    return out
+
+
+async def _measure(scenario: Scenario, runs: int, schedules: dict[str, tuple[int, int] | None],
+                   ) -> dict[str, list[_Run]]:
+    from ztp.demo import Stack, StackOptions
+    from ztp.modem import LatencyModel
+    from ztp.sim import CostModel
+
+    rec = _Recorder()
+    options = StackOptions(
+        fast_hashing=True,
+        latency=LatencyModel(uart_baud=scenario.uart_baud, network_rtt_ms=scenario.rtt_ms),
+        sim_cost=CostModel().after_pps() if scenario.pps else CostModel(),
+    )
+    results: dict[str, list[_Run]] = {name: [] for name in schedules}
+    async with Stack(options, listener=rec) as stack:
+        rec.stack = stack
+        with tempfile.TemporaryDirectory(prefix="ztp-bench-prov-") as tmp:
+            for r in range(runs):
+                for name, sched in schedules.items():
+                    rec.reset()
+                    first, most = sched if sched is not None else (None, None)
+                    out = await stack.provision(
+                        config_dir=Path(tmp) / f"{len(results[name])}-{r}-{id(sched)}",
+                        poll_first_ms=first, poll_max_ms=most, label=f"run {r + 1}: {name}")
+                    ok = out.code == 0 and None not in (rec.t_first, rec.t_applied,
+                                                        rec.t_start, rec.t_done, rec.t_detect)
+                    if not ok:
+                        from ._common import BenchError
+
+                        raise BenchError(f"{scenario.name}, {name}: provisioning ended "
+                                         f"{out.name} ({out.detail})")
+                    polls = sum(1 for c, _ in rec.host if c[1] == _INS_STATUS)
+                    results[name].append(_Run(
+                        total_s=rec.t_applied - rec.t_first,  # type: ignore[operator]
+                        to_start_s=rec.t_start - rec.t_first,  # type: ignore[operator]
+                        sim_done_s=rec.t_done - rec.t_start,  # type: ignore[operator]
+                        detect_to_applied_s=rec.t_applied - rec.t_detect,  # type: ignore[operator]
+                        lag_s=rec.t_detect - rec.t_done,  # type: ignore[operator]
+                        polls=polls, device_apdus=_device_apdus(rec.host),
+                        crypto_ms=rec.crypto_ms, bip_bytes=rec.bip_bytes, name=out.name))
+    return results
+
+
+def floor_ms(scenario: Scenario, device_apdus: list[tuple[int, int]], crypto_ms: float,
+             bip_bytes: int, n_rtt: int = N_RTT_WITH_DNS) -> dict[str, float]:
+    """The floor's terms (ms) from the model's parameters (see the module docstring)."""
+    from ztp.sim import CostModel
+
+    cost = CostModel().after_pps() if scenario.pps else CostModel()
+    apdus = sum(cost.apdu_ms(c, r) for c, r in device_apdus)
+    uart = sum(_csim_uart_bytes(c, r) for c, r in device_apdus) * 10 * 1000 / scenario.uart_baud
+    payload = bip_bytes * cost.etu_per_char * 1000 / cost.bits_per_second
+    terms = {
+        "network_ms": n_rtt * scenario.rtt_ms,
+        "device_apdus_ms": apdus,
+        "uart_ms": uart,
+        "sim_crypto_ms": crypto_ms,
+        "bip_payload_ms": payload,
+    }
+    terms["floor_ms"] = sum(terms.values())
+    terms["issue_terms_ms"] = terms["floor_ms"] - payload  # the issue's list, no BIP bytes
+    return terms
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run(runs: int = 3, reference: str = "run",
+        scenarios: tuple[Scenario, ...] = SCENARIOS) -> Table:
+    """Time to provision per scenario and schedule, the model's floor, the 10 s reference.
+
+    ``reference``: "run" (run the stack with a fixed 10 s schedule) or "compute" (from the
+    default-schedule runs; see the module docstring).
+    """
+    schedules = dict(SCHEDULES)
+    if reference != "run":
+        del schedules[FIXED_10S]
+    table = Table(
+        title=f"Time to provision, firmware start to config applied (median of {runs})",
+        columns=["scenario", "poll schedule", "time to provision", "SIM done after CA 00",
+                 "poll lag", "polls", "floor", "vs floor", "vs 10 s polling"],
+    )
+    data: dict[str, Any] = {"runs": runs, "reference": reference, "scenarios": {}}
+    for sc in scenarios:
+        res = asyncio.run(_measure(sc, runs, schedules))
+        base = res[DEFAULT]
+        fl = floor_ms(sc, base[0].device_apdus, _median([r.crypto_ms for r in base]),
+                      int(_median([r.bip_bytes for r in base])))
+        floor_s = fl["floor_ms"] / 1000
+        if reference == "run":
+            ref_s = _median([r.total_s for r in res[FIXED_10S]])
+            ref_how = "run"
+        else:
+            ref_s = _median([r.to_start_s + 10.0 * max(1, math.ceil(r.sim_done_s / 10.0))
+                             + r.detect_to_applied_s for r in base])
+            ref_how = "computed"
+        for name, rs in res.items():
+            total = _median([r.total_s for r in rs])
+            table.rows.append([
+                sc.name, name + (" [run]" if name == FIXED_10S else ""), f"{total:.2f} s",
+                f"{_median([r.sim_done_s for r in rs]):.2f} s",
+                f"{_median([r.lag_s for r in rs]):.2f} s",
+                f"{_median([float(r.polls) for r in rs]):.0f}", f"{floor_s:.2f} s",
+                f"{total / floor_s:.2f}x", f"{total / ref_s:.2f}x",
+            ])
+        if reference != "run":
+            table.rows.append([sc.name, FIXED_10S + " [computed]", f"{ref_s:.2f} s", "", "", "",
+                               f"{floor_s:.2f} s", f"{ref_s / floor_s:.2f}x", "1.00x"])
+        data["scenarios"][sc.name] = {
+            "floor": fl, "reference_s": ref_s, "reference": ref_how,
+            "runs": {name: [r.__dict__ for r in rs] for name, rs in res.items()},
+        }
+    table.notes += [
+        "floor = 4 RTT (DNS, TCP, TLS, HTTP) + the 8 device APDUs (card time + AT+CSIM on the "
+        "UART) + SIM crypto + DNS/TLS/HTTP bytes across the SIM interface once "
+        "(docs/bench.md); not in it: modem start, channel close, toolkit framing APDUs",
+        "SIM done = CA 00 to the card's status reading DATA; poll lag = from then to the "
+        "status poll that saw it",
+        "UART 115200 baud; registration done before the run; 'vs 10 s polling' = this row's "
+        "time / the reference sketch's",
+    ]
+    table.data = data
+    return table

@@ -1,0 +1,70 @@
+"""Service + gateway in one process, as ``ztp serve`` runs them, for ``ztp bench storm``:
+``python -m ztp.bench._storm_server DATA_DIR SIMS``.
+
+The same parts as ``ztp serve`` (uvicorn + the service app on SQLite in DATA_DIR, credentials
+bootstrapped into DATA_DIR/credentials.json, ``Gateway`` + ``ServiceClient`` logging in with
+the gateway's credentials), defaults everywhere except the gateway's per-address rate limit
+and connection cap: every virtual SIM connects from 127.0.0.1, as thousands of SIMs do from
+behind one operator NAT address, so the address bucket is sized for SIMS connections at once
+(burst SIMS, refill SIMS/s) and the cap is at least 2 * SIMS. The per-identity limit stays at
+its default (each SIM provisions once). Logs at info (JSON, one line per connection) to
+stderr. Prints ``SERVICE_URL GATEWAY_PORT`` once both listen; SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from pathlib import Path
+
+
+async def _main(data_dir: Path, sims: int) -> None:
+    import uvicorn
+
+    from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
+    from ztp.gateway._cli import load_or_bootstrap_credentials, setup_logging
+    from ztp.service import Settings, create_app
+
+    setup_logging("info")
+    settings = Settings.from_env(data_dir, create_key=True)
+    creds, _ = load_or_bootstrap_credentials(settings, data_dir)
+    app = create_app(settings)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if server_task.done():
+            server_task.result()
+            raise SystemExit("the service did not start")
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    service = ServiceClient(
+        url, None, "storm", credentials=(creds["gateway_id"], creds["gateway_secret"])
+    )
+    config = GatewayConfig(
+        name="storm",
+        max_connections=max(1024, 2 * sims),
+        address_rate=RateLimit(per_second=max(100.0, float(sims)), burst=max(1000, sims)),
+    )
+    gw = Gateway(service, config)
+    _, port = await gw.start("127.0.0.1", 0)
+    print(url, port, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await gw.close()
+        await service.aclose()
+        server.should_exit = True
+        await server_task
+        sock.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(Path(sys.argv[1]), int(sys.argv[2])))
