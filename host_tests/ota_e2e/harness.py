@@ -95,6 +95,7 @@ class OtaStack:
     sim: VirtualSim = field(init=False)
     state_file: Path = field(init=False)
     gateway_port: int = field(init=False)
+    url: str = field(init=False)
     _exit: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def __aenter__(self) -> OtaStack:
@@ -115,6 +116,7 @@ class OtaStack:
         creds = await asyncio.to_thread(bootstrap_credentials, settings)
         app = create_app(settings)
         url = await self._exit.enter_async_context(serve_app(app))
+        self.url = url
         self.admin = AdminClient(url)
         self._exit.callback(self.admin.close)
         await asyncio.to_thread(self.admin.login, creds.admin_id, creds.admin_secret)

@@ -1,0 +1,37 @@
+"""`ztp rotate` / `ztp rotations` against the running stack (the CLI's HTTP path)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from click.testing import CliRunner
+from ztp.cli import main
+
+from .harness import ICCID, OtaStack
+
+
+def test_rotate_and_rotations_commands(tmp_path):
+    async def main_() -> None:
+        async with OtaStack(tmp_path) as stack:
+            env = {"ZTP_URL": stack.url, "ZTP_TOKEN": stack.admin.token,
+                   "ZTP_SESSION_FILE": str(tmp_path / "none.json"), "COLUMNS": "200"}
+            runner = CliRunner()
+
+            def cli(*args: str):
+                return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+            got = await asyncio.to_thread(cli, "rotate", ICCID)
+            assert got.exit_code == 0, got.output
+            assert "1 rotation(s) started" in got.output and "PoR installed 1" in got.output
+            assert "0/1 retired" in got.output and "delivered 1" in got.output
+            got = await asyncio.to_thread(cli, "rotations", "--batch", "latest")
+            assert got.exit_code == 0 and ICCID in got.output and "delivered" in got.output
+            await stack.fetch()  # the SIM uses its new key: confirmed, old key retired
+            got = await asyncio.to_thread(cli, "rotations", "show", ICCID)
+            assert "retired (1 -> 2)" in got.output and "retire_old_key" in got.output
+            got = await asyncio.to_thread(cli, "rotate", ICCID)  # nothing open: rotates again
+            assert got.exit_code == 0 and "1 rotation(s) started" in got.output
+            got = await asyncio.to_thread(cli, "rotate")
+            assert got.exit_code == 2  # usage: ICCIDs or --all
+
+    asyncio.run(main_())
