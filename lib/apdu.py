@@ -93,7 +93,7 @@ def parse_csim(line, n, out, off):
 class Apdu:
     def __init__(self, link, log=None, busy_tries=3):
         self.link = link
-        self.log = log
+        self.log = log or at.nolog
         self.busy_tries = busy_tries
         self.rsp = bytearray(_RSP_CAP + 2)     # response data + SW1 SW2 (shared buffer)
         self.rsp_len = 0                       # data bytes in rsp (SW excluded)
@@ -118,7 +118,7 @@ class Apdu:
         for attempt in range(2):
             sw = self._exchange(h, data, le)
             if sw == _SW_NO_INFO and attempt == 0:
-                self._log("SW 6F00 (applet exception): retry once")
+                self.log("SW 6F00 (applet exception): retry once")
                 self.rsp_len = 0
                 continue
             break
@@ -181,7 +181,7 @@ class Apdu:
                 break
             e = modem.cme_exception(link.engine, "AT+CSIM")
             if isinstance(e, modem.SimBusy) and attempt + 1 < self.busy_tries:
-                self._log("SIM busy, retry")
+                self.log("SIM busy, retry")
                 link.clock.sleep_ms(200 << attempt)
                 continue
             raise e
@@ -196,10 +196,6 @@ class Apdu:
         if sw >> 8 == 0x61 and self.rsp_len > off and self.rsp_len >= _RSP_CAP:
             raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
         return sw
-
-    def _log(self, msg):
-        if self.log is not None:
-            self.log(msg)
 
 
 def _put_hex(buf, i, b):

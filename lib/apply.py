@@ -21,6 +21,7 @@
 
 from micropython import const
 
+import at as _at
 import config as _config
 import fs as _fs
 
@@ -39,7 +40,7 @@ class ApplyError(Exception):
 class Applier:
     def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS):
         self.fs = fs
-        self.log = log
+        self.log = log or _at.nolog
         self.max_boots = max_boots
         self.current = root + "/config.json"
         self.prev = root + "/config.prev"
@@ -48,11 +49,6 @@ class Applier:
         self.handlers = {}
         self.settings_handler = None
         self._chunk = bytearray(32)
-        self._chunk2 = bytearray(32)
-
-    def _log(self, msg):
-        if self.log is not None:
-            self.log(msg)
 
     def register(self, action, handler):
         self.handlers[action] = handler
@@ -84,7 +80,7 @@ class Applier:
         # body[:n]: the raw bytes; cfg: its config.Config. Returns APPLIED or UNCHANGED.
         # Raises ApplyError with the old configuration still in force.
         if self.same_as(self.current, body, n):
-            self._log("configuration unchanged: not applied again")
+            self.log("configuration unchanged: not applied again")
             return UNCHANGED
         if self.same_as(self.bad, body, n):
             raise ApplyError("configuration was rolled back before: not applied again")
@@ -107,14 +103,14 @@ class Applier:
         try:
             self._check(cfg, True)
         except Exception as e:
-            self._log("applying failed (%s): rolling back" % e)
+            self.log("applying failed (%s): rolling back" % e)
             try:
                 self.rollback()
             except OSError as e2:
-                self._log("rollback interrupted (%s): finished at the next boot" % e2)
+                self.log("rollback interrupted (%s): finished at the next boot" % e2)
             self._restore_handlers()
             raise ApplyError("applying failed: %s" % e)
-        self._log("configuration applied (%d bytes%s)"
+        self.log("configuration applied (%d bytes%s)"
                   % (n, ", version " + cfg.version if cfg.version else ""))
         return APPLIED
 
@@ -133,7 +129,7 @@ class Applier:
             elif not had_current and fs.exists(self.current):
                 fs.remove(self.current)
         except OSError as e:
-            self._log("undo interrupted (%s): finished at the next boot" % e)
+            self.log("undo interrupted (%s): finished at the next boot" % e)
         try:
             if old_trial < 0:
                 if fs.exists(self.trial):
@@ -141,7 +137,7 @@ class Applier:
             else:
                 _fs.write_atomic(fs, self.trial, str(old_trial).encode())
         except OSError as e:
-            self._log("boot counter not restored (%s)" % e)
+            self.log("boot counter not restored (%s)" % e)
 
     def _restore_handlers(self):
         # a commit failed part-way: the handlers may hold half of the new configuration, so
@@ -152,7 +148,7 @@ class Applier:
             if cfg is not None:
                 self._check(cfg, True)
         except Exception as e:
-            self._log("re-applying the previous configuration failed: %s" % e)
+            self.log("re-applying the previous configuration failed: %s" % e)
 
     def _check(self, cfg, commit):
         if cfg.kind == _config.KIND_SETTINGS:
@@ -181,7 +177,7 @@ class Applier:
             # crashed between "config.json -> config.prev" and the new config.json, or in
             # the middle of a rollback: either way the previous configuration is the one
             fs.rename(self.prev, self.current)
-            self._log("recovered the previous configuration after an interrupted write")
+            self.log("recovered the previous configuration after an interrupted write")
 
     def load(self, buf):
         # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None)
@@ -202,13 +198,13 @@ class Applier:
             if fs.exists(self.trial):
                 count = _fs.read_small_int(fs, self.trial, self.max_boots) + 1
                 if count > self.max_boots:
-                    self._log("configuration not confirmed after %d boots: rolling back"
+                    self.log("configuration not confirmed after %d boots: rolling back"
                               % (count - 1))
                     self.rollback()
                 else:
                     _fs.write_atomic(fs, self.trial, str(count).encode())
         except OSError as e:
-            self._log("boot counter: flash error (%s)" % e)
+            self.log("boot counter: flash error (%s)" % e)
         for _ in range(2):
             try:
                 n, cfg = self.load(buf)
@@ -217,11 +213,11 @@ class Applier:
                 self._check(cfg, True)
                 return cfg
             except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
-                self._log("stored configuration fails at start (%s): rolling back" % e)
+                self.log("stored configuration fails at start (%s): rolling back" % e)
                 try:
                     self.rollback()
                 except OSError as e2:
-                    self._log("rollback: flash error (%s)" % e2)
+                    self.log("rollback: flash error (%s)" % e2)
                     return None
         return None
 
@@ -236,7 +232,7 @@ class Applier:
             fs.rename(self.current, self.bad)
         if fs.exists(self.prev):
             fs.rename(self.prev, self.current)
-            self._log("rolled back to the previous configuration")
+            self.log("rolled back to the previous configuration")
         if fs.exists(self.trial):
             fs.remove(self.trial)
 

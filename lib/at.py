@@ -57,6 +57,11 @@ def ticks_add(a, delta):
     return (a + delta) & (_TICKS_PERIOD - 1)
 
 
+def nolog(msg):
+    # the log of every layer constructed with log=None (one shared no-op, no _log methods)
+    pass
+
+
 def _starts(buf, s, e, prefix):
     # does buf[s:e] start with prefix (bytes)? no slicing, no allocation
     n = len(prefix)

@@ -10,6 +10,7 @@
 from micropython import const
 
 import apdu as _apdu
+import at as _at
 import fs as _fs
 
 _INS_MANAGE_CHANNEL = const(0x70)
@@ -38,12 +39,8 @@ class Channels:
         self.apdu = apdu
         self.fs = fs
         self.path = path          # file holding the open channel's number
-        self.log = log
+        self.log = log or _at.nolog
         self.open_channel = 0     # 0 = none open by us
-
-    def _log(self, msg):
-        if self.log is not None:
-            self.log(msg)
 
     def open(self):
         # MANAGE CHANNEL open, card assigns: 00 70 00 00 01 -> N 90 00
@@ -59,7 +56,7 @@ class Channels:
         n = a.rsp[0]
         self.open_channel = n
         self._remember(n)
-        self._log("channel %d open" % n)
+        self.log("channel %d open" % n)
         return n
 
     def select(self, aid):
@@ -84,15 +81,15 @@ class Channels:
         finally:
             self.open_channel = 0
         if sw != _apdu.SW_OK:
-            self._log("MANAGE CHANNEL close %d: SW %04X" % (n, sw))
+            self.log("MANAGE CHANNEL close %d: SW %04X" % (n, sw))
         self._forget()
-        self._log("channel %d closed" % n)
+        self.log("channel %d closed" % n)
 
     def close_stale(self):
         # boot: close the channel a crash left open (remembered in flash)
         n = _fs.read_small_int(self.fs, self.path, 0)
         if 1 <= n <= 19:
-            self._log("closing channel %d left open by a previous run" % n)
+            self.log("closing channel %d left open by a previous run" % n)
             self.close(n)
         elif self.fs.exists(self.path):
             self._forget()
@@ -103,7 +100,7 @@ class Channels:
         try:
             _fs.write_atomic(self.fs, self.path, str(n).encode())
         except OSError as e:
-            self._log("cannot remember channel %d (%s)" % (n, e))
+            self.log("cannot remember channel %d (%s)" % (n, e))
 
     def _forget(self):
         try:

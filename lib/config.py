@@ -7,6 +7,17 @@
 #   settings   a flat object of settings: {"interval_s":60,"apn":"iot","debug":false}
 # Anything else is rejected with a reason (ConfigError); nothing is applied from a body that
 # fails here.
+#
+# Strict JSON (RFC 8259): MicroPython's json.loads is lax: it takes trailing commas
+# ({"a":1,} [1,]), missing or doubled separators ({"a" 1} [1 2] {"a"::1} {,}), leading zeros
+# (01 -01 00), "1." and "-.1", mismatched brackets ([1} {"a":1]), a name without a value ({"a"}),
+# non-string names ({1:2}), raw control characters in strings, unknown escapes (\x41 \q \')
+# and a bad \u (\u004G), and bytes after the text (NUL, VT). check_json() therefore runs over
+# the body bytes first: a non-recursive state machine, one pass, no allocation, nesting kept as
+# one bit per level in a small int (1 = object), at most _MAX_DEPTH levels (RFC 8259 §9: "An
+# implementation may set limits on the maximum depth of nesting"; configurations need 3).
+# Whitespace is only space, HT, LF, CR (§2); literals are lowercase true/false/null; NaN and
+# Infinity are not JSON (§6), though CPython's json takes them. UTF-8 is checked by decoding.
 
 from micropython import const
 
@@ -16,6 +27,18 @@ _MAX_BODY = const(255)
 _MAX_ITEMS = const(16)
 _MAX_NAME = const(32)
 _MAX_VALUE = const(64)
+_MAX_DEPTH = const(16)
+
+# check_json states: what comes next. Odd states may close the innermost container.
+_VALUE = const(0)           # a value (start, after ':' or an array's ',')
+_VALUE_OR_CLOSE = const(1)  # after '['
+_NAME = const(2)            # after an object's ','
+_NAME_OR_CLOSE = const(3)   # after '{'
+_COLON = const(4)
+_NEXT = const(5)            # after a value inside a container: ',' or its close
+_END = const(6)             # after the top-level value: only whitespace
+_EXPECT = ("a value", "a value or ']'", "a name", "a name or '}'", "':'", "',' or ']'",
+           "the end", "',' or '}'")
 
 KIND_ACTIONS = const(1)
 KIND_SETTINGS = const(2)
@@ -52,6 +75,119 @@ def _name_ok(s, colon):
     return colons == 1 if colon else colons == 0
 
 
+def _bad(what, i):
+    raise ConfigError("body is not valid JSON: %s at byte %d" % (what, i))
+
+
+def _digits(b, i, n):
+    # b[i:] starts with 1 or more digits -> index after them
+    j = i
+    while j < n and 48 <= b[j] <= 57:
+        j += 1
+    if j == i:
+        _bad("expected a digit", i)
+    return j
+
+
+def check_json(b, n):
+    # b[:n] is one JSON text (RFC 8259), else ConfigError naming the byte offset
+    st = _VALUE
+    stack = 0       # one bit per open container, innermost lowest: 1 = object, 0 = array
+    depth = 0
+    i = 0
+    while True:
+        while i < n and b[i] in b" \t\n\r":
+            i += 1
+        if i == n:
+            if st == _END:
+                return
+            break
+        c = b[i]
+        if st & 1 and c == (125 if stack & 1 else 93):
+            stack >>= 1
+            depth -= 1
+            st = _END
+        elif st == _NEXT:
+            if c != 44:
+                break
+            st = _NAME if stack & 1 else _VALUE
+        elif st == _COLON:
+            if c != 58:
+                break
+            st = _VALUE
+        elif st == _END:
+            break
+        elif c == 34:
+            # a string (§7): to its closing quote
+            i += 1
+            while True:
+                if i == n:
+                    _bad("unterminated string", i)
+                c = b[i]
+                if c == 34:
+                    break
+                if c < 32:
+                    _bad("control character in a string", i)
+                if c == 92:
+                    i += 1
+                    if i < n and b[i] == 117:       # \uXXXX
+                        for _ in range(4):
+                            i += 1
+                            if i >= n or b[i] not in b"0123456789abcdefABCDEF":
+                                _bad("bad \\u escape", i)
+                    elif i == n or b[i] not in b'"\\/bfnrt':
+                        _bad("bad escape", i)
+                i += 1
+            st = _COLON if st >= _NAME else _END
+        elif st >= _NAME:
+            break
+        elif c == 123 or c == 91:
+            if depth == _MAX_DEPTH:
+                _bad("nested deeper than 16", i)
+            depth += 1
+            stack <<= 1
+            if c == 123:
+                stack |= 1
+                st = _NAME_OR_CLOSE
+            else:
+                st = _VALUE_OR_CLOSE
+            i += 1
+            continue
+        elif c == 45 or 48 <= c <= 57:
+            # a number (§6); a 0 stands alone: "01" ends after the 0, the 1 is then unexpected
+            if c == 45:
+                i += 1
+            if i < n and b[i] == 48:
+                i += 1
+            else:
+                i = _digits(b, i, n)
+            if i < n and b[i] == 46:
+                i = _digits(b, i + 1, n)
+            if i < n and b[i] in b"eE":
+                i += 1
+                if i < n and b[i] in b"+-":
+                    i += 1
+                i = _digits(b, i, n)
+            i -= 1
+            st = _END
+        else:
+            # true, false, null (§3); any other byte fails the first comparison
+            w = b"true" if c == 116 else b"false" if c == 102 else b"null"
+            k = 0
+            while k < len(w) and i + k < n and b[i + k] == w[k]:
+                k += 1
+            if k < len(w):
+                break
+            i += k - 1
+            st = _END
+        if st == _END and depth:
+            st = _NEXT
+        i += 1
+    if st == _NEXT and stack & 1:
+        st = 7
+    _bad("expected " + _EXPECT[st] + (", got the end" if i == n else ""), i)
+
+
 def parse_config(body, n=-1):
     # body[:n] -> Config, or raises ConfigError saying why
     if n < 0:
@@ -64,12 +200,11 @@ def parse_config(body, n=-1):
         text = bytes(memoryview(body)[0:n]).decode("utf-8")
     except UnicodeError:
         raise ConfigError("body is not UTF-8")
-    s = text.strip()
-    if not s or s[0] != "{" or s[-1] != "}":
-        raise ConfigError("body is not a JSON object")
+    check_json(body, n)
     try:
-        obj = json.loads(s)
+        obj = json.loads(text)
     except ValueError:
+        # not reached after check_json (kept: the two must never disagree silently)
         raise ConfigError("body is not valid JSON")
     if not isinstance(obj, dict):
         raise ConfigError("body is not a JSON object")

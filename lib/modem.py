@@ -198,15 +198,11 @@ class Modem:
     # profile: dict from board.PROFILES (keys: "lte", "flow_control")
     def __init__(self, link, log=None, lte=False, flow_control=True, power=None):
         self.link = link
-        self.log = log
+        self.log = log or at.nolog
         self.lte = lte
         self.flow_control = flow_control
         self.power = power            # callable that power-cycles the modem (board), or None
         self.iccid = ""
-
-    def _log(self, msg):
-        if self.log is not None:
-            self.log(msg)
 
     def start(self, answer_tries=20, reg_deadline_ms=180000, sim_tries=5):
         link = self.link
@@ -228,7 +224,7 @@ class Modem:
         eng = link.engine
         if r == at.OK and eng.info_len > 7:
             self.iccid = printable(eng.info, 6, eng.info_len).strip()
-        self._log("modem ready, ICCID %s" % (self.iccid or "?"))
+        self.log("modem ready, ICCID %s" % (self.iccid or "?"))
 
     def _sim_ready(self, tries):
         link = self.link
@@ -244,7 +240,7 @@ class Modem:
             e = cme_exception(eng, "AT+CPIN?")
             if not isinstance(e, SimBusy):
                 raise e
-            self._log("SIM busy, retry in %d ms" % wait)
+            self.log("SIM busy, retry in %d ms" % wait)
             clock.sleep_ms(wait)
             wait *= 2
         raise SimBusy("SIM still busy after %d tries" % tries)
@@ -262,7 +258,7 @@ class Modem:
                 if r == at.OK:
                     st = parse_reg_stat(link.engine.info, link.engine.info_len)
                     if st == 1 or st == 5:
-                        self._log("registered (%s stat %d)" % (bytes(p[1:-1]).decode(), st))
+                        self.log("registered (%s stat %d)" % (bytes(p[1:-1]).decode(), st))
                         return
             if at.ticks_diff(clock.ticks_ms(), t0) + wait > deadline_ms:
                 break
@@ -274,7 +270,7 @@ class Modem:
     def reset(self):
         # no free logical channel: the modem keeps channels across MCU resets, so only a
         # modem reset frees them (SARA: AT+CFUN=16 resets the MT and the SIM, DS 5.3)
-        self._log("resetting modem")
+        self.log("resetting modem")
         if self.power is not None:
             self.power()
         else:

@@ -106,7 +106,7 @@ class Provisioner:
         self.device_id = device_id
         self.opt = options or Options()
         self.rng = rng
-        self.log = log
+        self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         self.apdu = _apdu.Apdu(link, log)
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
@@ -118,17 +118,13 @@ class Provisioner:
         self.polls = 0
         self._modem_up = False
 
-    def _log(self, msg):
-        if self.log is not None:
-            self.log(msg)
-
     def _set_state(self, new):
-        self._log("state %s -> %s" % (_STATE_NAMES[self.state], _STATE_NAMES[new]))
+        self.log("state %s -> %s" % (_STATE_NAMES[self.state], _STATE_NAMES[new]))
         self.state = new
 
     def run(self):
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
-        self._log("provisioning DeviceID %s" % hexstr(self.device_id))
+        self.log("provisioning DeviceID %s" % hexstr(self.device_id))
         attempts = self.opt.attempts
         backoff = self.opt.backoff_ms
         for attempt in range(attempts):
@@ -137,17 +133,17 @@ class Provisioner:
                 self._set_state(_DONE)
                 self.result = code
                 self.detail = RESULT_NAMES[code]
-                self._log("result %s" % self.detail)
+                self.log("result %s" % self.detail)
                 return code
             except Failed as e:
                 self.result = e.code
                 self.detail = str(e)
-                self._log("attempt %d/%d failed: %s %s"
+                self.log("attempt %d/%d failed: %s %s"
                           % (attempt + 1, attempts, RESULT_NAMES[e.code], e))
                 if not e.retry or attempt + 1 == attempts:
                     break
                 wait = backoff + self._jitter(backoff // 2)
-                self._log("retry in %d ms" % wait)
+                self.log("retry in %d ms" % wait)
                 self.clock.sleep_ms(wait)
                 # a retry starts on a clean line: a reply that came late (after a timeout, or
                 # behind a stray result code) would otherwise answer the next command, and
@@ -155,7 +151,7 @@ class Provisioner:
                 self.link.drain()
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
         self._set_state(_FAILED)
-        self._log("result %s: %s" % (RESULT_NAMES[self.result], self.detail))
+        self.log("result %s: %s" % (RESULT_NAMES[self.result], self.detail))
         return self.result
 
     def _jitter(self, span):
@@ -187,7 +183,7 @@ class Provisioner:
                     self.channels.close()
                 except (_modem.ModemError, _apdu.ApduError) as e:
                     # the number stays remembered in flash: closed at the next boot
-                    self._log("closing channel %d failed: %s" % (ch, e))
+                    self.log("closing channel %d failed: %s" % (ch, e))
         except _modem.SimFatal as e:
             raise Failed(E_SIM, str(e))
         except _modem.SimBusy as e:
@@ -255,9 +251,9 @@ class Provisioner:
                              % result)
             if wait < self.opt.poll_max_ms:
                 wait = min(wait * 3 // 2, self.opt.poll_max_ms)
-        self._log("SIM done after %d polls" % self.polls)
+        self.log("SIM done after %d polls" % self.polls)
         self._set_state(_READ_CONFIG)
         n = s2.read_config()
         self.body[0:n] = memoryview(self.apdu.rsp)[0:n]
         self.body_len = n
-        self._log("configuration body: %d bytes" % n)
+        self.log("configuration body: %d bytes" % n)
