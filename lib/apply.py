@@ -17,7 +17,8 @@
 # the stored configuration fails to apply at start, config.prev is restored.
 # Handlers: handler(effect, commit) for an action name (e.g. "iot:Alarm"); commit=False only
 # checks and raises ValueError for an effect it cannot do. settings_handler(dict, commit) for
-# flat settings objects.
+# flat settings objects. A configuration with a part no handler takes is rejected (ApplyError,
+# "no handler for ..."), settings included: see docs/firmware.md.
 
 from micropython import const
 
@@ -151,17 +152,19 @@ class Applier:
             self.log("re-applying the previous configuration failed: %s" % e)
 
     def _check(self, cfg, commit):
+        # every part of cfg goes to its handler; a part nobody handles is rejected (a settings
+        # object with no settings_handler as much as an action with no handler: "applied"
+        # must mean something took it)
         if cfg.kind == _config.KIND_SETTINGS:
-            if self.settings_handler is not None:
-                self._run(self.settings_handler, cfg.settings, commit, "settings")
+            self._run(self.settings_handler, cfg.settings, commit, "settings")
             return
         for a, e in cfg.actions:
-            h = self.handlers.get(a)
-            if h is None:
-                raise ApplyError("no handler for action %s" % a)
-            self._run(h, e, commit, a)
+            self._run(self.handlers.get(a), e, commit, a)
 
     def _run(self, h, arg, commit, what):
+        if h is None:
+            raise ApplyError("no handler for %s%s"
+                             % ("" if what == "settings" else "action ", what))
         try:
             h(arg, commit)
         except ValueError as e:

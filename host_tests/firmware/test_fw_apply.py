@@ -277,11 +277,28 @@ def test_settings_handler():
     assert got[-1] == (True, {"interval_s": 60, "apn": "iot"})
 
 
-def test_settings_without_handler_are_stored():
-    # no settings handler registered: the body is kept for the application to read
+def test_settings_without_handler_are_rejected():
+    # no settings handler registered: nobody would use them, so they are not stored as if
+    # applied (the same rule as an action without a handler); the old configuration stays
     a, fs, pin, logs = rig()
-    assert do_apply(a, b'{"apn":"iot"}') == apply.APPLIED
-    assert fs.files[CUR] == b'{"apn":"iot"}'
+    do_apply(a, ON)
+    e = raises(apply.ApplyError, do_apply, a, b'{"apn":"iot"}')
+    assert str(e) == "no handler for settings"
+    assert fs.files[CUR] == ON and PREV not in fs.files
+
+
+def test_stored_settings_without_handler_roll_back_at_boot():
+    # settings stored by a firmware that had a settings handler, booted by one that has none
+    a, fs, pin, logs = rig()
+    a.settings_handler = lambda d, commit: None
+    do_apply(a, ON)
+    a.mark_good()
+    do_apply(a, b'{"apn":"iot"}')
+    a, fs, pin, logs = rig(fs)
+    cfg = a.boot(bytearray(255))
+    assert cfg.actions == (("iot:Alarm", "On"),)
+    assert fs.files[CUR] == ON and fs.files[BAD] == b'{"apn":"iot"}'
+    assert any("no handler for settings" in m for m in logs)
 
 
 def test_same_as_compares_bytes_not_versions():

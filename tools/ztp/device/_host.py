@@ -103,7 +103,14 @@ def run_provisioning(
         if commit and log:
             log(f"iot:Alarm -> {effect}")
 
+    def settings(values: dict, commit: bool) -> None:
+        # the host's application takes a settings object and reports it (the firmware
+        # rejects settings when no settings handler is registered)
+        if commit and log:
+            log("settings -> " + ", ".join(f"{k}={v!r}" for k, v in sorted(values.items())))
+
     applier.register("iot:Alarm", alarm)
+    applier.settings_handler = settings
     link = fw["modem"].Link(uart, clock or HostClock(), at_hook=at_hook)
     prov = fw["provision"]
     opt = prov.Options(attempts=attempts, poll_deadline_ms=poll_deadline_ms,
