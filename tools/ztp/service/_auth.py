@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -19,7 +22,14 @@ from ._errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ._keys import SecretHasher, new_token, token_digest
 from ._models import Client, Token
 
-__all__ = ["OPERATOR_SCOPES", "SCOPES", "Principal", "create_client", "issue_token"]
+__all__ = [
+    "OPERATOR_SCOPES",
+    "SCOPES",
+    "Principal",
+    "TokenCache",
+    "create_client",
+    "issue_token",
+]
 
 SCOPES = ("read", "write", "admin", "gateway")
 OPERATOR_SCOPES = ("read", "write", "admin")
@@ -139,14 +149,20 @@ def issue_token(
     return token, frozenset(scopes)
 
 
-def authenticate(session: Session, token: str, now_ms: int) -> Principal:
-    """Resolve a bearer token.
+def authenticate(
+    session: Session, token: str, now_ms: int, cache: TokenCache | None = None
+) -> Principal:
+    """Resolve a bearer token (through ``cache`` first, when given).
 
     Raises:
         Unauthorized: unknown, expired or revoked token, or disabled client.
     """
     if not token or len(token) > _TOKEN_MAX:
         raise Unauthorized("invalid access token")
+    if cache is not None:
+        hit = cache.get(token, now_ms)
+        if hit is not None:
+            return hit
     row = session.execute(
         select(Token, Client).join(Client, Token.client_pk == Client.id)
         .where(Token.token_sha256 == token_digest(token))
@@ -160,7 +176,103 @@ def authenticate(session: Session, token: str, now_ms: int) -> Principal:
         raise Unauthorized("access token expired")
     if client.disabled:
         raise Unauthorized("client disabled")
-    return Principal(client.client_id, expand_scopes(set(tok.scopes.split())), tok.id)
+    principal = Principal(client.client_id, expand_scopes(set(tok.scopes.split())), tok.id)
+    if cache is not None:
+        cache.put(token, principal, tok.expires_ms)
+    return principal
+
+
+class TokenCache:
+    """Recently resolved bearer tokens, so a request does not look its token up every time.
+
+    Bounds: an entry is believed for at most ``ttl_s`` seconds (monotonic clock) after it was
+    read from the database, and never past the token's own expiry (checked against the
+    request's ``now_ms`` on every hit). A revocation or client disabling done through this
+    process takes effect at once: it is remembered as a negative entry for ``2 * ttl_s``,
+    which no positive entry overrides (a request that read the token just before the
+    revocation committed cannot re-cache it past the bound). One made elsewhere (another
+    worker process sharing the database) takes effect within ``ttl_s``. ``ttl_s=0``
+    disables the cache.
+    """
+
+    _MAX = 10_000  # entries; cleared when full (tokens are few: one per client session)
+
+    def __init__(self, ttl_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._ok: dict[str, tuple[Principal, int, float]] = {}  # digest -> (p, expires_ms, t)
+        self._revoked: dict[str, float] = {}  # digest -> until
+        self._disabled: dict[str, float] = {}  # client_id -> until
+
+    def get(self, token: str, now_ms: int) -> Principal | None:
+        """The cached principal of ``token``, or None (then ask :func:`authenticate`).
+
+        Raises:
+            Unauthorized: the token was revoked or its client disabled through this process,
+                or the cached token has expired.
+        """
+        if self.ttl_s <= 0:
+            return None
+        digest = token_digest(token)
+        t = self._now()
+        with self._lock:
+            until = self._revoked.get(digest)
+            hit = self._ok.get(digest)
+            if hit is not None and (until is not None or t - hit[2] > self.ttl_s):
+                del self._ok[digest]
+                hit = None
+            if until is not None:
+                if t <= until:
+                    raise Unauthorized("access token revoked")
+                del self._revoked[digest]
+            if hit is None:
+                return None
+            principal, expires_ms, _ = hit
+            off = self._disabled.get(principal.client_id)
+            if off is not None and t <= off:
+                del self._ok[digest]
+                raise Unauthorized("client disabled")
+        if now_ms >= expires_ms:
+            raise Unauthorized("access token expired")
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_ms: int) -> None:
+        if self.ttl_s <= 0:
+            return
+        digest = token_digest(token)
+        t = self._now()
+        with self._lock:
+            if len(self._ok) >= self._MAX:
+                self._ok.clear()
+            off = self._disabled.get(principal.client_id)
+            if digest in self._revoked or (off is not None and t <= off):
+                return
+            self._ok[digest] = (principal, expires_ms, t)
+
+    def revoked(self, token: str) -> None:
+        """``token`` was revoked (call before the revoking transaction commits)."""
+        digest = token_digest(token)
+        with self._lock:
+            self._ok.pop(digest, None)
+            self._revoked[digest] = self._now() + 2 * self.ttl_s
+            self._prune()
+
+    def disabled(self, client_id: str) -> None:
+        """Every token of ``client_id`` was revoked."""
+        with self._lock:
+            for digest, (p, _, _) in list(self._ok.items()):
+                if p.client_id == client_id:
+                    del self._ok[digest]
+            self._disabled[client_id] = self._now() + 2 * self.ttl_s
+            self._prune()
+
+    def _prune(self) -> None:
+        t = self._now()
+        for table in (self._revoked, self._disabled):
+            if len(table) > 1000:
+                for k in [k for k, until in table.items() if until < t]:
+                    del table[k]
 
 
 def revoke_token(session: Session, principal: Principal, token: str, now_ms: int) -> bool:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._auth import Principal, authenticate
+from ._auth import Principal, TokenCache, authenticate
 from ._db import Database
 from ._errors import (
     BadRequest,
@@ -45,6 +45,11 @@ class AppState:
     settings: Settings
     db: Database
     hasher: SecretHasher
+    tokens: TokenCache = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.tokens is None:
+            self.tokens = TokenCache(self.settings.token_cache_s)
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,7 @@ def _run(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Res
     try:
         with factory() as session:
             if spec.scope is not None:
-                call.principal = authenticate(session, _bearer(request), now_ms)
+                call.principal = authenticate(session, _bearer(request), now_ms, state.tokens)
                 if not call.principal.has(spec.scope):
                     raise Forbidden(f"this operation needs scope {spec.scope!r}",
                                     code="insufficient_scope")

@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -67,6 +67,9 @@ class MasterKeyring:
     """
 
     keys: tuple[tuple[int, bytes], ...]
+    # AESGCM objects by version, made once (each holds an OpenSSL context).
+    _aead: dict[int, AESGCM] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -98,6 +101,12 @@ class MasterKeyring:
             if v == version:
                 return key
         raise KeyIntegrityError(f"master key version {version} is not configured")
+
+    def _aead_for(self, version: int) -> AESGCM:
+        aead = self._aead.get(version)
+        if aead is None:
+            aead = self._aead[version] = AESGCM(self._key(version))
+        return aead
 
     @classmethod
     def parse(cls, text: str) -> MasterKeyring:
@@ -160,7 +169,7 @@ class MasterKeyring:
         """
         version = self.current_version
         nonce = secrets.token_bytes(_NONCE_LEN)
-        sealed = AESGCM(self._key(version)).encrypt(nonce, key, _aad(iccid, kind, tag, version))
+        sealed = self._aead_for(version).encrypt(nonce, key, _aad(iccid, kind, tag, version))
         return version, nonce + sealed
 
     def open(
@@ -173,7 +182,7 @@ class MasterKeyring:
         """
         if len(sealed) < _NONCE_LEN + 16:
             raise KeyIntegrityError("sealed key is truncated")
-        aead = AESGCM(self._key(master_version))
+        aead = self._aead_for(master_version)
         try:
             return aead.decrypt(
                 sealed[:_NONCE_LEN], sealed[_NONCE_LEN:], _aad(iccid, kind, tag, master_version)

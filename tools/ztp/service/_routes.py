@@ -179,6 +179,8 @@ def revoke(call: Call) -> Response:
         raise BadRequest("token must be a non-empty string")
     assert call.principal is not None
     found = revoke_token(call.store.s, call.principal, tok, call.now_ms)
+    if found:
+        call.state.tokens.revoked(tok)  # at once in this process (see TokenCache)
     call.store.audit(call.actor, "token.revoke", detail={"found": found})
     return json_response({"revoked": found})
 
@@ -224,6 +226,7 @@ def clients_list(call: Call) -> Response:
 def clients_disable(call: Call) -> Response:
     cid = validate_client_id(call.path("client_id"))
     disable_client(call.store.s, cid, call.now_ms)
+    call.state.tokens.disabled(cid)
     call.store.audit(call.actor, "client.disable", detail={"client_id": cid})
     return Response(status_code=204)
 

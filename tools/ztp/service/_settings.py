@@ -43,6 +43,10 @@ class Settings:
         fast_hashing: small Argon2 parameters, for tests only.
         clock_ms: wall clock in epoch milliseconds (tests inject one; the service never sleeps).
         auto_migrate: run the Alembic migrations when the app starts.
+        token_cache_s: how long a resolved access token is believed without asking the
+            database (``_auth.TokenCache``): a revocation made through another process
+            sharing the database takes effect within this bound; one made through this
+            process takes effect at once. 0 disables the cache.
         sms_centre: where OTA rotation packets go (``POST /v1/rotations/run``): the URL of an
             SMS centre (``ztp.modem.SmsCentre``), an object with ``deliver(iccid, tpdu) ->
             PoR | None`` (tests), or None (rotations can be started but not sent).
@@ -56,6 +60,7 @@ class Settings:
     audit_page_max: int = 1000
     fast_hashing: bool = False
     auto_migrate: bool = True
+    token_cache_s: float = 1.0
     clock_ms: Callable[[], int] = field(default=_wall_clock_ms, repr=False)
     sms_centre: object = None
 

@@ -9,6 +9,7 @@ are gap-free and ordered under parallel writers.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Select, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..iccid import IccidError, iccid_from_hex, iccid_to_hex, normalize_iccid
@@ -216,6 +217,52 @@ def audit_view(e: AuditEvent) -> dict[str, Any]:
             "detail": json.loads(e.detail_json)}
 
 
+# ---------------------------------------------------------------------------- hot statements
+# The device and PSK lookups run for every SIM request: their statements are built once with
+# bind parameters (SQLAlchemy then reuses the compiled form) and run on the connection
+# (Core), so a request costs one SELECT, one audit INSERT and the commit.
+
+
+@functools.cache
+def _device_lookup() -> Select[Any]:
+    """The SIM's state and binding, its configuration for the device and its default (the
+    current versions: up to two rows), and whether an open OTA rotation waits for the key
+    tag the gateway verified (then the full path confirms it)."""
+    from ._ota_models import OtaRotation
+    from ._rotation import OPEN_STATES
+
+    rotation = select(OtaRotation.id).where(
+        OtaRotation.sim_id == Sim.id, OtaRotation.state.in_(OPEN_STATES),
+        OtaRotation.new_tag == bindparam("tag")).exists()
+    return (
+        select(Sim.id, Sim.iccid, Sim.state, Sim.bind_first_device, Sim.bound_device_id,
+               Sim.last_device_id, rotation.label("rotation"), ConfigSlot.device_key,
+               ConfigVersion.version, ConfigVersion.body)
+        .outerjoin(ConfigSlot, (ConfigSlot.sim_id == Sim.id)
+                   & ConfigSlot.device_key.in_([bindparam("device"), bindparam("default")]))
+        .outerjoin(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)
+                   & (ConfigVersion.version == ConfigSlot.current_version))
+        .where(Sim.identity_hex == bindparam("ident"))
+    )
+
+
+_PSK_LOOKUP = (
+    select(Sim.iccid, Sim.state, SimKey.tag, SimKey.master_version, SimKey.sealed)
+    .outerjoin(SimKey, (SimKey.sim_id == Sim.id) & (SimKey.kind == "psk")
+               & (SimKey.state == "active"))
+    .where(Sim.identity_hex == bindparam("ident"))
+    .order_by(SimKey.id)
+)
+# First device seen by an unbound SIM: compare-and-set, so a concurrent request that set it
+# first sends this one down the full (locking) path.
+_SET_FIRST_DEVICE = (
+    update(Sim).where(Sim.id == bindparam("sim_id"), Sim.last_device_id.is_(None),
+                      Sim.state == "active", Sim.bind_first_device.is_(False))
+    .values(last_device_id=bindparam("device"))
+)
+_AUDIT_INSERT = AuditEvent.__table__.insert()
+_FULL_PATH = object()  # the fast path declines; the caller runs the full one
+
 # ---------------------------------------------------------------------------- the store
 
 
@@ -258,6 +305,17 @@ class Store:
         self.s.add(AuditEvent(**fields))
         if keep_on_error:
             self.kept.append(fields)
+
+    def audit_now(
+        self, actor: Actor, action: str, *, iccid: str | None = None,
+        device_id: str | None = None, version: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """:meth:`audit` as one INSERT at once (no ORM unit of work): the hot paths."""
+        self.s.connection().execute(_AUDIT_INSERT, dict(
+            at_ms=self.now_ms, actor=actor.client_id, gateway=actor.gateway, action=action,
+            severity="info", iccid=iccid, device_id=device_id, version=version,
+            detail_json=json.dumps(detail or {}, sort_keys=True)))
 
     def replay_kept(self, kept: Sequence[dict[str, Any]]) -> None:
         for fields in kept:
@@ -670,6 +728,21 @@ class Store:
     # ----------------------------------------------------------------- gateway side
 
     def gateway_psks(self, actor: Actor, identity_hex: str) -> dict[str, Any]:
+        # Fast path: an active SIM whose active PSKs all open (one SELECT). Anything else
+        # (unknown, suspended, no key, a key failing to open: alerts) takes the full path.
+        rows = self.s.connection().execute(_PSK_LOOKUP, {"ident": identity_hex}).all()
+        if rows and rows[0].state == "active" and rows[0].tag is not None:
+            try:
+                keys = [(r.tag, self.keyring.open(r.sealed, iccid=r.iccid, kind="psk",
+                                                  tag=r.tag, master_version=r.master_version))
+                        for r in rows]
+            except KeyIntegrityError:
+                keys = []
+            if keys:
+                self.audit_now(actor, "psk.lookup", iccid=rows[0].iccid,
+                               detail={"tags": [t for t, _ in keys]})
+                return {"identity": identity_hex, "iccid": rows[0].iccid,
+                        "keys": [{"tag": t, "psk": k.hex()} for t, k in keys]}
         sim = self.s.scalar(select(Sim).where(Sim.identity_hex == identity_hex))
         if sim is None or sim.state != "active":
             raise NotFound("unknown or suspended SIM", code="unknown_sim")
@@ -766,6 +839,10 @@ class Store:
 
         Returns None when neither exists (the binding and the miss are still recorded).
         """
+        if iccid_hex == identity_hex:
+            fast = self._deliver_fast(actor, identity_hex, device_id, key_tag)
+            if fast is not _FULL_PATH:
+                return fast  # type: ignore[return-value]
         self._before_key_use(identity_hex, key_tag)
         sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
         self._note_key_use(actor, sim, key_tag)
@@ -780,6 +857,45 @@ class Store:
                 return cur.body, cur.version, device_key
         self.audit(actor, "config.miss", iccid=sim.iccid, device_id=device_id,
                    detail={"key_tag": key_tag})
+        return None
+
+    def _deliver_fast(
+        self, actor: Actor, identity_hex: str, device_id: str, key_tag: str,
+    ) -> tuple[bytes, int, str] | None | object:
+        """The common delivery in one SELECT (+ one UPDATE the first time) + the audit row:
+        an active SIM in the device it was last seen in (or seen for the first time,
+        unbound), no rotation to confirm. Whatever else (unknown or suspended SIM, binding,
+        a move, a rotation) returns ``_FULL_PATH``: the caller runs the locking path, which
+        records the alerts. Same answers and audit records as the full path."""
+        conn = self.s.connection()
+        rows = conn.execute(_device_lookup(), {
+            "ident": identity_hex, "device": device_id, "default": DEFAULT_DEVICE,
+            "tag": key_tag}).all()
+        if not rows:
+            return _FULL_PATH
+        first = rows[0]
+        if first.state != "active" or first.rotation:
+            return _FULL_PATH
+        if first.bind_first_device:
+            if first.bound_device_id != device_id or first.last_device_id != device_id:
+                return _FULL_PATH
+        elif first.last_device_id != device_id:
+            if first.last_device_id is not None:
+                return _FULL_PATH  # a move: alerted by the full path
+            done = conn.execute(_SET_FIRST_DEVICE, {"sim_id": first.id, "device": device_id})
+            if done.rowcount != 1:
+                return _FULL_PATH
+        slots = {r.device_key: r for r in rows if r.device_key is not None}
+        for device_key in (device_id, DEFAULT_DEVICE):
+            r = slots.get(device_key)
+            if r is not None and r.body is not None:
+                self.audit_now(actor, "config.deliver", iccid=first.iccid, device_id=device_id,
+                               version=r.version,
+                               detail={"slot": device_key, "key_tag": key_tag,
+                                       "bytes": len(r.body)})
+                return bytes(r.body), r.version, device_key
+        self.audit_now(actor, "config.miss", iccid=first.iccid, device_id=device_id,
+                       detail={"key_tag": key_tag})
         return None
 
     def store_telemetry(
