@@ -4,6 +4,11 @@ Every call carries ``Authorization: Bearer <gateway token>``. Device requests ad
 carry the verified identity (``X-ZTP-Identity``), the tag of the key whose binder verified
 (``X-ZTP-Key-Tag``) and the gateway's name (``X-ZTP-Gateway``). Answers are parsed strictly:
 a malformed answer is a :class:`ServiceError`, never a half-understood key list.
+
+The two calls on the per-connection path (key lookups and forwarding) go through
+:class:`~._upstream.UpstreamPool` (h11, keep-alive; see its module comment for why); the rest
+through httpx. When a test injects an httpx ``transport``, or the environment sets an HTTP
+proxy that httpx would use, everything goes through httpx.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +24,7 @@ import httpx
 
 from ._policy import ForwardRequest
 from ._psk_cache import PskKey
+from ._upstream import UpstreamError, UpstreamPool
 
 __all__ = ["ServiceClient", "ServiceError", "UpstreamResponse"]
 
@@ -58,6 +65,15 @@ def _unhex(value: Any, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
+def _proxied(base_url: str) -> bool:
+    """Whether httpx (trust_env) would send requests for ``base_url`` through a proxy."""
+    proxies = urllib.request.getproxies_environment()
+    if not any(k in proxies for k in ("http", "https", "all")):
+        return False
+    host = httpx.URL(base_url).host
+    return not urllib.request.proxy_bypass_environment(host, proxies)
+
+
 class ServiceClient:
     """Async client of the service; one per gateway process (keeps a connection pool)."""
 
@@ -87,8 +103,21 @@ class ServiceClient:
             transport=transport,
             follow_redirects=False,
         )
+        self._pool: UpstreamPool | None = None
+        if transport is None and not _proxied(base_url):
+            https = base_url.startswith("https:")
+            self._pool = UpstreamPool(
+                base_url,
+                timeout_s=timeout_s,
+                # the same trust store and environment (SSL_CERT_FILE, ...) as httpx
+                ssl_context=httpx.create_ssl_context(verify=True, trust_env=True)
+                if https
+                else None,
+            )
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
         await self._client.aclose()
 
     async def _login(self, stale: str | None) -> None:
@@ -131,6 +160,18 @@ class ServiceClient:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> _Answer:
         where = f"{method} {url.split('?')[0]}"
+        if self._pool is not None and kwargs.keys() <= {"headers", "content"}:
+            try:
+                reply = await self._pool.request(
+                    method,
+                    url,
+                    list(kwargs.get("headers", {}).items()),
+                    kwargs.get("content"),
+                    self.max_response,
+                )
+            except UpstreamError as exc:
+                raise ServiceError(str(exc), 504 if exc.timed_out else 502) from None
+            return _Answer(reply.status, reply.content_type, reply.body)
         try:
             async with self._client.stream(method, url, **kwargs) as resp:
                 body = bytearray()
