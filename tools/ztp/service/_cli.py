@@ -368,18 +368,31 @@ def sims_add(url: str | None, iccid: str, psk: str | None, generate_psk: bool,
 @url_option
 @click.argument("key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="accept ICCIDs with a wrong Luhn check digit")
-def sims_import(url: str | None, key_file: Path, force: bool) -> None:
-    """Import the SIM vendor's key file (CSV with iccid,psk[,tag,kic,kid] or JSON)."""
-    text = key_file.read_text(encoding="utf-8-sig")
+@click.option("--chunk", "chunk_rows", default=20_000, show_default=True,
+              help="rows per request; each request is one transaction (all or nothing)")
+@click.option("--start-row", default=1, show_default=True,
+              help="first data row to import (resume after a failed chunk)")
+def sims_import(url: str | None, key_file: Path, force: bool, chunk_rows: int,
+                start_row: int) -> None:
+    """Import the SIM vendor's key file (CSV with iccid,psk[,tag,kic,kid] or JSON).
+
+    Every row is checked first (a bad file imports nothing); a file of more than --chunk
+    rows is then sent in chunks, each one transaction (docs/service.md, "Bulk import").
+    """
+    from ._bulk import ImportError_, import_key_file
+
+    def progress(done: int, totals: dict[str, int]) -> None:
+        if totals["requests"] > 1 or done >= chunk_rows:
+            click.echo(f"  {done:,} rows imported", err=True)
+
     with _client(url) as c:
-        if key_file.suffix.lower() == ".json":
-            try:
-                rows = json.loads(text)
-            except ValueError as exc:
-                raise click.ClickException(f"{key_file}: not JSON: {exc}") from None
-            out = c.import_psks(rows, force=force)
-        else:
-            out = c.import_psks(text, force=force)
+        try:
+            out = import_key_file(c, key_file, force=force, chunk_rows=chunk_rows,
+                                  start_row=start_row, progress=progress)
+        except ImportError_ as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     click.echo(f"SIMs created: {out['sims_created']}, PSKs added: {out['psks_added']}")
 
 

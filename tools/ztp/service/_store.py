@@ -51,6 +51,7 @@ _LABELS_MAX = 16
 _LABEL_VALUE_MAX = 64
 _COMMENT_MAX = 200
 PSK_CHANGES_PAGE = 1000
+IMPORT_CHUNK = 5000  # rows per round of bulk statements inside one import transaction
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,15 @@ class Store:
         if keep_on_error:
             self.kept.append(fields)
 
+    def _audit_row(
+        self, actor: Actor, action: str, *, iccid: str | None = None,
+        device_id: str | None = None, version: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return dict(at_ms=self.now_ms, actor=actor.client_id, gateway=actor.gateway,
+                    action=action, severity="info", iccid=iccid, device_id=device_id,
+                    version=version, detail_json=json.dumps(detail or {}, sort_keys=True))
+
     def audit_now(
         self, actor: Actor, action: str, *, iccid: str | None = None,
         device_id: str | None = None, version: int | None = None,
@@ -542,6 +552,7 @@ class Store:
         """
         parsed: list[tuple[int, str, bytes, str | None, dict[str, str], dict[str, bytes]]] = []
         seen: set[tuple[str, str | None]] = set()
+        seen_iccids: set[str] = set()  # (a set: the import is linear in its rows)
         for n, row in enumerate(rows, 1):
             if not isinstance(row, dict):
                 raise BadRequest(f"row {n}: must be an object")
@@ -554,27 +565,92 @@ class Store:
                        if row.get(k) not in (None, "")}
             except BadRequest as exc:
                 raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
-            if (iccid, tag) in seen or (tag is None and any(i == iccid for i, _ in seen)):
+            if (iccid, tag) in seen or (tag is None and iccid in seen_iccids):
                 raise BadRequest(f"row {n}: ICCID {iccid} appears twice")
             seen.add((iccid, tag))
+            seen_iccids.add(iccid)
             parsed.append((n, iccid, psk, tag, labels, ota))
         created = added = 0
         self._lock_feed()
-        # SIM rows are locked in ICCID order (see _lock_feed); rows keep their numbers.
-        for n, iccid, psk, tag, labels, ota in sorted(parsed, key=lambda r: (r[1], r[0])):
-            sim = self.s.scalar(select(Sim).where(Sim.iccid == iccid).with_for_update())
-            if sim is None:
-                sim = self.create_sim(actor, iccid, labels=labels)
-                created += 1
-            try:
-                self.add_key(actor, iccid, "psk", key=psk, tag=tag, sim=sim)
-                for kind, key in ota.items():
-                    self.add_key(actor, iccid, kind, key=key, tag=tag, sim=sim)
-            except Conflict as exc:
-                raise Conflict(f"row {n}: {exc.detail}", code=exc.code) from None
-            added += 1
+        self.s.flush()  # anything pending goes before our Core statements
+        # SIM rows are locked in ICCID order (see _lock_feed), chunk by chunk; rows keep
+        # their numbers. Each chunk is a few statements (executemany), in this transaction.
+        items = sorted(parsed, key=lambda r: (r[1], r[0]))
+        for start in range(0, len(items), IMPORT_CHUNK):
+            c, a = self._import_sims_chunk(actor, items[start:start + IMPORT_CHUNK])
+            created += c
+            added += a
         self.audit(actor, "sim.import", detail={"created": created, "keys_added": added})
         return {"sims_created": created, "psks_added": added}
+
+    def _sim_ids(self, iccids: Sequence[str], *, lock: bool) -> dict[str, tuple[int, str]]:
+        """``{iccid: (id, identity_hex)}`` of the registered ones (locked in ICCID order)."""
+        q = (select(Sim.iccid, Sim.id, Sim.identity_hex).where(Sim.iccid.in_(iccids))
+             .order_by(Sim.iccid))
+        if lock and self._pg:
+            q = q.with_for_update()
+        return {i: (sid, ident) for i, sid, ident in self.s.connection().execute(q)}
+
+    def _import_sims_chunk(
+        self, actor: Actor,
+        items: Sequence[tuple[int, str, bytes, str | None, dict[str, str], dict[str, bytes]]],
+    ) -> tuple[int, int]:
+        conn = self.s.connection()
+        iccids = sorted({it[1] for it in items})
+        known = self._sim_ids(iccids, lock=True)
+        new_sims: dict[str, dict[str, Any]] = {}
+        for _n, iccid, _psk, _tag, labels, _ota in items:
+            if iccid not in known and iccid not in new_sims:
+                new_sims[iccid] = dict(
+                    iccid=iccid, identity_hex=iccid_to_hex(iccid, check_luhn=False),
+                    state="active", labels_json=json.dumps(labels, sort_keys=True),
+                    bind_first_device=False, bound_device_id=None, last_device_id=None,
+                    created_ms=self.now_ms, updated_ms=self.now_ms)
+        audit: list[dict[str, Any]] = []
+        if new_sims:
+            conn.execute(Sim.__table__.insert(), list(new_sims.values()))
+            for iccid, row in new_sims.items():
+                audit.append(self._audit_row(
+                    actor, "sim.create", iccid=iccid,
+                    detail={"state": "active", "labels": json.loads(row["labels_json"]),
+                            "bind_first_device": False}))
+            known = self._sim_ids(iccids, lock=False)
+        tags: dict[tuple[int, str], set[str]] = {}
+        if len(new_sims) < len(iccids):  # some were registered before: their key tags
+            for sim_id, kind, tag in conn.execute(
+                    select(SimKey.sim_id, SimKey.kind, SimKey.tag)
+                    .where(SimKey.sim_id.in_([known[i][0] for i in iccids
+                                              if i not in new_sims]))):
+                tags.setdefault((sim_id, kind), set()).add(tag)
+        keys: list[dict[str, Any]] = []
+        feed: list[dict[str, Any]] = []
+        for n, iccid, psk, tag, _labels, ota in items:
+            sim_id, identity_hex = known[iccid]
+            for kind, key in (("psk", psk), *ota.items()):
+                existing = tags.setdefault((sim_id, kind), set())
+                key_tag = tag
+                if key_tag is None:
+                    numeric = [int(t) for t in existing if t.isdigit()]
+                    key_tag = str(max(numeric, default=0) + 1)
+                if key_tag in existing:
+                    raise Conflict(f"row {n}: SIM {iccid} already has a {kind} with tag "
+                                   f"{key_tag!r}", code="key_exists")
+                existing.add(key_tag)
+                master_version, sealed = self.keyring.seal(key, iccid=iccid, kind=kind,
+                                                           tag=key_tag)
+                keys.append(dict(sim_id=sim_id, kind=kind, tag=key_tag, state="active",
+                                 master_version=master_version, sealed=sealed,
+                                 created_ms=self.now_ms, created_by=actor.client_id))
+                if kind == "psk":
+                    feed.append(dict(identity_hex=identity_hex, at_ms=self.now_ms))
+                audit.append(self._audit_row(
+                    actor, "key.add", iccid=iccid,
+                    detail={"kind": kind, "tag": key_tag, "generated": False,
+                            "master_version": master_version}))
+        conn.execute(SimKey.__table__.insert(), keys)
+        conn.execute(PskChange.__table__.insert(), feed)
+        conn.execute(_AUDIT_INSERT, audit)
+        return len(new_sims), len(items)
 
     # ----------------------------------------------------------------- configurations
 
@@ -716,14 +792,69 @@ class Store:
                 raise BadRequest(f"row {n}: ICCID {iccid} device {device} appears twice")
             seen.add((iccid, device))
             items.append((n, iccid, device, str(body), rj, comment))
-        # SIM rows are locked in ICCID order (no deadlock between two imports).
-        for n, iccid, device, body, rj, comment in sorted(items, key=lambda r: (r[1], r[0])):
-            try:
-                self.set_config(actor, iccid, device, body, require_json=rj,
-                                comment=comment or "import", action="config.import")
-            except (NotFound, BadRequest) as exc:
-                raise type(exc)(f"row {n}: {exc.detail}", code=exc.code) from None
+        # SIM rows are locked in ICCID order (no deadlock between two imports), chunk by
+        # chunk; each chunk is a few bulk statements in this transaction. Same rows and
+        # audit records as set_config one by one.
+        self.s.flush()
+        ordered = sorted(items, key=lambda r: (r[1], r[0]))
+        for start in range(0, len(ordered), IMPORT_CHUNK):
+            self._import_configs_chunk(actor, ordered[start:start + IMPORT_CHUNK])
         return {"imported": len(items)}
+
+    def _import_configs_chunk(
+        self, actor: Actor, items: Sequence[tuple[int, str, str, str, bool | None, str]],
+    ) -> None:
+        conn = self.s.connection()
+        known = self._sim_ids(sorted({it[1] for it in items}), lock=True)
+        for n, iccid, *_ in items:
+            if iccid not in known:
+                raise NotFound(f"row {n}: SIM {iccid} is not registered", code="unknown_sim")
+        slot_t = ConfigSlot.__table__
+        sim_ids = sorted({sid for sid, _ in known.values()})
+        slots = {(sid, dev): (slot_id, cur, rj) for slot_id, sid, dev, cur, rj in conn.execute(
+            select(ConfigSlot.id, ConfigSlot.sim_id, ConfigSlot.device_key,
+                   ConfigSlot.current_version, ConfigSlot.require_json)
+            .where(ConfigSlot.sim_id.in_(sim_ids)))}
+        planned: list[tuple[int, str, str, bytes, bool, str, int]] = []
+        new_slots: list[dict[str, Any]] = []
+        bumps: list[dict[str, Any]] = []
+        for n, iccid, device, body, rj, comment in items:
+            sim_id = known[iccid][0]
+            slot = slots.get((sim_id, device))
+            need_json = bool(rj if rj is not None else (slot[2] if slot else False))
+            try:
+                raw = parse_body(body, require_json=need_json)
+            except BadRequest as exc:
+                raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
+            version = (slot[1] if slot else 0) + 1
+            if slot is None:
+                new_slots.append(dict(sim_id=sim_id, device_key=device, current_version=1,
+                                      require_json=need_json))
+            else:
+                bumps.append(dict(b_id=slot[0], b_version=version, b_rj=need_json))
+            planned.append((sim_id, iccid, device, raw, need_json, comment or "import",
+                            version))
+        if new_slots:
+            conn.execute(slot_t.insert(), new_slots)
+            for slot_id, sid, dev in conn.execute(
+                    select(ConfigSlot.id, ConfigSlot.sim_id, ConfigSlot.device_key)
+                    .where(ConfigSlot.sim_id.in_(sorted({r["sim_id"] for r in new_slots})))):
+                slots.setdefault((sid, dev), (slot_id, 0, False))
+        if bumps:
+            conn.execute(update(slot_t).where(slot_t.c.id == bindparam("b_id"))
+                         .values(current_version=bindparam("b_version"),
+                                 require_json=bindparam("b_rj")), bumps)
+        versions: list[dict[str, Any]] = []
+        audit: list[dict[str, Any]] = []
+        for sim_id, iccid, device, raw, _need_json, comment, version in planned:
+            versions.append(dict(slot_id=slots[(sim_id, device)][0], version=version,
+                                 body=raw, created_ms=self.now_ms,
+                                 created_by=actor.client_id, comment=comment))
+            audit.append(self._audit_row(actor, "config.import", iccid=iccid,
+                                         device_id=device, version=version,
+                                         detail={"bytes": len(raw), "comment": comment}))
+        conn.execute(ConfigVersion.__table__.insert(), versions)
+        conn.execute(_AUDIT_INSERT, audit)
 
     # ----------------------------------------------------------------- gateway side
 
