@@ -16,6 +16,8 @@ from typing import Any
 __all__ = ["JsonFormatter", "log_event", "logger"]
 
 logger = logging.getLogger("ztp.gateway")
+# One encoder for all records: json.dumps(default=...) would build a new one per line.
+_encode = json.JSONEncoder(default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +35,7 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             out["exception"] = record.exc_info[0].__name__
-        return json.dumps(out, default=str, sort_keys=False)
+        return _encode(out)
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
