@@ -6,9 +6,12 @@
 #   -> WAIT_STATUS -> READ_CONFIG -> CLOSE_CHANNEL -> APPLY -> DONE | FAILED
 # The channel is closed on every exit path once opened. Transient failures (silent modem,
 # SIM busy, APDU errors, no free channel -> modem reset) restart the attempt after a backoff
-# with jitter, at most `attempts` times; the rest fail at once. WAIT_STATUS polls on a
-# growing schedule (poll_first_ms, x3/2 per poll, up to poll_max_ms) until the SIM is done or
-# poll_deadline_ms has passed since START_REQUEST.
+# with jitter, at most `attempts` times; the rest fail at once. WAIT_STATUS polls until the SIM
+# is done or poll_deadline_ms has passed since START_REQUEST: a first wait (poll_first_ms),
+# then every poll_ms while less than poll_fast_ms has passed since START_REQUEST (a request
+# that succeeds at once is done by then), then waits growing x3/2 up to poll_max_ms (the SIM
+# is retrying with its own backoff of 2 s, 4 s, ...: fast polls would only load the SIM link).
+# Numbers behind the defaults: docs/firmware.md "Status poll schedule".
 
 from micropython import const
 
@@ -76,12 +79,15 @@ class Failed(Exception):
 
 class Options:
     def __init__(self, attempts=3, backoff_ms=2000, backoff_max_ms=30000,
-                 poll_first_ms=500, poll_max_ms=8000, poll_deadline_ms=120000,
+                 poll_first_ms=500, poll_ms=250, poll_fast_ms=15000, poll_max_ms=8000,
+                 poll_deadline_ms=120000,
                  reg_deadline_ms=180000, telemetry=None, lte=False, flow_control=True):
         self.attempts = attempts
         self.backoff_ms = backoff_ms
         self.backoff_max_ms = backoff_max_ms
         self.poll_first_ms = poll_first_ms
+        self.poll_ms = poll_ms
+        self.poll_fast_ms = poll_fast_ms
         self.poll_max_ms = poll_max_ms
         self.poll_deadline_ms = poll_deadline_ms
         self.reg_deadline_ms = reg_deadline_ms
@@ -229,8 +235,10 @@ class Provisioner:
         wait = self.opt.poll_first_ms
         deadline = self.opt.poll_deadline_ms
         self.polls = 0
+        opt = self.opt
         for _ in range(10000):
-            if _at.ticks_diff(clock.ticks_ms(), t0) + wait > deadline:
+            elapsed = _at.ticks_diff(clock.ticks_ms(), t0)
+            if elapsed + wait > deadline:
                 raise Failed(E_DEADLINE, "SIM not done within %d ms (%d polls)"
                              % (deadline, self.polls))
             clock.sleep_ms(wait)
@@ -249,8 +257,10 @@ class Provisioner:
                                  "HTTP 404: status 000F result 0194)")
                 raise Failed(E_REQUEST_FAILED, "SIM request failed: status 000F result %04X"
                              % result)
-            if wait < self.opt.poll_max_ms:
-                wait = min(wait * 3 // 2, self.opt.poll_max_ms)
+            if elapsed + wait < opt.poll_fast_ms:
+                wait = opt.poll_ms
+            elif wait < opt.poll_max_ms:
+                wait = min(wait * 3 // 2, opt.poll_max_ms)
         self.log("SIM done after %d polls" % self.polls)
         self._set_state(_READ_CONFIG)
         n = s2.read_config()

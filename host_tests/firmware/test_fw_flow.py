@@ -70,12 +70,30 @@ def test_unchanged_body_not_applied_again():
     assert pin.history == [1]
 
 
-def test_polls_until_done_with_growing_waits():
+def test_polls_fast_after_first_wait():
     code, p, sim, m, fs, logs = run_flow(done_after_ms=5000)
     assert code == provision.OK, p.detail
-    # 500, 750, 1125, 1687, 2530 ms: done after ~5 s within 5 polls, not 10 s fixed
-    assert 3 <= p.polls <= 6
+    # 500 ms, then every 250 ms: done after ~5 s, seen within one interval (~19 polls)
+    assert 16 <= p.polls <= 21
     assert sim.open == []
+
+
+def test_polls_back_off_after_the_fast_window():
+    # a SIM still busy after poll_fast_ms is retrying with its own backoff: waits grow x3/2
+    opt = provision.Options(poll_first_ms=500, poll_ms=200, poll_fast_ms=2000,
+                            poll_max_ms=8000)
+    code, p, sim, m, fs, logs = run_flow(done_after_ms=20000, options=opt)
+    assert code == provision.OK, p.detail
+    # 500, 200 x7 (to 1.9 s), 300, 450, 675, 1012, 1518, 2277, 3415, 5122, 7683 (~24.5 s)
+    assert 15 <= p.polls <= 18
+
+
+def test_previous_growing_schedule_still_expressible():
+    opt = provision.Options(poll_first_ms=500, poll_fast_ms=0, poll_max_ms=8000)
+    code, p, sim, m, fs, logs = run_flow(done_after_ms=5000, options=opt)
+    assert code == provision.OK, p.detail
+    # 500, 750, 1125, 1687, 2530 ms: done after ~5 s within 5 polls
+    assert 3 <= p.polls <= 6
 
 
 def test_status_never_finishes_deadline_and_channel_closed():
