@@ -238,7 +238,8 @@ def test_fetch_and_terminal_response_rules():
     cmd = tx(sim, f"80 12 00 00 {n:02X}")
     assert cmd.endswith("9000")
     parsed = stk.parse_proactive_command(bytes.fromhex(cmd[:-4]))
-    assert isinstance(parsed, stk.TimerManagement)  # watchdog first
+    # the job opens the channel first: the watchdog is armed at its first wait (docs/sim.md)
+    assert isinstance(parsed, stk.OpenChannel)
     assert tx(sim, "00 CC 02 00 04").endswith("9000")  # fetched: no more 91xx until the TR
     assert tx(sim, f"80 12 00 00 {n:02X}") == cmd  # re-FETCH gives the same command
     wrong = stk.TerminalResponse(
@@ -249,10 +250,14 @@ def test_fetch_and_terminal_response_rules():
     assert tx(sim, f"80 14 00 00 {len(body) // 2:02X} {body}") == "6A80"
     assert tx(sim, "80 14 00 00 03 81 03 01") == "6A80"  # malformed
     good = stk.TerminalResponse.for_command(
-        parsed, stk.Result(stk.GeneralResult.PERFORMED_SUCCESSFULLY), timer_id=1
+        parsed,
+        stk.Result(stk.GeneralResult.PERFORMED_SUCCESSFULLY),
+        channel_status=(stk.ChannelStatus(1, True),),
+        bearer=parsed.bearer,
+        buffer_size=parsed.buffer_size,
     )
     body = stk.build_terminal_response(good).hex()
-    assert tx(sim, f"80 14 00 00 {len(body) // 2:02X} {body}")[:2] == "91"  # next: OPEN CHANNEL
+    assert tx(sim, f"80 14 00 00 {len(body) // 2:02X} {body}")[:2] == "91"  # next: SEND DATA
 
 
 @settings(max_examples=300, deadline=None)

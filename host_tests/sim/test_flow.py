@@ -389,3 +389,92 @@ def test_no_secret_in_logs(caplog):
     text = caplog.text
     assert PSK.hex() not in text and PSK.hex().upper() not in text
     assert "psk" not in repr(w.sim.state).lower()
+
+
+# ---------------------------------------------------------------- fewer toolkit APDUs
+
+
+def _request_now(w: World) -> tuple[int, int]:
+    """CA 00 and the toolkit run with no time passing (the DNS TTL timer keeps running)."""
+    r = w.term.host(f"0{w.ch} CA 00 00 00")
+    assert r[-2:] == b"\x90\x00" or r[-2] == 0x91
+    w.term.run()
+    return w.status()
+
+
+def _opens(w: World, since: int = 0) -> list[stk.TransportProtocol]:
+    return [c.transport for c in w.term.commands[since:] if isinstance(c, stk.OpenChannel)]
+
+
+def test_dns_answer_cached_for_its_ttl_by_timer_3():
+    w = World(host="gw.example.net")
+    w.open_select()
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    udp, tcp = stk.TransportProtocol.UDP_CLIENT_REMOTE, stk.TransportProtocol.TCP_CLIENT_REMOTE
+    assert _opens(w) == [udp, tcp]
+    ttl = [c for c in w.term.commands if isinstance(c, stk.TimerManagement) and c.timer_id == 3]
+    assert [(c.action, c.value_s) for c in ttl] == [(stk.TimerAction.START, 60)]  # DNS TTL
+    assert w.sim.open_bip_channels == ()
+    n = len(w.term.commands)
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    assert _opens(w, n) == [tcp]  # no DNS exchange: 9 APDUs and one RTT fewer
+    w.term.advance(60_000)  # TIMER EXPIRATION 3: the answer is stale
+    n = len(w.term.commands)
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    assert _opens(w, n) == [udp, tcp]
+    assert len(w.requests) == 3
+
+
+def test_dns_cache_dropped_by_terminal_restart_and_reset():
+    w = World(host="gw.example.net")
+    w.open_select()
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    # TERMINAL PROFILE again without a reset: the modem restarted, its timers are gone
+    w.term.timers.clear()
+    assert w.term.send(stk.build_terminal_profile_apdu(w.term.profile))[-2:] == b"\x90\x00"
+    n = len(w.term.commands)
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    assert _opens(w, n)[0] == stk.TransportProtocol.UDP_CLIENT_REMOTE
+    w.sim.reset()
+    assert w.sim.dns_cache.get("gw.example.net") is None
+
+
+def test_cached_address_unreachable_resolves_again():
+    w = World(host="gw.example.net")
+    w.open_select()
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    w.gateway_up = False
+    n = len(w.term.commands)
+    r = w.term.host(f"0{w.ch} CA 00 00 00")
+    assert r[-2] == 0x91
+    w.term.run()
+    w.gateway_up = True
+    w.term.advance(2000)  # backoff timer 2
+    assert w.status() == (AppletStatus.DATA, 0)
+    udp, tcp = stk.TransportProtocol.UDP_CLIENT_REMOTE, stk.TransportProtocol.TCP_CLIENT_REMOTE
+    assert _opens(w, n) == [tcp, udp, tcp]
+
+
+def test_watchdog_armed_at_first_wait_and_outcome_before_teardown():
+    w = World(host="gw.example.net")
+    seen: list[tuple[str, int]] = []
+
+    def spy(cmd):
+        seen.append((type(cmd).__name__, w.sim.state.status))
+        return None
+
+    w.term.tr_override = spy
+    w.open_select()
+    assert _request_now(w) == (AppletStatus.DATA, 0)
+    kinds = [k for k, _ in seen]
+    # the watchdog and the DNS channel's close wait for the network's answers
+    assert kinds[:3] == ["OpenChannel", "SendData", "TimerManagement"]
+    assert kinds[3:9] == [
+        "ReceiveData", "OpenChannel", "SendData", "CloseChannel", "TimerManagement",
+        "ReceiveData",
+    ]
+    # close_notify, CLOSE CHANNEL and the watchdog's deactivation come after DATA is shown
+    assert kinds[-3:] == ["SendData", "CloseChannel", "TimerManagement"]
+    assert [s for _, s in seen[-3:]] == [AppletStatus.DATA] * 3
+    assert w.sim.exchanges[-1].http_status == 200
+    assert w.term.timers.keys() == {3}  # only the DNS answer's TTL still runs

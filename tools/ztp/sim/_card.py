@@ -78,7 +78,17 @@ from ._apdu import (
     sw_bytes,
 )
 from ._cost import CostModel
-from ._job import WAIT, Config, ExchangeRecord, Job, Request, ResultCode, RetryPolicy
+from ._job import (
+    TIMER_DNS,
+    WAIT,
+    Config,
+    DnsCache,
+    ExchangeRecord,
+    Job,
+    Request,
+    ResultCode,
+    RetryPolicy,
+)
 from ._ota import SimOta
 from ._state import AppletStatus, CardState
 
@@ -261,6 +271,8 @@ class VirtualSim:
         self._bip_channels: set[int] = set()
         self._command_number = 0
         self._waiting = False  # the job waits for an ENVELOPE
+        # transient memory: the DNS answer lives while the terminal's timer 3 runs (_job.py)
+        self.dns_cache = DnsCache()
 
     def _dispatch(self, cmd: Command) -> bytes:
         if cmd.channel > self._max_channel or cmd.channel not in self._channels:
@@ -473,6 +485,7 @@ class VirtualSim:
         # request starts over rather than waiting forever.
         self._outstanding = self._pending = None
         self._bip_channels.clear()
+        self.dns_cache.clear()  # its expiry timer went with the terminal
         if self._job is not None:
             requests = list(self._job.requests)
             self._job.cancel()
@@ -544,6 +557,9 @@ class VirtualSim:
             if data:
                 return self._reply(self._channels[cmd.channel], cmd, data)
             return sw_bytes(sw)
+        if isinstance(env, TimerExpiration) and env.timer_id == TIMER_DNS:
+            self.dns_cache.clear()  # the cached answer's TTL is over
+            return sw_bytes(SW_OK)
         if self._job is None:
             return sw_bytes(SW_OK)  # no applet is waiting for events: nothing to do
         if len(self._inbox) >= _MAX_INBOX:
@@ -662,6 +678,7 @@ class VirtualSim:
             rng=self._rng,
             retry=self._retry,
             open_channels=lambda: tuple(sorted(self._bip_channels)),
+            dns_cache=self.dns_cache,
         )
         self._set_outcome(AppletStatus.BUSY, 0, b"")
         self._job_started = False

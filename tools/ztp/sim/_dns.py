@@ -102,6 +102,12 @@ def parse_answer(msg: bytes, query: bytes) -> tuple[ipaddress.IPv4Address, ...]:
         DnsError: truncated or malformed, wrong id, not a response, TC set, other RCODE, or the
             question is not ours.
     """
+    return parse_answer_ttl(msg, query)[0]
+
+
+def parse_answer_ttl(msg: bytes, query: bytes) -> tuple[tuple[ipaddress.IPv4Address, ...], int]:
+    """As :func:`parse_answer`, with the answer's TTL in seconds: the smallest TTL of its A
+    records (RFC 2181 §5.2); a TTL with the top bit set counts as 0 (RFC 2181 §8)."""
     if len(msg) > _MAX_MESSAGE:
         raise DnsError(f"reply of {len(msg)} bytes, at most {_MAX_MESSAGE}")
     if len(msg) < 12:
@@ -125,11 +131,12 @@ def parse_answer(msg: bytes, query: bytes) -> tuple[ipaddress.IPv4Address, ...]:
         raise DnsError("the reply's question is not ours")
     pos = 12 + len(question)
     addresses: list[ipaddress.IPv4Address] = []
+    ttl_s: int | None = None
     for _ in range(an):
         pos = _skip_name(msg, pos)
         if pos + 10 > len(msg):
             raise DnsError("truncated resource record")
-        rtype, rclass, _ttl, rdlen = struct.unpack_from("!2HIH", msg, pos)
+        rtype, rclass, ttl, rdlen = struct.unpack_from("!2HIH", msg, pos)
         pos += 10
         if pos + rdlen > len(msg):
             raise DnsError("resource record data runs past the end")
@@ -137,7 +144,9 @@ def parse_answer(msg: bytes, query: bytes) -> tuple[ipaddress.IPv4Address, ...]:
             if rdlen != 4:
                 raise DnsError(f"A record of {rdlen} bytes")
             addresses.append(ipaddress.IPv4Address(msg[pos : pos + 4]))
+            ttl = 0 if ttl & 0x80000000 else ttl
+            ttl_s = ttl if ttl_s is None else min(ttl_s, ttl)
         pos += rdlen
-    if not addresses:
+    if not addresses or ttl_s is None:
         raise NameNotFound("no A record in the answer")
-    return tuple(addresses)
+    return tuple(addresses), ttl_s

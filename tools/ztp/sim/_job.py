@@ -19,11 +19,27 @@ timer expiration). One attempt:
     HTTP   (data available) RECEIVE DATA...; response complete ->
            SEND DATA close_notify; CLOSE CHANNEL
 
-Each attempt starts timer 1 (watchdog); its expiry ends the attempt. A transient failure
+Each attempt arms timer 1 (watchdog) before its first wait for an event; its expiry ends the
+attempt. A transient failure
 (unreachable, timeout, link dropped, 5xx ...) closes the channel, starts timer 2 with an
 exponential backoff and retries, up to ``RetryPolicy.max_attempts``; a permanent one (TLS
 alert, 4xx, malformed or oversized response, unknown name) ends the job at once. The job's
 outcome is (status SSSS, result RRRR, body), see ``ResultCode`` and docs/sim.md.
+
+Fewer toolkit APDUs on the way to the answer (each FETCH + TERMINAL RESPONSE pair is ~50 ms
+of card time at 9600 bit/s), all within TS 102 223:
+
+- Housekeeping waits for the network. Commands that do not move the exchange forward (arming
+  the watchdog, closing the DNS channel) are kept until the job next waits for an event and
+  issued then, while the query or the ClientHello is in flight. The watchdog only guards the
+  waits: every proactive command is answered by a TERMINAL RESPONSE of the terminal itself.
+- The DNS answer is kept across requests (``DnsCache``, the card's transient memory) for its
+  TTL, at most ``DNS_CACHE_MAX_S``: toolkit timer 3 is started with that value and its TIMER
+  EXPIRATION drops the entry, as does a card reset or a new TERMINAL PROFILE (the terminal's
+  timers are gone) or an OPEN CHANNEL to the cached address failing. A terminal without
+  timers gets no caching: the card has no clock of its own to honour a TTL with.
+- The outcome is published as soon as the last response is complete and checked; close_notify,
+  CLOSE CHANNEL and the watchdog's deactivation follow while the device already reads it.
 """
 
 from __future__ import annotations
@@ -49,16 +65,18 @@ from ztp.stk import (
     TransportProtocol,
 )
 
-from ._dns import DnsError, NameNotFound, build_query, parse_answer
+from ._dns import DnsError, NameNotFound, build_query, parse_answer_ttl
 from ._http import BodyTooLarge, HttpError, HttpResponse, ResponseReader, build_request
 from ._state import MAX_BODY, AppletStatus
 
-__all__ = ["WAIT", "ExchangeRecord", "Job", "Request", "ResultCode", "RetryPolicy"]
+__all__ = ["WAIT", "DnsCache", "ExchangeRecord", "Job", "Request", "ResultCode", "RetryPolicy"]
 
 log = logging.getLogger("ztp.sim")
 
 TIMER_WATCHDOG: Final = 1
 TIMER_BACKOFF: Final = 2
+TIMER_DNS: Final = 3  # runs while the cached DNS answer is valid
+DNS_CACHE_MAX_S: Final = 3600  # a cached answer lives at most this long, whatever its TTL
 _MAX_RECEIVE: Final = 237  # channel data that fits one TERMINAL RESPONSE
 _MAX_SEND: Final = 240  # channel data per SEND DATA (fits the 255-byte proactive command)
 _MAX_TUNNEL_BYTES: Final = 16 * 1024  # per connection: more is a misbehaving server
@@ -158,6 +176,23 @@ def _transient_http(status: int) -> bool:
 
 
 @dataclass
+class DnsCache:
+    """One cached A answer, valid while toolkit timer ``TIMER_DNS`` runs (module docstring)."""
+
+    host: str | None = None
+    address: ipaddress.IPv4Address | None = None
+
+    def get(self, host: str) -> ipaddress.IPv4Address | None:
+        return self.address if self.host is not None and self.host == host else None
+
+    def put(self, host: str, address: ipaddress.IPv4Address) -> None:
+        self.host, self.address = host, address
+
+    def clear(self) -> None:
+        self.host = self.address = None
+
+
+@dataclass
 class Config:
     """What the job needs from the card (copied at start; the PSK is never logged)."""
 
@@ -176,7 +211,8 @@ class Job:
         config: card data. requests: the HTTP exchanges, in order (more may be added with
             :meth:`add`). telemetry: callable returning the telemetry body to POST (read when
             the POST is sent, so the newest data goes). rng: randomness for TLS / DNS ids.
-        retry: the retry policy.
+        retry: the retry policy. dns_cache: the card's DNS cache, shared by its jobs (None:
+            resolve in every job; ignored without toolkit timers).
     """
 
     def __init__(
@@ -188,8 +224,10 @@ class Job:
         rng: Callable[[int], bytes],
         retry: RetryPolicy,
         open_channels: Callable[[], tuple[int, ...]],
+        dns_cache: DnsCache | None = None,
     ) -> None:
         self._cfg = config
+        self._dns_cache = dns_cache if config.timers else None
         self._queue = list(requests)
         self._telemetry = telemetry
         self._rng = rng
@@ -203,6 +241,8 @@ class Job:
         self.sha256_blocks = 0  # crypto work since the card last collected it (cost model)
         self.aes_blocks = 0
         self.phase = "START"
+        self._deferred: list[stk.ProactiveCommand] = []  # issued at the next wait
+        self._watchdog = False  # timer 1 is running (started, not expired or deactivated)
         self._gen = self._run()
 
     # ---------------------------------------------------------------- driver interface
@@ -243,8 +283,12 @@ class Job:
     def _run(self) -> _Gen:
         # A superseded job may have left channels open: close them first.
         for ch in self._open_channels():
-            yield CloseChannel(1, ch)
+            yield from self._issue(CloseChannel(1, ch))
         address = _ip_literal(self._cfg.host)
+        cached = False
+        if address is None and self._dns_cache is not None:
+            address = self._dns_cache.get(self._cfg.host)
+            cached = address is not None
         last: _Failure | None = None
         attempt = 0
         while self._queue:
@@ -253,14 +297,16 @@ class Job:
             self._set_phase(f"ATTEMPT {attempt}")
             try:
                 if self._cfg.timers:
-                    yield from self._timer(
-                        TimerAction.START, TIMER_WATCHDOG, self._retry.watchdog_s
+                    self._deferred.append(
+                        TimerManagement(
+                            1, TimerAction.START, TIMER_WATCHDOG, self._retry.watchdog_s
+                        )
                     )
                 if address is None:
                     address = yield from self._resolve()
                 while self._queue:
                     req = self._queue[0]
-                    response = yield from self._exchange(address, req)
+                    response = yield from self._exchange(address, req, len(self._queue) == 1)
                     self._queue.pop(0)
                     if req.method == "POST":
                         self.delivered_telemetry = True
@@ -268,6 +314,11 @@ class Job:
                         self.outcome = self._final(response)
             except _Failure as f:
                 last = f
+                self._deferred.clear()  # the channels are closed below; re-armed next attempt
+                if cached and f.code == ResultCode.UNREACHABLE and self._dns_cache is not None:
+                    # the name may have moved: resolve it again
+                    self._dns_cache.clear()
+                    address, cached = None, False
                 log.info("SAFE2 job: attempt %d failed: %s (%04X)", attempt, f, f.code)
                 for ch in self._open_channels():
                     yield CloseChannel(1, ch)
@@ -281,9 +332,13 @@ class Job:
                     self._set_phase("BACKOFF")
                     while True:
                         env = yield WAIT
-                        if isinstance(env, TimerExpiration) and env.timer_id == TIMER_BACKOFF:
-                            break
-        if self._cfg.timers:
+                        if isinstance(env, TimerExpiration):
+                            if env.timer_id == TIMER_WATCHDOG:
+                                self._watchdog = False
+                            if env.timer_id == TIMER_BACKOFF:
+                                break
+        self._deferred.clear()
+        if self._watchdog:
             yield from self._timer(TimerAction.DEACTIVATE, TIMER_WATCHDOG)
         if self.outcome is None:  # nothing was queued
             code = last.code if last else ResultCode.OK
@@ -311,14 +366,27 @@ class Job:
     def _timer(
         self, action: TimerAction, timer_id: int, value_s: int | None = None
     ) -> Generator[Yield, Resume, None]:
-        yield from self._command(TimerManagement(1, action, timer_id, value_s))
+        yield from self._issue(TimerManagement(1, action, timer_id, value_s))
+
+    def _issue(self, cmd: stk.ProactiveCommand) -> Generator[Yield, Resume, TerminalResponse]:
+        """A command whose TR needs no decision here (timers, CLOSE CHANNEL)."""
+        tr = yield from self._command(cmd)
+        if isinstance(cmd, TimerManagement) and cmd.timer_id == TIMER_WATCHDOG:
+            self._watchdog = cmd.action == TimerAction.START and tr.result.ok
+        if isinstance(cmd, TimerManagement) and cmd.timer_id == TIMER_DNS and not tr.result.ok:
+            if self._dns_cache is not None:
+                self._dns_cache.clear()  # nothing would expire it
+        return tr
 
     def _wait_event(self, channel: int) -> Generator[Yield, Resume, EventDownload]:
         """Next event for ``channel``; the watchdog's expiry ends the attempt."""
+        while self._deferred:  # housekeeping while the network works (module docstring)
+            yield from self._issue(self._deferred.pop(0))
         while True:
             env = yield WAIT
             if isinstance(env, TimerExpiration):
                 if env.timer_id == TIMER_WATCHDOG:
+                    self._watchdog = False
                     raise _Failure(ResultCode.TIMEOUT, True, "watchdog expired")
                 continue
             if isinstance(env, EventDownload) and env.channel_status.channel == channel:
@@ -393,7 +461,7 @@ class Job:
             if not reply:
                 continue
             try:
-                addresses = parse_answer(reply, query)
+                addresses, ttl_s = parse_answer_ttl(reply, query)
             except NameNotFound as e:
                 raise _Failure(ResultCode.DNS_NOT_FOUND, False, str(e)) from None
             except DnsError as e:
@@ -401,7 +469,12 @@ class Job:
                 log.info("SAFE2 job: DNS reply ignored: %s", e)
                 continue
             break
-        yield from self._command(CloseChannel(1, channel))
+        self._deferred.append(CloseChannel(1, channel))  # closed while the ClientHello flies
+        if self._dns_cache is not None and ttl_s > 0:
+            self._dns_cache.put(self._cfg.host, addresses[0])
+            self._deferred.append(
+                TimerManagement(1, TimerAction.START, TIMER_DNS, min(ttl_s, DNS_CACHE_MAX_S))
+            )
         return addresses[0]
 
     # ---------------------------------------------------------------- one HTTPS exchange
@@ -416,7 +489,10 @@ class Job:
         return build_request("GET", req.target, self._cfg.host, self._cfg.port)
 
     def _exchange(
-        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, req: Request
+        self,
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        req: Request,
+        last: bool,
     ) -> Generator[Yield, Resume, HttpResponse]:
         self._set_phase(f"TCP {address}:{self._cfg.port}")
         channel, _tr = yield from self._open(
@@ -468,17 +544,22 @@ class Job:
         if response.status not in (200, 204):
             record.result = response.status
         # Done: close_notify (RFC 8446 §6.1), then CLOSE CHANNEL. The server may have closed
-        # already; errors here do not change the outcome.
+        # already; errors here do not change the outcome, which is published first (the card
+        # shows it at the next command it presents) when this was the job's last request.
         conn.close()
         tail = conn.data_to_send()
+        self._record(conn, record)
+        if last and not _transient_http(response.status):
+            self.outcome = self._final(response)
+            if req.method == "POST":
+                self.delivered_telemetry = True
         if tail and not dropped:
             try:
                 yield from self._send(channel, tail)
             except _Failure:
                 pass
-        self._record(conn, record)
         if channel in self._open_channels():
-            yield from self._command(CloseChannel(1, channel))
+            yield from self._issue(CloseChannel(1, channel))
         if _transient_http(response.status):
             raise _Failure(response.status, True, f"HTTP {response.status}")
         return response
