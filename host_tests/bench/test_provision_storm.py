@@ -15,15 +15,15 @@ def _run(fn, *args, **kwargs):
 
 
 def test_provision_rows() -> None:
-    from ztp.bench._provision import DEFAULT, FIXED_10S, PROPOSED, SCENARIOS, run
+    from ztp.bench._provision import DEFAULT, FIXED_10S, PREVIOUS, SCENARIOS, run
 
     table = _run(run, runs=1, reference="compute", scenarios=SCENARIOS[:1])
     assert [row[:2] for row in table.rows] == [
         [SCENARIOS[0].name, DEFAULT],
-        [SCENARIOS[0].name, PROPOSED],
+        [SCENARIOS[0].name, PREVIOUS],
         [SCENARIOS[0].name, FIXED_10S + " [computed]"],
     ]
-    assert all(row[7].endswith("x") for row in table.rows)
+    assert all(row[11].endswith("x") for row in table.rows)
     floor = table.data["scenarios"][SCENARIOS[0].name]["floor"]  # type: ignore[index]
     assert floor["network_ms"] == 4 * SCENARIOS[0].rtt_ms
     runs = table.data["scenarios"][SCENARIOS[0].name]["runs"][DEFAULT]  # type: ignore[index]

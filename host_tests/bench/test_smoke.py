@@ -50,7 +50,8 @@ def test_firmware_rows() -> None:
     from ztp.bench._firmware import run
 
     table = _run(run, skip_heap=True)
-    assert [row[0] for row in table.rows] == ["code", "UART"]
+    rows = [row[0] for row in table.rows]
+    assert rows == ["code (frozen: the goal)", "code (.mpy files)", "UART"]
     assert table.data["uart"]["apdus"] >= 8  # type: ignore[index]
 
 

@@ -132,13 +132,25 @@ def service_cmd(
 @click.option(
     "--reference", type=click.Choice(["run", "compute"]), default="run", show_default=True,
     help="Fixed 10 s polling: run it, or compute it from the default-schedule runs.",
+)
+@click.option(
+    "--schedule", "extra", multiple=True, metavar="FIRST,INTERVAL",
+    help="Also run this schedule (ms): a first wait, then a fixed interval. Repeatable.",
+)
+@click.option(
+    "--scenario", "only", multiple=True, metavar="TEXT",
+    help="Only the scenarios whose name contains TEXT (e.g. '9600', 'RTT 50'). Repeatable.",
 )  # fmt: skip
 @_output_options
-def provision_cmd(runs: int, reference: str, json_path: Path | None, markdown: bool) -> None:
+def provision_cmd(runs: int, reference: str, extra: tuple[str, ...], only: tuple[str, ...],
+                  json_path: Path | None, markdown: bool) -> None:
     """Time to provision in the simulator vs the model's floor and 10 s polling."""
-    from ._provision import run
+    from ._provision import SCENARIOS, run
 
-    _emit(lambda: run(runs, reference), json_path, markdown)
+    scenarios = tuple(s for s in SCENARIOS if not only or any(o in s.name for o in only))
+    if not scenarios:
+        raise click.BadParameter(f"no scenario matches {only}", param_hint="--scenario")
+    _emit(lambda: run(runs, reference, scenarios, extra), json_path, markdown)
 
 
 @bench.command("storm")
