@@ -140,17 +140,18 @@ def service_cmd(
 @click.option(
     "--scenario", "only", multiple=True, metavar="TEXT",
     help="Only the scenarios whose name contains TEXT (e.g. '9600', 'RTT 50'). Repeatable.",
-)  # fmt: skip
+)
+@click.option("--cold", is_flag=True, help="Empty the SIM DNS cache before every run.")  # fmt: skip
 @_output_options
 def provision_cmd(runs: int, reference: str, extra: tuple[str, ...], only: tuple[str, ...],
-                  json_path: Path | None, markdown: bool) -> None:
+                  cold: bool, json_path: Path | None, markdown: bool) -> None:
     """Time to provision in the simulator vs the model's floor and 10 s polling."""
     from ._provision import SCENARIOS, run
 
     scenarios = tuple(s for s in SCENARIOS if not only or any(o in s.name for o in only))
     if not scenarios:
         raise click.BadParameter(f"no scenario matches {only}", param_hint="--scenario")
-    _emit(lambda: run(runs, reference, scenarios, extra), json_path, markdown)
+    _emit(lambda: run(runs, reference, scenarios, extra, cold), json_path, markdown)
 
 
 @bench.command("storm")
