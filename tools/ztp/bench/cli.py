@@ -62,6 +62,7 @@ def tls_cmd(handshakes: int, cpu: int, json_path: Path | None, markdown: bool) -
 @click.option("--warmup", default=2.0, show_default=True, help="Seconds before measuring.")
 @click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
 @click.option("--client-cpu", default=1, show_default=True, help="-1: no pinning.")
+@click.option("--rounds", default=3, show_default=True, help="Windows per server (alternating).")
 @_output_options
 def gateway_cmd(
     seconds: float,
@@ -70,6 +71,7 @@ def gateway_cmd(
     warmup: float,
     server_cpu: int,
     client_cpu: int,
+    rounds: int,
     json_path: Path | None,
     markdown: bool,
 ) -> None:
@@ -84,6 +86,7 @@ def gateway_cmd(
             None if server_cpu < 0 else server_cpu,
             None if client_cpu < 0 else client_cpu,
             warmup,
+            rounds,
         ),
         json_path,
         markdown,
