@@ -48,6 +48,60 @@ def test_psk_unreadable_in_sqlite_file(tmp_path: Path) -> None:
     assert creds.admin_secret.encode() not in raw  # client secrets are Argon2 hashes
 
 
+@pytest.mark.postgres
+def test_psk_unreadable_in_postgres(pg_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The PostgreSQL variant: every table's contents, as pg_dump writes them and as SQL reads
+    them, hold no PSK / OTA key (raw, hex either case, base64) and no client secret."""
+    import base64
+    import subprocess
+
+    import psycopg
+
+    from .conftest import _create_pg_db, _pg_bin
+
+    clock = FakeClock()
+    url = _create_pg_db(pg_cluster)
+    dbname = url.rsplit("/", 1)[1]
+    st = make_settings(url, clock)
+    from ztp.service import bootstrap_credentials
+
+    creds = bootstrap_credentials(st)
+    with TestClient(create_app(st)) as http:
+        c = ServiceClient(http=http)
+        c.login(creds.admin_id, creds.admin_secret)
+        c.create_sim(ICCID, psk=PSK)
+        generated = bytes.fromhex(c.add_key(ICCID)["key"])
+        c.add_key(ICCID, "kid", PSK2, "ota")
+    bindir = _pg_bin()
+    assert bindir is not None
+    dump = subprocess.run(
+        [str(bindir / "pg_dump"), "-h", pg_cluster.host, "-p", str(pg_cluster.port),
+         "-U", "postgres", "--no-owner", dbname], check=True, capture_output=True).stdout
+    rows = []
+    with psycopg.connect(f"host={pg_cluster.host} port={pg_cluster.port} user=postgres "
+                         f"dbname={dbname}") as conn:
+        tables = [t for (t,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in tables:
+            # every row as text (bytea as \x hex) and every bytea column's raw bytes
+            rows += [str(r[0]).encode() for r in conn.execute(
+                f'SELECT t::text FROM "{table}" t')]
+            cols = [c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND data_type = 'bytea'", (table,))]
+            for col in cols:
+                rows += [bytes(v) for (v,) in conn.execute(f'SELECT "{col}" FROM "{table}"')
+                         if v is not None]
+    assert "sim_key" in tables and len(rows) > 3
+    assert b"COPY public.sim_key" in dump and ICCID.encode() in dump  # the data is there
+    for raw in (dump, b"\n".join(rows)):
+        for secret in (PSK, generated, PSK2):
+            for form in (secret, secret.hex().encode(), secret.hex().upper().encode(),
+                         base64.b64encode(secret), base64.b64encode(secret).rstrip(b"=")):
+                assert form not in raw
+        assert creds.admin_secret.encode() not in raw  # client secrets are Argon2 hashes
+
+
 def _swap_sealed(svc: Svc) -> None:
     db = Database(svc.settings.database_url)
     try:

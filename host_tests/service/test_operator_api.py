@@ -333,3 +333,20 @@ def test_bad_requests_get_json_reasons(svc: Svc) -> None:
 def test_health_and_openapi_need_no_token(svc: Svc) -> None:
     assert svc.http.get("/healthz").json() == {"status": "ok"}
     assert svc.http.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_rollback_keeps_require_json(svc: Svc) -> None:
+    svc.admin.create_sim(ICCID)
+    dev = "default"
+    svc.admin.set_config(ICCID, dev, "plain")  # v1: not JSON, slot not JSON-only yet
+    svc.admin.set_config(ICCID, dev, '{"a":1}', require_json=True)  # v2
+    svc.admin.set_config(ICCID, dev, '{"a":2}')  # v3
+    rb = svc.admin.rollback(ICCID, dev, 2)
+    assert (rb["version"], rb["require_json"]) == (4, True)
+    assert svc.admin.get_config(ICCID, dev)["require_json"] is True
+    # the slot still refuses a body that is not JSON
+    assert refused(svc.admin.set_config, ICCID, dev, "plain again").code == "invalid_json"
+    # and a rollback to the non-JSON version 1 is refused too, changing nothing
+    assert refused(svc.admin.rollback, ICCID, dev, 1).code == "invalid_json"
+    got = svc.admin.get_config(ICCID, dev)
+    assert (got["version"], got["body"], got["require_json"]) == (4, '{"a":1}', True)

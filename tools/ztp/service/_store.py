@@ -742,7 +742,11 @@ class Store:
     def rollback(
         self, actor: Actor, iccid: str, device_key: str, version: int, comment: str = "",
     ) -> dict[str, Any]:
-        """A new version whose body is that of ``version`` (history is never rewritten)."""
+        """A new version whose body is that of ``version`` (history is never rewritten).
+
+        The slot keeps its ``require_json``: rolling a JSON-only slot back to a body that is
+        not JSON is refused (BadRequest, invalid_json), never a way to switch the check off.
+        """
         sim = self._sim(iccid, lock=True)
         slot = self._slot(sim, device_key)
         old = None
@@ -757,7 +761,7 @@ class Store:
         return self.set_config(
             actor, iccid, device_key, old.body.decode("utf-8"),
             comment=comment or f"rollback to version {version}", action="config.rollback",
-            sim=sim, require_json=False,
+            sim=sim,
         ) | {"rolled_back_to": version}
 
     def export_configs(self) -> list[dict[str, Any]]:
