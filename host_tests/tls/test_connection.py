@@ -231,8 +231,8 @@ def test_key_update_both_directions():
     client.send_application_data(b"after")
     server.receive_data(client.data_to_send())
     assert drain(server) == [ApplicationData(b"after")]
-    client.receive_data(server.data_to_send())  # server's KeyUpdate(update_not_requested)
-    assert drain(client) == []
+    # RFC 8446 §4.6.3: the answer goes out before the server's next application data record
+    assert server.data_to_send() == b""
     server.send_application_data(b"back")
     client.receive_data(server.data_to_send())
     assert drain(client) == [ApplicationData(b"back")]

@@ -28,7 +28,6 @@ MODES = ("psk_ke", "psk_dhe_ke")
 def measure_ztp(mode: str, n: int) -> dict[str, float]:
     """n in-memory handshakes with ztp.tls; returns server CPU/wall seconds and wire bytes."""
     from ztp.tls import (
-        NEED_DATA,
         ClientConfig,
         ClientConnection,
         HandshakeComplete,
@@ -37,6 +36,7 @@ def measure_ztp(mode: str, n: int) -> dict[str, float]:
         ServerConfig,
         ServerConnection,
     )
+    from ztp.tls.bench import drain
 
     dhe = mode == "psk_dhe_ke"
     candidates = [PskCandidate(PSK, "1")]
@@ -57,20 +57,17 @@ def measure_ztp(mode: str, n: int) -> dict[str, float]:
         c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
         server = ServerConnection(server_config)
         server.receive_data(to_server)
-        while server.next_event() is not NEED_DATA:
-            pass
+        drain(server)  # ends at NEED_DATA; raises if the peer closed
         to_client = server.data_to_send()
         cpu_ns += time.thread_time_ns() - c0
         wall_ns += time.perf_counter_ns() - w0
         client.receive_data(to_client)
-        done = False
-        while (event := client.next_event()) is not NEED_DATA:
-            done = done or isinstance(event, HandshakeComplete)
+        done = any(isinstance(event, HandshakeComplete) for event in drain(client))
         to_server = client.data_to_send()
         c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
         server.receive_data(to_server)
         complete = None
-        while (event := server.next_event()) is not NEED_DATA:
+        for event in drain(server):
             if isinstance(event, HandshakeComplete):
                 complete = event
         cpu_ns += time.thread_time_ns() - c0

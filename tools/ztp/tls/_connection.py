@@ -14,7 +14,8 @@ converted into ``InternalError`` the same way, so only ``Alert`` subclasses esca
 
 Profile decisions (see docs/tls.md): external PSKs only; one PSK per client; the server
 validates the binder of the first offered identity it knows (all candidate keys of that
-identity are tried, without early exit); an unknown identity costs one dummy binder and ends
+identity are tried, without early exit, the list padded with random dummy keys to
+``max_psk_candidates``); an unknown identity costs the same number of dummy binders and ends
 in the same ``decrypt_error`` as a wrong key. No HelloRetryRequest, no tickets, no 0-RTT
 (early data is skipped on the server, RFC 8446 §4.2.10).
 """
@@ -102,6 +103,9 @@ logger = logging.getLogger("ztp.tls")
 Rng = Callable[[int], bytes]
 X25519_KEY_LENGTH = 32
 MAX_HANDSHAKE_MESSAGE = 2**14  # our cap; the largest message we expect is a ClientHello
+# Records a peer may send that cost us work but carry no data: beyond these, unexpected_message.
+MAX_KEY_UPDATES = 16  # per connection; one-request connections need none
+MAX_CHANGE_CIPHER_SPECS = 1  # RFC 8446 §D.4: the compatibility mode sends exactly one
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -192,6 +196,10 @@ class ServerConfig:
     with ``None`` the server stops with a ``PskRequest`` event instead. ``record_size_limit``
     is what we advertise when the client sends the extension (default 2^14 + 1).
     ``max_psk_identities``: only the first N offered identities are considered.
+    ``max_psk_candidates``: binders computed per ClientHello; the candidate keys of the selected
+    identity are padded with random dummy keys to this count (an unknown identity gets only
+    dummies), so the work does not tell how many keys an identity has, or whether it is known.
+    An identity with more keys than this costs one binder per key.
     ``max_early_data_skip``: bytes of 0-RTT data skipped before failing (RFC 8446 §4.2.10).
     """
 
@@ -206,6 +214,7 @@ class ServerConfig:
     )
     record_size_limit: int | None = None
     max_psk_identities: int = 4
+    max_psk_candidates: int = 2
     max_early_data_skip: int = 2**16
     max_handshake_message: int = MAX_HANDSHAKE_MESSAGE
 
@@ -215,6 +224,8 @@ class ServerConfig:
         _check_record_size_limit(self.record_size_limit)
         if self.max_psk_identities < 1:
             raise ValueError("max_psk_identities must be >= 1")
+        if self.max_psk_candidates < 1:
+            raise ValueError("max_psk_candidates must be >= 1")
         if not 512 <= self.max_handshake_message <= 2**24 - 1:
             raise ValueError("max_handshake_message must be 512..2^24-1")
 
@@ -240,6 +251,9 @@ class _Connection:
         self._sent_close = False
         self._peer_closed: ConnectionClosed | None = None
         self._suite: CipherSuite | None = None
+        self._key_update_pending = False  # peer asked for update_requested; answer before data
+        self._key_updates_received = 0
+        self._ccs_received = 0
         self.bytes_sent = 0
 
     # -- public API ---------------------------------------------------------------------------
@@ -299,6 +313,8 @@ class _Connection:
         if not self._handshake_complete or self._sent_close or self._error is not None:
             raise LocalProtocolError(f"cannot send application data in state {self._state.name}")
         if data:
+            if self._key_update_pending:
+                self._send_key_update()
             self._send(ContentType.APPLICATION_DATA, bytes(data))
 
     def close(self) -> None:
@@ -379,6 +395,9 @@ class _Connection:
             # Finished "MUST simply drop it"; any other value or time is unexpected_message.
             if self._state not in self._CCS_STATES or record.fragment != b"\x01":
                 raise UnexpectedMessage(f"change_cipher_spec in state {self._state.name}")
+            self._ccs_received += 1
+            if self._ccs_received > MAX_CHANGE_CIPHER_SPECS:
+                raise UnexpectedMessage(f"more than {MAX_CHANGE_CIPHER_SPECS} change_cipher_spec")
             return
         if self._handshake_buffer and ct != ContentType.HANDSHAKE:
             raise UnexpectedMessage(f"{ct.name} record inside a fragmented handshake message")
@@ -395,9 +414,19 @@ class _Connection:
             if record.fragment:
                 self._events.append(ApplicationData(record.fragment))
 
+    def _plaintext_alert_allowed(self) -> bool:
+        """Hook: may an unprotected alert arrive although a read key is set?"""
+        return False
+
     def _handle_alert(self, record: Record) -> None:
-        if not record.protected and self._handshake_complete:
-            raise UnexpectedMessage("unprotected alert after the handshake")
+        # RFC 8446 §5: once the read key is set, every record is protected; an unprotected
+        # alert then is unexpected_message (the server's one exception: _plaintext_alert_allowed)
+        if (
+            not record.protected
+            and self._records.read_cipher is not None
+            and not self._plaintext_alert_allowed()
+        ):
+            raise UnexpectedMessage(f"unprotected alert in state {self._state.name}")
         if len(record.fragment) != 2:
             raise DecodeError(f"alert of {len(record.fragment)} bytes")
         description = record.fragment[1]
@@ -446,18 +475,28 @@ class _Connection:
         self._handler_for(message[0])(message)
 
     def _on_key_update(self, message: bytes) -> None:
-        """RFC 8446 §4.6.3: update the read key; answer an update_requested once."""
+        """RFC 8446 §4.6.3: update the read key. An update_requested is answered with one
+        KeyUpdate(update_not_requested) before our next application data record, however many
+        requests came meanwhile; more than ``MAX_KEY_UPDATES`` KeyUpdates are
+        unexpected_message (each costs a key derivation)."""
         update = _pull_exact(message, pull_key_update)
+        self._key_updates_received += 1
+        if self._key_updates_received > MAX_KEY_UPDATES:
+            raise UnexpectedMessage(f"more than {MAX_KEY_UPDATES} KeyUpdate messages")
         read = self._records.read_cipher
         assert read is not None
         self._set_read_cipher(next_traffic_secret(read.secret))
         if update.request_update and not self._sent_close:
-            buf = Buffer()
-            push_key_update(buf, KeyUpdate(False))
-            self._send(ContentType.HANDSHAKE, buf.data)
-            write = self._records.write_cipher
-            assert write is not None
-            self._set_write_cipher(next_traffic_secret(write.secret))
+            self._key_update_pending = True
+
+    def _send_key_update(self) -> None:
+        self._key_update_pending = False
+        buf = Buffer()
+        push_key_update(buf, KeyUpdate(False))
+        self._send(ContentType.HANDSHAKE, buf.data)
+        write = self._records.write_cipher
+        assert write is not None
+        self._set_write_cipher(next_traffic_secret(write.secret))
 
 
 def _pull_exact(message: bytes, puller):
@@ -730,6 +769,11 @@ class ServerConnection(_Connection):
     def _error_state(self) -> Enum:
         return ServerState.ERROR
 
+    def _plaintext_alert_allowed(self) -> bool:
+        # After our ServerHello the client may reject it before it has handshake keys: its
+        # alert comes in clear. Allowed until the client's Finished (OpenSSL does the same).
+        return self._state == ServerState.EXPECT_FINISHED
+
     def _closed_state(self) -> Enum:
         return ServerState.CLOSED
 
@@ -823,18 +867,30 @@ class ServerConnection(_Connection):
         assert offered is not None
         truncated = message[: len(message) - offered.binders_length()]
         # Select the first offered identity we know; RFC 8446 §4.2.11 asks to validate the
-        # binder of that one PSK only. Unknown: one dummy computation, then the same error.
+        # binder of that one PSK only. Its candidate keys are padded with random dummy keys to
+        # max_psk_candidates (an unknown identity: dummies only), every binder is computed and
+        # compared in constant time, then the same error for an unknown identity and a wrong key.
         index = next((i for i, ident in enumerate(pending.identities) if table.get(ident)), None)
-        if index is None:
-            keys: Sequence[PskCandidate] = [PskCandidate(self._rng(32), "")]
-            binder = offered.binders[0]
-        else:
-            keys = table[pending.identities[index]]
-            binder = offered.binders[index]
+        keys: list[PskCandidate | None] = []
+        if index is not None:
+            keys = list(table[pending.identities[index]])
+        binder = offered.binders[0 if index is None else index]
+        limit = self._config.max_psk_candidates
+        if len(keys) > limit:
+            logger.warning(
+                "identity %s has %d keys, more than max_psk_candidates=%d",
+                pending.identities[index or 0].hex(),
+                len(keys),
+                limit,
+            )
+        keys += [None] * (limit - len(keys))
+        # os.urandom, not rng: replayed runs keep their byte stream; a dummy never matches
+        dummy = os.urandom(32)
         matched: PskCandidate | None = None
         for candidate in keys:
-            ok = hmac.compare_digest(compute_binder(candidate.key, truncated), binder)
-            if ok and matched is None:
+            key = dummy if candidate is None else candidate.key
+            ok = hmac.compare_digest(compute_binder(key, truncated), binder)
+            if ok and matched is None and candidate is not None:
                 matched = candidate
         if index is None or matched is None:
             logger.info(

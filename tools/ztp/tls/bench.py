@@ -21,7 +21,7 @@ from ._connection import (
     ServerConfig,
     ServerConnection,
 )
-from ._events import NEED_DATA
+from ._events import NEED_DATA, ConnectionClosed, Event
 from ._messages import CipherSuite, KeyExchangeMode
 
 IDENTITY = bytes.fromhex("984405529081369836f5")
@@ -41,9 +41,20 @@ PROFILES = {
 }
 
 
-def _drain(conn) -> None:
-    while conn.next_event() is not NEED_DATA:
-        pass
+def drain(conn: ClientConnection | ServerConnection) -> list[Event]:
+    """The events up to ``NEED_DATA``.
+
+    Raises:
+        ConnectionError: the peer closed or sent an alert. After that ``next_event()`` keeps
+            returning ``ConnectionClosed`` and never ``NEED_DATA``, so a plain
+            ``while next_event() is not NEED_DATA`` loop would never end.
+    """
+    events: list[Event] = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        if isinstance(event, ConnectionClosed):
+            raise ConnectionError(f"peer closed the connection: {events + [event]}")
+        events.append(event)  # type: ignore[arg-type]
+    return events
 
 
 def one_handshake(client_config: ClientConfig, server_config: ServerConfig) -> tuple[int, int]:
@@ -54,15 +65,15 @@ def one_handshake(client_config: ClientConfig, server_config: ServerConfig) -> t
     t0 = time.thread_time_ns()
     server = ServerConnection(server_config, rng=os.urandom)
     server.receive_data(hello)
-    _drain(server)
+    drain(server)
     flight = server.data_to_send()
     t1 = time.thread_time_ns()
     client.receive_data(flight)
-    _drain(client)
+    drain(client)
     finished = client.data_to_send()
     t2 = time.thread_time_ns()
     server.receive_data(finished)
-    _drain(server)
+    drain(server)
     t3 = time.thread_time_ns()
     return (t1 - t0) + (t3 - t2), len(hello) + len(flight) + len(finished)
 
