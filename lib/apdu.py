@@ -37,6 +37,12 @@ class CsimError(ApduError):
     pass
 
 
+class TooLong(CsimError):
+    # the answer holds more data than the 256-byte response buffer (61xx past it): not a
+    # link fault, retrying cannot help
+    pass
+
+
 def cla_for_channel(ch):
     # TS 102 221 10.1.1: channels 0-3 in b1-b2 of 0x00; 4-19 as 0x40 | (ch - 4)
     if 0 <= ch <= 3:
@@ -79,7 +85,7 @@ def parse_csim(line, n, out, off):
         raise CsimError("+CSIM: odd or short response (%d hex chars)" % ln)
     nb = ln >> 1
     if off + nb > len(out):
-        raise CsimError("+CSIM: response of %d bytes does not fit" % nb)
+        raise TooLong("+CSIM: response of %d bytes does not fit" % nb)
     for k in range(nb):
         hi = _nibble(line[i])
         lo = _nibble(line[i + 1])
@@ -106,8 +112,8 @@ class Apdu:
     def transmit(self, cla, ins, p1, p2, data=None, le=-1):
         # Sends one command (case 1-4 short APDU), does the T=0 follow-ups. Returns the final
         # SW; response data is in self.rsp[:self.rsp_len] (overwritten by the next call).
-        # Raises ApduError on modem errors and malformed replies, SimBusy / SimFatal for
-        # +CME ERROR 14 / 10, 13.
+        # Raises ApduError on modem errors and malformed replies (CsimError), TooLong past
+        # 256 data bytes, SimBusy / SimFatal for +CME ERROR 14 / 10, 13.
         h = self._hdr
         h[0] = cla
         h[1] = ins
@@ -137,7 +143,7 @@ class Apdu:
             # only an answer that still says 61xx is too long (the last GET RESPONSE may
             # have ended it with 9000)
             if sw >> 8 == 0x61:
-                raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
+                raise TooLong("response longer than %d bytes" % _RSP_CAP, sw)
         if sw >> 8 == 0x91:
             self.proactive = True
             sw = SW_OK
@@ -194,7 +200,7 @@ class Apdu:
         sw = (self.rsp[off + got - 2] << 8) | self.rsp[off + got - 1]
         self.rsp_len = off + got - 2
         if sw >> 8 == 0x61 and self.rsp_len > off and self.rsp_len >= _RSP_CAP:
-            raise ApduError("response longer than %d bytes" % _RSP_CAP, sw)
+            raise TooLong("response longer than %d bytes" % _RSP_CAP, sw)
         return sw
 
 

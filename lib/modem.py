@@ -5,7 +5,7 @@
 #   uart.any() -> int, uart.readinto(buf, n) -> int | None, uart.write(buf) -> int
 #   clock.ticks_ms() -> int, clock.sleep_ms(ms)
 # Modem.start() does: AT until answered, ATE0, AT+CMEE=1, (AT&K0 without RTS/CTS),
-# AT+CPIN? (SIM busy retried, SIM missing/failed fatal), registration poll (AT+CREG? and
+# AT+CPIN? (SIM busy and an OK without +CPIN: retried, SIM missing/failed fatal), registration poll (AT+CREG? and
 # AT+CGREG?, AT+CEREG? only on LTE modems) with a bounded wait, AT+CCID for the logs.
 
 from micropython import const
@@ -34,6 +34,11 @@ class SimBusy(ModemError):
 
 class SimFatal(ModemError):
     # SIM missing or failed (+CME ERROR: 10 / 13 / 15): retrying cannot help
+    pass
+
+
+class NotRegistered(ModemError):
+    # no CS or PS registration within the deadline
     pass
 
 
@@ -236,14 +241,20 @@ class Modem:
             if r == at.OK:
                 if at._starts(eng.info, 0, eng.info_len, b"+CPIN: READY"):
                     return
-                raise SimFatal("SIM not ready: %s" % printable(eng.info, 0, eng.info_len))
-            e = cme_exception(eng, "AT+CPIN?")
-            if not isinstance(e, SimBusy):
-                raise e
-            self.log("SIM busy, retry in %d ms" % wait)
+                if eng.info_len:
+                    raise SimFatal("SIM not ready: %s" % printable(eng.info, 0, eng.info_len))
+                # OK without +CPIN: most likely the late OK of an earlier command (the reply
+                # to this one still on its way): drain after the wait, ask again
+                self.log("AT+CPIN?: OK without +CPIN:, retry in %d ms" % wait)
+            else:
+                e = cme_exception(eng, "AT+CPIN?")
+                if not isinstance(e, SimBusy):
+                    raise e
+                self.log("SIM busy, retry in %d ms" % wait)
             clock.sleep_ms(wait)
+            link.drain()
             wait *= 2
-        raise SimBusy("SIM still busy after %d tries" % tries)
+        raise SimBusy("SIM not ready after %d tries" % tries)
 
     def _registered(self, deadline_ms):
         # Registered when the CS (+CREG) or PS (+CGREG, +CEREG on LTE) domain reports stat 1
@@ -265,7 +276,7 @@ class Modem:
             clock.sleep_ms(wait)
             if wait < 4000:
                 wait *= 2
-        raise ModemError("not registered within %d ms" % deadline_ms)
+        raise NotRegistered("not registered within %d ms" % deadline_ms)
 
     def reset(self):
         # no free logical channel: the modem keeps channels across MCU resets, so only a

@@ -197,9 +197,10 @@ class Provisioner:
         except _modem.ModemTimeout as e:
             self._modem_up = False
             raise Failed(E_MODEM, str(e), True)
+        except _modem.NotRegistered as e:
+            raise Failed(E_NOT_REGISTERED, str(e), True)
         except _modem.ModemError as e:
-            code = E_NOT_REGISTERED if "registered" in str(e) else E_MODEM
-            raise Failed(code, str(e), True)
+            raise Failed(E_MODEM, str(e), True)
         except _channel.AppletMissing as e:
             raise Failed(E_APPLET_MISSING, str(e))
         except _safe2.BodyTooLong as e:
@@ -261,6 +262,9 @@ class Provisioner:
                 wait = opt.poll_ms
             elif wait < opt.poll_max_ms:
                 wait = min(wait * 3 // 2, opt.poll_max_ms)
+        else:
+            # bounded loop (a stuck clock must not poll forever): out of polls = deadline
+            raise Failed(E_DEADLINE, "SIM not done after %d polls" % self.polls)
         self.log("SIM done after %d polls" % self.polls)
         self._set_state(_READ_CONFIG)
         n = s2.read_config()

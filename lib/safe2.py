@@ -73,16 +73,14 @@ class Safe2:
 
     def read_config(self):
         # -> body length; the body is in self.apdu.rsp[:n] (shared buffer: the next APDU
-        # overwrites it). More than 255 bytes -> BodyTooLong, nothing returned.
+        # overwrites it). More than 255 bytes -> BodyTooLong, nothing returned. A garbled or
+        # missing +CSIM: line stays an ApduError (CsimError): retried like any link fault.
         a = self.apdu
         try:
             sw = a.transmit(self.cla, _INS_GET_DATA, 0x01, 0x00, None, 0)
-        except _apdu.CsimError as e:
-            raise BodyTooLong("READ CONFIG: body does not fit (%s)" % e)
-        except _apdu.ApduError as e:
-            if e.sw >> 8 == 0x61:
-                raise BodyTooLong("READ CONFIG: body longer than %d bytes" % MAX_BODY, e.sw)
-            raise
+        except _apdu.TooLong as e:
+            raise BodyTooLong("READ CONFIG: body longer than %d bytes (%s)" % (MAX_BODY, e),
+                              e.sw)
         self._ok("READ CONFIG", sw)
         if a.rsp_len > MAX_BODY:
             raise BodyTooLong("READ CONFIG: body of %d bytes, at most %d"

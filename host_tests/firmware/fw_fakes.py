@@ -261,6 +261,12 @@ class FakeModem:
         self.urc_in_csim = False          # a +CREG URC before every +CSIM line
         self.cpin_errors = []             # CME numbers answered to AT+CPIN? first
         self.csim_errors = []             # replies (bytes) answered to AT+CSIM first
+        self.csim_garble = []             # AT+CSIM commands (substrings) answered garbled
+        self.cpin_bare_ok = 0             # AT+CPIN? answered with a bare OK this many times
+        self.hold_replies = 0             # replies held back until the next command's
+        self.silence_at = None            # substring of the command that silences the modem
+        self.silent_cmds = 0              # ... for this many commands (from that one on)
+        self._held = b""
         self.reset_count = 0
         self.sent = []                    # every command line received (bytes, no CR)
         self._in = bytearray()
@@ -301,11 +307,26 @@ class FakeModem:
         if self.garbage_before:
             self._out.extend(self.garbage_before)
             self.garbage_before = b""
+        if self.hold_replies:
+            # a late reply: it comes out in front of the next command's
+            self.hold_replies -= 1
+            self._held += s
+            return
+        if self._held:
+            self._out.extend(self._held)
+            self._held = b""
         self._out.extend(s)
 
     def _command(self, line):
         self.sent.append(line)
+        if self.silence_at is not None and line.find(self.silence_at) >= 0:
+            self.silence_at = None
+            self.silent = True
         if self.silent:
+            if self.silent_cmds:
+                self.silent_cmds -= 1
+                if not self.silent_cmds:
+                    self.silent = False
             return
         if self.echo:
             self._out.extend(line + b"\r")
@@ -320,6 +341,9 @@ class FakeModem:
         if line == b"AT+CMEE=1" or line == b"AT&K0":
             return self._reply(b"\r\nOK\r\n")
         if line == b"AT+CPIN?":
+            if self.cpin_bare_ok:
+                self.cpin_bare_ok -= 1
+                return self._reply(b"\r\nOK\r\n")
             if self.cpin_errors:
                 return self._reply(b"\r\n+CME ERROR: %d\r\n" % self.cpin_errors.pop(0))
             return self._reply(b"\r\n+CPIN: READY\r\n\r\nOK\r\n")
@@ -340,6 +364,16 @@ class FakeModem:
         if line.startswith(b"AT+CSIM="):
             if self.csim_errors:
                 return self._reply(self.csim_errors.pop(0))
+            if self.csim_garble and line.find(self.csim_garble[0]) >= 0:
+                # the card answered; the line back is garbled (non-hex characters)
+                self.csim_garble.pop(0)
+                self._csim(line)
+                out = self._out
+                for i in range(len(out) - 12, len(out)):
+                    if 48 <= out[i] <= 57 or 65 <= out[i] <= 70:
+                        out[i] = 90    # 'Z'
+                        break
+                return
             return self._csim(line)
         return self._reply(b"\r\nERROR\r\n")
 

@@ -3,7 +3,7 @@ import apply
 import channel
 import modem
 import provision
-from fw_fakes import REFERENCE_BODY, FakePin, make_rig, rng, tohex
+from fw_fakes import REFERENCE_BODY, FakePin, RamFs, make_rig, rng, tohex
 
 DEVICE_ID = bytes(range(16))
 
@@ -256,12 +256,126 @@ def test_sim_busy_retried_sim_missing_fatal():
     assert m.sent.count(b"AT+CPIN?") == 1
 
 
-def test_cme_error_on_csim_closes_channel():
+def test_sw_6A80_on_set_device_id_closes_channel():
+    # the card refuses SET DEVICEID (SW 6A80) on every attempt: E_APDU, channel closed
     def setup(sim, m, fs):
         sim.faults[0xDA] = [b"\x6A\x80", b"\x6A\x80", b"\x6A\x80"]
     code, p, sim, m, fs, logs = run_flow(setup=setup)
     assert code == provision.E_APDU
     assert "6A80" in p.detail
+    assert sim.open == []
+
+
+_CLOSE_1 = b'AT+CSIM=10,"0070800100"'
+_SELECT = b'AT+CSIM=34,"01A4040C0CF0706F646773616665320101"'
+
+
+def test_cme_error_after_open_closes_channel_now():
+    # +CME ERROR: 100 (not SIM busy) to SELECT, after MANAGE CHANNEL open: the channel is
+    # closed in this attempt, the retry succeeds
+    code, p, sim, m, fs, logs = run_flow(setup=_cme_on_select(1))
+    assert code == provision.OK, p.detail
+    first_close = m.sent.index(_CLOSE_1)
+    assert m.sent.index(_SELECT) < first_close < m.sent.index(b'AT+CSIM=10,"0070000001"', 7)
+    assert "+CME ERROR: 100" in "\n".join(logs)
+    assert sim.open == [] and "/ztp/channel" not in fs.files
+
+
+def _cme_on_select(n):
+    # the first n AT+CSIM commands from SELECT on answer +CME ERROR: 100
+    class Hook:
+        pass
+
+    def setup(sim, m, fs):
+        orig = m._command
+
+        def command(line):
+            if n and line.startswith(b"AT+CSIM=34,") and not Hook.armed:
+                Hook.armed = True
+            if Hook.armed and Hook.left and line.startswith(b"AT+CSIM="):
+                Hook.left -= 1
+                m.sent.append(line)
+                return m._reply(b"\r\n+CME ERROR: 100\r\n")
+            return orig(line)
+        Hook.armed = False
+        Hook.left = n
+        m._command = command
+    return setup
+
+
+def test_cme_error_on_select_and_close_closed_at_next_attempt():
+    # the close fails too: the number stays remembered in flash and the next attempt closes
+    # it first (CLOSE_STALE), then the run succeeds
+    code, p, sim, m, fs, logs = run_flow(setup=_cme_on_select(2))
+    assert code == provision.OK, p.detail
+    opens = [i for i, x in enumerate(m.sent) if x == b'AT+CSIM=10,"0070000001"']
+    assert len(opens) == 2
+    # attempt 2: the remembered channel 1 is closed before the new open
+    assert _CLOSE_1 in m.sent[opens[0] + 1:opens[1]]
+    assert m.sent[opens[1] - 1] == _CLOSE_1
+    assert "closing channel 1 left open" in "\n".join(logs)
+    assert sim.open == [] and "/ztp/channel" not in fs.files
+
+
+def test_cme_error_on_every_attempt_ends_e_modem_channel_remembered():
+    opt = provision.Options(attempts=2, backoff_ms=100, reg_deadline_ms=5000)
+    code, p, sim, m, fs, logs = run_flow(setup=_cme_on_select(100), options=opt)
+    assert code == provision.E_MODEM
+    assert "+CME ERROR: 100" in p.detail
+    # every close was refused: the card still has it open, flash still names it
+    assert sim.open == [1]
+    assert fs.files["/ztp/channel"] == b"1"
+
+
+def test_modem_silent_after_open_channel_closed_at_next_attempt():
+    # the modem goes silent at SELECT (SELECT and the close time out), then answers again:
+    # the next attempt restarts the modem and closes the remembered channel first
+    def setup(sim, m, fs):
+        m.silence_at = b"AT+CSIM=34,"
+        m.silent_cmds = 2
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    i = m.sent.index(_SELECT)
+    assert m.sent[i + 1] == _CLOSE_1               # closed at once (timed out)
+    assert m.sent[i + 2] == b"AT"                  # retry: modem restarted
+    j = m.sent.index(b'AT+CSIM=10,"0070000001"', i)
+    assert m.sent[j - 1] == _CLOSE_1               # remembered channel closed first
+    assert "closing channel 1 failed" in "\n".join(logs)
+    assert sim.open == [] and "/ztp/channel" not in fs.files
+
+
+def test_modem_silent_for_good_after_open_ends_e_modem_channel_remembered():
+    def setup(sim, m, fs):
+        m.silence_at = b"AT+CSIM=34,"
+    opt = provision.Options(attempts=2, backoff_ms=100, reg_deadline_ms=5000)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.E_MODEM
+    assert fs.files["/ztp/channel"] == b"1"       # closed at the next boot (CLOSE_STALE)
+    # next boot, modem back: the channel is closed before anything else
+    m.silent = False
+    code2, p2, sim2, m2, fs2, logs2 = run_flow(fs=fs)
+    assert code2 == provision.OK
+    assert m2.sent[6] == _CLOSE_1
+
+
+def test_garbled_csim_reply_to_read_config_is_retried():
+    # a garbled +CSIM: line (non-hex) to READ CONFIG is a link fault, not an over-long body:
+    # the attempt is retried (before: E_BODY_TOO_LONG at once, no retry)
+    def setup(sim, m, fs):
+        m.csim_garble = [b'"01CA010000"']
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert m.sent.count(b'AT+CSIM=10,"01CA010000"') == 2
+    assert "E_APDU" in "\n".join(logs)
+    assert sim.open == []
+
+
+def test_garbled_csim_reply_on_every_read_config_ends_e_apdu():
+    def setup(sim, m, fs):
+        m.csim_garble = [b'"01CA010000"'] * 3
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.E_APDU
+    assert "non-hex" in p.detail
     assert sim.open == []
 
 
@@ -289,3 +403,89 @@ def test_log_has_a_line_per_step():
               "WAIT_STATUS", "READ_CONFIG", "CLOSE_CHANNEL", "APPLY", "DONE"):
         assert s in text
     assert channel.SAFE2_AID == bytes([0xF0]) + b"podgsafe2" + bytes([1, 1])
+
+
+def _run_with_start_error(exc):
+    # a run whose modem start raises exc (the rest of the rig as usual)
+    clock, sim, m, fs = make_rig()
+    logs = []
+    applier = apply.Applier(fs, "/ztp", logs.append)
+    link = modem.Link(m, clock)
+    opt = provision.Options(attempts=1, backoff_ms=100)
+    p = provision.Provisioner(link, fs, applier, DEVICE_ID, "/ztp/channel", opt, rng,
+                              logs.append)
+
+    def start(reg_deadline_ms=0):
+        raise exc
+    p.modem.start = start
+    return p.run(), p
+
+
+def test_result_code_follows_the_exception_type_not_its_text():
+    # before: any ModemError whose text said "registered" was E_NOT_REGISTERED
+    code, p = _run_with_start_error(modem.ModemError("AT+COPS: unregistered operator"))
+    assert code == provision.E_MODEM
+    code, p = _run_with_start_error(modem.NotRegistered("no network"))
+    assert code == provision.E_NOT_REGISTERED
+    code, p = _run_with_start_error(modem.SimFatal("SIM registered nowhere"))
+    assert code == provision.E_SIM
+
+
+class _StuckClock:
+    # a clock whose ticks never move (a broken tick source): sleep_ms returns at once
+    def __init__(self):
+        self.now = 1000
+        self.slept = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def sleep_ms(self, ms):
+        self.slept += ms
+
+
+class _BusyApdu:
+    # APDU layer of a SIM that is forever busy (status 0001), without the modem: quick
+    # enough to poll 10000 times
+    def __init__(self):
+        self.rsp = bytearray(258)
+        self.rsp_len = 0
+        self.sw = 0x9000
+        self.proactive = False
+        self.read_config = 0
+
+    def transmit(self, cla, ins, p1, p2, data=None, le=-1):
+        self.rsp_len = 0
+        if ins == 0x70 and p1 == 0:
+            self.rsp[0] = 1
+            self.rsp_len = 1
+        elif ins == 0xCC:
+            self.rsp[0:4] = b"\x00\x01\x00\x00"
+            self.rsp_len = 4
+        elif ins == 0xCA and p1 == 1:
+            self.read_config += 1
+            self.rsp[0:2] = b"{}"
+            self.rsp_len = 2
+        return 0x9000
+
+
+def test_poll_loop_out_of_rounds_is_a_deadline_not_done():
+    # the tick source is stuck, so the deadline never fires; the bounded poll loop runs
+    # out. Before: it fell through to READ CONFIG as if the SIM were done.
+    clock = _StuckClock()
+    fs = RamFs()
+    logs = []
+    applier = apply.Applier(fs, "/ztp", logs.append)
+    link = modem.Link(None, clock)
+    opt = provision.Options(attempts=1, poll_first_ms=1, poll_ms=1, poll_fast_ms=0,
+                            poll_max_ms=1)
+    p = provision.Provisioner(link, fs, applier, DEVICE_ID, "/ztp/channel", opt, rng,
+                              logs.append)
+    a = _BusyApdu()
+    p.apdu = a
+    p.channels.apdu = a
+    p._modem_up = True
+    code = p.run()
+    assert code == provision.E_DEADLINE, p.detail
+    assert a.read_config == 0
+    assert p.polls == 10000

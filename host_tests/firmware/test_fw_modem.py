@@ -54,3 +54,58 @@ def test_reg_stat_parsing():
                      (b"+CREG: 0,", 0), (b"+CREG:", -1), (b"+CREG: x", -1),
                      (b"+CREG: 0,123", -1), (b"+CEREG: 0,4", 4)):
         assert modem.parse_reg_stat(line, len(line)) == st, line
+
+
+def test_cpin_ok_without_cpin_line_is_retried_not_fatal():
+    # before: SimFatal ("SIM not ready: ") on the first bare OK, never retried
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock))
+    m.cpin_bare_ok = 2
+    logs = []
+    mo = modem.Modem(modem.Link(m, clock), logs.append)
+    mo.start(answer_tries=2, reg_deadline_ms=2000, sim_tries=5)
+    assert m.sent.count(b"AT+CPIN?") == 3
+    assert "OK without +CPIN:" in "\n".join(logs)
+
+
+def test_cpin_bare_ok_every_time_is_transient():
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock))
+    m.cpin_bare_ok = 10
+    mo = modem.Modem(modem.Link(m, clock))
+    e = raises(modem.ModemError, mo.start, 2, 2000, 3)
+    assert not isinstance(e, modem.SimFatal)
+    assert m.sent.count(b"AT+CPIN?") == 3
+
+
+def test_late_ok_shifting_replies_is_drained_at_cpin():
+    # the first AT's OK comes late (behind the second AT's): every later command reads the
+    # reply of the one before it, AT+CPIN? gets AT+CMEE=1's bare OK; the retry drains the
+    # +CPIN: READY that was on its way and asks again
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock))
+    m.hold_replies = 1
+    logs = []
+    mo = modem.Modem(modem.Link(m, clock), logs.append)
+    mo.start(answer_tries=3, reg_deadline_ms=2000, sim_tries=3)
+    assert m.sent[0:5] == [b"AT", b"AT", b"ATE0", b"AT+CMEE=1", b"AT+CPIN?"]
+    assert m.sent.count(b"AT+CPIN?") == 2
+    assert mo.iccid == "8944502509186389635"
+
+
+def test_sim_missing_and_failure_stay_fatal():
+    for cme in (10, 13):
+        clock = FakeClock(1000)
+        m = FakeModem(clock, FakeSim(clock))
+        m.cpin_errors = [cme]
+        mo = modem.Modem(modem.Link(m, clock))
+        raises(modem.SimFatal, mo.start, 2, 2000, 3)
+        assert m.sent.count(b"AT+CPIN?") == 1
+
+
+def test_registration_timeout_is_not_registered_type():
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock), creg=2, cgreg=2)
+    mo = modem.Modem(modem.Link(m, clock))
+    e = raises(modem.NotRegistered, mo.start, 2, 2000, 3)
+    assert isinstance(e, modem.ModemError)
