@@ -20,7 +20,7 @@ def log(msg):
 
 
 def main(profile_name="mkrgsm1400"):
-    b = board.Board(board.PROFILES[profile_name], wdt_ms=16000)
+    b = board.Board(board.PROFILES[profile_name], 16000, log)
     files = fs.OsFs()
     files.mkdir(_ROOT)
     applier = apply.Applier(files, _ROOT, log)
@@ -32,8 +32,7 @@ def main(profile_name="mkrgsm1400"):
     body = None
     b.power_on_modem()
     link = modem.Link(b.uart, b.clock)
-    p = b.profile
-    opt = provision.Options(lte=p["lte"], flow_control=p["flow_control"])
+    opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
     prov = provision.Provisioner(link, files, applier, b.device_id(), _ROOT + "/channel",
                                  opt, b.rng, log, None)
     prov.run()

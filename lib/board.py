@@ -1,15 +1,24 @@
 # board: everything that touches the hardware (the only module importing `machine`).
 #
 # Profiles:
-#   MKR_GSM_1400  SAMD21G18 + u-blox SARA-U201 (2G/3G). The SARA is on SERCOM2 with RTS/CTS;
-#                 GSM_RESETN held high 100 ms then low starts the module (reference sketch).
-#                 Pin names are SAMD21 CPU pins (the generic SAMD21x18 MicroPython board has no
-#                 MKR names). (assumed) pins from the Arduino MKR GSM 1400 variant: GSM_TX PA12,
-#                 GSM_RX PA13, GSM_RTS PA14, GSM_CTS PA15, GSM_RESETN PA27, LED PA20: check
-#                 them against the schematic before trusting a board with them.
-#   GENERIC       any board with a modem on UART 1 and no flow control (the firmware sends
-#                 AT&K0 so the modem does not wait for RTS).
-# UART receive buffer: a +CSIM: line for a 256-byte answer is ~530 characters, MicroPython's
+#   MKR_GSM_1400  SAMD21G18 + u-blox SARA-U201 (2G/3G). Pin names are SAMD21 CPU pins (the
+#                 generic SAMD21x18 MicroPython board has no MKR names), from the Arduino
+#                 MKR GSM 1400 variant (ArduinoCore-samd variants/mkrgsm1400): GSM_TX PA12
+#                 (SERCOM2 or 4 pad 0), GSM_RX PA13 (pad 1), GSM_RTS PA14 (pad 2), GSM_CTS PA15
+#                 (pad 3), GSM_RESETN PB08 (PA27 is the PMIC interrupt), LED PA20. GSM_RESETN
+#                 held high 100 ms then low starts the module (reference sketch).
+#   GENERIC       a modem on UART 1 without flow control (the firmware sends AT&K0) on a port
+#                 whose UART(1) has default pins (esp32, rp2, stm32). Not for samd: its UART
+#                 needs tx= and rx= (ValueError "Non-matching or missing rx/tx"): copy the
+#                 profile with the pins.
+# UART (MicroPython ports/samd/machine_uart.c): id = SERCOM number; tx=/rx= required, on the
+# same SERCOM (tx on pad 0, or 2 on the SAMD21); rts=/cts= exist only in builds with
+# MICROPY_HW_UART_RTSCTS (SAMD21: only boards built for 248K code; not SAMD_GENERIC_D21X18),
+# and giving them is what turns flow control on (RTS on pad 2, CTS on pad 3); no flow= and no
+# UART.RTS/CTS constants there (ports that have them, e.g. rp2, esp32, get flow= too). A
+# build without RTS/CTS refuses the keywords (TypeError): the UART is then made without, and
+# the modem is told AT&K0 (Board.flow_control False).
+# Receive buffer: a +CSIM: line for a 256-byte answer is ~530 characters, MicroPython's
 # default rxbuf is 256, so rxbuf >= 600.
 
 import time
@@ -18,7 +27,7 @@ import machine
 
 MKR_GSM_1400 = {
     "name": "MKR GSM 1400", "uart": 2, "baud": 115200, "tx": "PA12", "rx": "PA13",
-    "rts": "PA14", "cts": "PA15", "resetn": "PA27", "alarm": "PA20", "lte": False,
+    "rts": "PA14", "cts": "PA15", "resetn": "PB08", "alarm": "PA20", "lte": False,
     "flow_control": True, "rxbuf": 640,
 }
 GENERIC = {
@@ -48,26 +57,36 @@ class Clock:
 
 
 class Board:
-    def __init__(self, profile, wdt_ms=0):
+    # flow_control: RTS/CTS in use (the profile asked for it and the UART took it)
+    def __init__(self, profile, wdt_ms=0, log=None):
         self.profile = profile
         self.wdt = machine.WDT(timeout=wdt_ms) if wdt_ms else None
         self.clock = Clock(self.wdt)
         self._resetn = None
         if profile["resetn"]:
             self._resetn = machine.Pin(profile["resetn"], machine.Pin.OUT, value=0)
-        self.uart = self._uart()
+        self.flow_control = bool(profile["flow_control"] and profile["rts"])
+        self.uart = self._uart(log)
 
-    def _uart(self):
+    def _uart(self, log):
         p = self.profile
+        U = machine.UART
         kw = {"baudrate": p["baud"], "rxbuf": p["rxbuf"], "timeout": 0}
         if p["tx"]:
             kw["tx"] = machine.Pin(p["tx"])
             kw["rx"] = machine.Pin(p["rx"])
-        if p["flow_control"] and p["rts"]:
-            kw["rts"] = machine.Pin(p["rts"])
-            kw["cts"] = machine.Pin(p["cts"])
-            kw["flow"] = machine.UART.RTS | machine.UART.CTS
-        return machine.UART(p["uart"], **kw)
+        if self.flow_control:
+            fc = {"rts": machine.Pin(p["rts"]), "cts": machine.Pin(p["cts"])}
+            if hasattr(U, "RTS"):
+                fc["flow"] = U.RTS | U.CTS
+            fc.update(kw)
+            try:
+                return U(p["uart"], **fc)
+            except (TypeError, ValueError) as e:
+                self.flow_control = False
+                if log:
+                    log("UART %d without RTS/CTS (%s): AT&K0" % (p["uart"], e))
+        return U(p["uart"], **kw)
 
     def power_on_modem(self):
         # GSM_RESETN: high 100 ms, then low (MKR GSM 1400 reference sketch)
