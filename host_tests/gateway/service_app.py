@@ -27,6 +27,8 @@ class ServiceState:
     events: list[dict] = field(default_factory=list)
     forwarded: list[dict] = field(default_factory=list)
     psk_fetches: int = 0
+    config_delay_s: float = 0.0  # a slow service: config answers wait this long
+    config_started: asyncio.Event = field(default_factory=asyncio.Event)  # set per config call
 
     def set_keys(self, identity: bytes, keys: list[tuple[str, bytes]]) -> None:
         self.sims[identity] = keys
@@ -91,6 +93,9 @@ def make_app(state: ServiceState) -> Starlette:
         got = device_call(request)
         if isinstance(got, Response):
             return got
+        state.config_started.set()
+        if state.config_delay_s:
+            await asyncio.sleep(state.config_delay_s)
         body = state.configs.get(got)
         if body is None:
             return JSONResponse({"error": "no configuration"}, status_code=404)

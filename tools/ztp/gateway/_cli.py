@@ -81,25 +81,48 @@ def setup_logging(level: str = "info", json_logs: bool = True) -> None:
 async def run_gateway(
     gateway: object, host: str, port: int, metrics: tuple[str, int] | None
 ) -> None:
-    """Start ``gateway`` (a :class:`~._server.Gateway`), serve until SIGINT/SIGTERM."""
+    """Start ``gateway`` (a :class:`~._server.Gateway`), serve until SIGINT/SIGTERM, then shut
+    down gracefully (see :meth:`~._server.Gateway.close`; a second signal cuts off at once)."""
     from ._server import Gateway
 
     assert isinstance(gateway, Gateway)
     bound = await gateway.start(host, port)
+    metrics_server = None
     if metrics is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics[1], metrics[0], registry=gateway.metrics.registry)
+        metrics_server, m_port = start_metrics_server(gateway.metrics.registry, *metrics)
+        click.echo(f"metrics on http://{metrics[0]}:{m_port}/metrics", err=True)
     click.echo(f"gateway {gateway.config.name} listening on {bound[0]}:{bound[1]}", err=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_signal(gateway)
     finally:
         await gateway.close()
         await gateway.service.aclose()
+        if metrics_server is not None:
+            metrics_server.shutdown()  # type: ignore[attr-defined]
+            metrics_server.server_close()  # type: ignore[attr-defined]
+
+
+async def wait_for_signal(gateway: object) -> None:
+    """Return on the first SIGINT/SIGTERM; a later one calls ``gateway.cut_off()``."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            gateway.cut_off()  # type: ignore[attr-defined]
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+
+
+def start_metrics_server(registry: object, host: str, port: int) -> tuple[object, int]:
+    """Serve Prometheus ``/metrics`` of ``registry`` in a thread; returns (server, bound port)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, host, registry=registry)  # type: ignore[arg-type]
+    return server, server.server_address[1]
 
 
 @click.command("gateway")
@@ -140,6 +163,13 @@ async def run_gateway(
 )
 @click.option("--max-connections", default=1024, show_default=True)
 @click.option(
+    "--shutdown-grace",
+    default=5.0,
+    show_default=True,
+    help="Seconds: on SIGTERM/SIGINT stop accepting, let open connections finish this long, "
+    "then cut them off (a second signal cuts off at once).",
+)
+@click.option(
     "--identity-rate",
     default=10.0,
     show_default=True,
@@ -168,6 +198,7 @@ def gateway_command(
     idle_timeout: float,
     request_timeout: float,
     max_connections: int,
+    shutdown_grace: float,
     identity_rate: float,
     address_rate: float,
     log_level: str,
@@ -189,6 +220,7 @@ def gateway_command(
                 request_timeout_s=request_timeout,
             ),
             max_connections=max_connections,
+            shutdown_grace_s=shutdown_grace,
             identity_rate=RateLimit.per_minute(identity_rate, max(1, int(identity_rate // 2))),
             address_rate=RateLimit(address_rate, max(1, int(address_rate * 10))),
         )
@@ -276,6 +308,13 @@ def load_or_bootstrap_credentials(settings: object, data_dir: Path) -> tuple[dic
     help="HOST:PORT for the gateway's Prometheus /metrics (off by default).",
 )
 @click.option(
+    "--shutdown-grace",
+    default=5.0,
+    show_default=True,
+    help="Seconds: on SIGTERM/SIGINT stop accepting, let open connections finish this long, "
+    "then cut them off (a second signal cuts off at once).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -286,6 +325,7 @@ def serve_command(
     service_listen: str,
     gateway_listen: str,
     metrics_listen: str | None,
+    shutdown_grace: float,
     log_level: str,
 ) -> None:
     """Run the configuration service and a gateway together, with embedded defaults.
@@ -326,26 +366,24 @@ def serve_command(
         service = ServiceClient(
             url, None, "embedded", credentials=(creds["gateway_id"], creds["gateway_secret"])
         )
-        gw = Gateway(service, GatewayConfig(name="embedded"))
+        gw = Gateway(service, GatewayConfig(name="embedded", shutdown_grace_s=shutdown_grace))
         gw_host, gw_port = await gw.start(g_host, g_port)
+        metrics_server = None
         if metrics is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(metrics[1], metrics[0], registry=gw.metrics.registry)
+            metrics_server, _ = start_metrics_server(gw.metrics.registry, *metrics)
         click.echo(f"data directory: {ddir}")
         click.echo(f"credentials: {ddir / CREDENTIALS_FILE}" + (" (created)" if created else ""))
         click.echo(f"service: {url}")
         click.echo(f"gateway: {gw_host}:{gw_port}", nl=True)
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await wait_for_signal(gw)
         finally:
-            await gw.close()
+            await gw.close()  # graceful: the service keeps answering until the gateway is done
             await service.aclose()
+            if metrics_server is not None:
+                metrics_server.shutdown()  # type: ignore[attr-defined]
+                metrics_server.server_close()  # type: ignore[attr-defined]
             server.should_exit = True
             await server_task
             sock.close()

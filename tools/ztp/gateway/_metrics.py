@@ -36,8 +36,15 @@ class GatewayMetrics:
         )
         self.handshake_failures = Counter(
             "ztp_gateway_handshake_failures",
-            "TLS handshakes that did not complete, by alert sent or reason",
+            "TLS handshakes that did not complete, by alert (sent or received) or reason",
             ["alert"],
+            registry=r,
+        )
+        self.session_failures = Counter(
+            "ztp_gateway_session_failures",
+            "connections that ended after the handshake without being answered in full, "
+            "by alert (sent or received) or reason",
+            ["reason"],
             registry=r,
         )
         self.handshake_seconds = Histogram(

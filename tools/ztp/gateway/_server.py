@@ -54,6 +54,8 @@ class GatewayConfig:
     # Loose: thousands of SIMs may share one operator NAT address.
     address_rate: RateLimit = field(default_factory=lambda: RateLimit(per_second=100, burst=1000))
     linger_s: float = 2.0  # after our last byte, drain the client briefly so it reads it all
+    # close(): stop accepting, let open connections finish for this long, then cut them off
+    shutdown_grace_s: float = 5.0
     write_timeout_s: float = 20.0
     psk_ttl_s: float = 300.0
     psk_negative_ttl_s: float = 30.0
@@ -72,6 +74,8 @@ class GatewayConfig:
             raise ValueError("GatewayConfig.max_connections must be >= 1")
         if self.linger_s < 0 or not self.write_timeout_s > 0:
             raise ValueError("GatewayConfig: linger_s must be >= 0 and write_timeout_s > 0")
+        if self.shutdown_grace_s < 0:
+            raise ValueError("GatewayConfig.shutdown_grace_s must be >= 0")
 
 
 class Gateway:
@@ -118,6 +122,8 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False  # close() ran out of grace: connections starting now end at once
+        self._cut_now = asyncio.Event()
         self.active = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -143,19 +149,58 @@ class Gateway:
         )
         return sockname[0], sockname[1]
 
-    async def close(self) -> None:
-        """Stop listening, cut off open connections, stop the poller."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._conn_tasks):
+    async def close(self, grace_s: float | None = None) -> None:
+        """Shut down gracefully: stop accepting (the port is free again at once), let open
+        connections finish their exchange (handshake, request, answer, close_notify) for up
+        to ``grace_s`` (default ``config.shutdown_grace_s``), cut off the rest, stop the
+        poller. Idempotent."""
+        grace = self.config.shutdown_grace_s if grace_s is None else grace_s
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            log_event(
+                logging.INFO,
+                "gateway_closing",
+                gateway=self.config.name,
+                connections=len(self._conn_tasks),
+                grace_s=grace,
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await asyncio.sleep(0)  # connections accepted just before close() register their task
+        cut_now = asyncio.create_task(self._cut_now.wait())
+        try:
+            while (
+                self._conn_tasks
+                and not self._cut_now.is_set()
+                and (remaining := deadline - loop.time()) > 0
+            ):
+                await asyncio.wait(
+                    {*self._conn_tasks, cut_now},
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            cut_now.cancel()
+        self._stopping = True
+        cut = list(self._conn_tasks)
+        for task in cut:
             task.cancel()
+        if cut:
+            log_event(
+                logging.WARNING, "connections_cut_off", gateway=self.config.name, count=len(cut)
+            )
         if self._watch_task is not None:
             self._watch_task.cancel()
-        tasks = [*self._conn_tasks, *([self._watch_task] if self._watch_task else [])]
+        tasks = [*cut, *([self._watch_task] if self._watch_task else [])]
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        self._server = None
+        self._watch_task = None
+        if server is not None:
+            await server.wait_closed()
+
+    def cut_off(self) -> None:
+        """End a running close()'s grace period now (e.g. a second SIGTERM)."""
+        self._cut_now.set()
 
     async def serve_forever(self) -> None:
         assert self._server is not None, "call start() first"
@@ -171,6 +216,9 @@ class Gateway:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._stopping:  # accepted before close(), started after its grace period
+            writer.close()
+            return
         self._conn_tasks.add(task)
         peer = writer.get_extra_info("peername")
         addr = str(peer[0]) if peer else "?"
@@ -189,8 +237,9 @@ class Gateway:
                     self.active -= 1
                     self.metrics.connections_active.dec()
         except asyncio.CancelledError:
-            # close() cancels open connections. Ending the handler normally keeps asyncio's
-            # stream callback from logging the cancellation as an error (Python 3.11).
+            # close() cancels the connections left after its grace period. Ending the handler
+            # normally keeps asyncio's stream callback from logging the cancellation as an
+            # error (Python 3.11).
             pass
         except Exception:  # a bug in one connection must not take the gateway down
             logging.getLogger("ztp.gateway").exception("connection_failed")
@@ -369,6 +418,8 @@ class Gateway:
             self.metrics.requests.labels(str(session.response_status)).inc()
         elif session.identity is None:  # the handshake did not complete
             self.metrics.handshake_failures.labels(ev.alert or ev.reason).inc()
+        else:  # verified SIM, but no complete exchange: alert, EOF, close_notify, timeout
+            self.metrics.session_failures.labels(ev.alert or ev.reason).inc()
         if ev.reason == "timeout":
             self.metrics.timeouts.labels(ev.phase).inc()
             if session.response_status is not None:

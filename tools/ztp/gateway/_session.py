@@ -35,6 +35,7 @@ from ztp.tls import (
 )
 from ztp.tls import (
     Alert,
+    AlertDescription,
     AlertReceived,
     ApplicationData,
     ConnectionClosed,
@@ -116,8 +117,9 @@ class Refuse:
 @dataclass(frozen=True)
 class Closed:
     """The connection is over. ``reason``: ``responded``, ``alert``, ``peer_alert``,
-    ``peer_closed``, ``eof``, ``timeout``. ``alert``: alert sent (name) when reason is alert;
-    ``phase``: the state the connection was in."""
+    ``peer_closed`` (close_notify), ``eof`` (TCP closed without it), ``timeout``. ``alert``:
+    the alert's name (``decrypt_error``), sent when reason is ``alert``, received when
+    ``peer_alert``; ``phase``: the state the connection was in."""
 
     reason: str
     phase: str
@@ -131,6 +133,13 @@ def _alert_name(exc: Alert) -> str:
     desc = getattr(exc, "description", None)
     name = getattr(desc, "name", None)
     return name.lower() if isinstance(name, str) else type(exc).__name__
+
+
+def _description_name(description: int) -> str:
+    try:
+        return AlertDescription(description).name.lower()
+    except ValueError:  # not a registered alert: still a bounded label (256 values)
+        return f"alert_{description}"
 
 
 def _enum_name(value: object) -> str:
@@ -301,11 +310,11 @@ class GatewaySession:
                 return  # bytes after the request (pipelining): ignored, one request only
             self._on_request_bytes(ev.data)
         elif isinstance(ev, AlertReceived):
-            self._close(Closed("peer_alert", self._state.value, str(ev.description)))
+            self._close(Closed("peer_alert", self._state.value, _description_name(ev.description)))
         elif isinstance(ev, ConnectionClosed):
-            # close_notify before a complete request: nobody is left to answer.
+            # close_notify (or EOF) before a complete request: nobody is left to answer.
             if self._state is not SessionState.WAIT_RESPONSE:
-                self._close(Closed("peer_closed", self._state.value))
+                self._close(Closed("peer_closed" if ev.clean else "eof", self._state.value))
 
     def _on_request_bytes(self, data: bytes) -> None:
         self._http.receive_data(data)
