@@ -173,3 +173,84 @@ def test_micropython_runner_skips_host_only_files() -> None:
     mods = _mpy.test_modules()
     assert "test_fw_properties" not in mods
     assert {"test_fw_at", "test_fw_apdu", "test_fw_config", "test_fw_apply"} <= set(mods)
+
+
+def _mpremote_args(cmd: list[str]) -> list[list[str]]:
+    # the mpremote command line split at "+" into its actions (after `connect PORT`)
+    i = cmd.index("connect")
+    actions, cur = [], []
+    for a in cmd[i + 2:]:
+        if a == "+":
+            actions.append(cur)
+            cur = []
+        else:
+            cur.append(a)
+    actions.append(cur)
+    return actions
+
+
+def _flash(monkeypatch, tmp_path: Path, *args: str) -> list[list[str]]:
+    import subprocess
+
+    from ztp.device import cli as device_cli
+
+    calls = []
+
+    class Done:
+        returncode = 0
+
+    def run(cmd, *a, **kw):
+        calls.append(cmd)
+        return Done()
+
+    def fake_build(out_dir: Path, march: str = "armv6m"):
+        out_dir.mkdir(parents=True)
+        for n in ("apdu", "at"):
+            (out_dir / f"{n}.mpy").write_bytes(b"M")
+        return sorted(out_dir.iterdir())
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(_mpy, "build", fake_build)
+    # a lib/ with bytecode caches next to the sources, as pytest leaves it
+    lib = tmp_path / "lib"
+    (lib / "__pycache__").mkdir(parents=True)
+    (lib / "__pycache__" / "apdu.cpython-311.pyc").write_bytes(b"x")
+    for n in ("apdu.py", "at.py"):
+        (lib / n).write_text("x = 1\n")
+    (lib / "notes.txt").write_text("not a module\n")
+    monkeypatch.setattr(device_cli, "REPO", tmp_path)
+    r = CliRunner().invoke(device_cli.flash_cmd, list(args))
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 1
+    return calls[0]
+
+
+def test_flash_is_idempotent_and_skips_pycache(monkeypatch, tmp_path):
+    # before: `mkdir :lib` (fails when :lib exists) and `cp -r lib/. :lib/` (copies
+    # lib/__pycache__ too)
+    cmd = _flash(monkeypatch, tmp_path, "--port", "/dev/ttyACM0")
+    assert cmd[cmd.index("connect") + 1] == "/dev/ttyACM0"
+    actions = _mpremote_args(cmd)
+    assert [a[0] for a in actions] == ["exec", "cp", "cp"]
+    assert not any(a[0] in ("mkdir", "fs") for a in actions)
+    assert "-r" not in cmd
+    prep = actions[0][1]
+    assert "os.mkdir('/lib')" in prep and "except OSError" in prep
+    assert "endswith('.mpy')" in prep              # a stale build is removed
+    compile(prep, "prep", "exec")                  # valid Python for the board
+    cp = actions[1]
+    assert cp[-1] == ":/lib/"
+    assert [Path(p).name for p in cp[1:-1]] == ["apdu.py", "at.py"]
+    assert not any("__pycache__" in a or a.endswith(".txt") for a in cmd)
+    assert actions[2][-1] == ":" and [Path(p).name for p in actions[2][1:-1]] == [
+        "boot.py", "main.py"]
+    # the same command again: nothing in it depends on what is on the board
+    again = _mpremote_args(_flash(monkeypatch, tmp_path / "again", "--port", "/dev/ttyACM0"))
+    assert again[0] == actions[0]
+
+
+def test_flash_mpy_copies_the_build_and_drops_stale_sources(monkeypatch, tmp_path):
+    cmd = _flash(monkeypatch, tmp_path, "--mpy")
+    actions = _mpremote_args(cmd)
+    assert "endswith('.py')" in actions[0][1]      # sources would shadow the .mpy
+    assert [Path(p).name for p in actions[1][1:-1]] == ["apdu.mpy", "at.mpy"]

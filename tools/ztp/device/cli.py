@@ -83,12 +83,34 @@ def build_cmd(out_dir: Path, march: str) -> None:
     click.echo(f"{len(files)} modules -> {out_dir}")
 
 
+# run on the board before the copy: /lib made if missing (mpremote's `mkdir` fails when it
+# exists), and the other kind of module removed (MicroPython imports x.py before x.mpy, so a
+# source left from an earlier flash would shadow a new .mpy)
+_FLASH_PREP = ("import os\n"
+               "try:\n os.mkdir('/lib')\nexcept OSError:\n pass\n"
+               "for f in os.listdir('/lib'):\n"
+               " if f.endswith('{stale}'):\n  os.remove('/lib/'+f)\n")
+
+
+def flash_commands(port: str, lib_dir: Path, mpy: bool) -> list[str]:
+    """The mpremote command line of `ztp flash`: idempotent (no `mkdir` that fails when
+    :/lib exists) and only the modules themselves (no __pycache__ or other stray files)."""
+    ext = ".mpy" if mpy else ".py"
+    files = sorted(str(p) for p in lib_dir.iterdir() if p.is_file() and p.suffix == ext)
+    if not files:
+        raise click.ClickException(f"no {ext} modules in {lib_dir}")
+    prep = _FLASH_PREP.format(stale=".py" if mpy else ".mpy")
+    return [sys.executable, "-m", "mpremote", "connect", port, "exec", prep, "+",
+            "cp", *files, ":/lib/", "+",
+            "cp", str(REPO / "boot.py"), str(REPO / "main.py"), ":"]
+
+
 @click.command("flash")
 @click.option("--port", default="auto", show_default=True, help="mpremote connect target")
 @click.option("--mpy", is_flag=True, help="copy the .mpy build instead of the sources")
 def flash_cmd(port: str, mpy: bool) -> None:
     """Copy boot.py, main.py and lib/ to a board with mpremote (boards with room; the MKR
-    GSM 1400 needs lib/ frozen: see firmware/README.md)."""
+    GSM 1400 needs lib/ frozen: see firmware/README.md). Safe to repeat."""
     from ztp.device._mpy import build
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,10 +119,7 @@ def flash_cmd(port: str, mpy: bool) -> None:
             lib_dir = Path(tmp) / "lib"
         else:
             lib_dir = REPO / "lib"
-        cmd = [sys.executable, "-m", "mpremote", "connect", port, "mkdir", ":lib", "+",
-               "cp", "-r", f"{lib_dir}/.", ":lib/", "+",
-               "cp", str(REPO / "boot.py"), str(REPO / "main.py"), ":"]
-        r = subprocess.run(cmd)
+        r = subprocess.run(flash_commands(port, lib_dir, mpy))
     if r.returncode:
         raise click.ClickException(f"mpremote failed ({r.returncode})")
 
