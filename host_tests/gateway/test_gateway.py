@@ -227,6 +227,7 @@ def test_slow_client_cut_off_after_handshake():
             client.start_handshake()
             writer.write(client.data_to_send())
             while not isinstance(ev := client.next_event(), HandshakeComplete):
+                assert type(ev).__name__ != "ConnectionClosed", ev  # closed: never NEED_DATA again
                 writer.write(client.data_to_send())
                 if ev is NEED_DATA:
                     client.receive_data(await reader.read(4096))

@@ -11,7 +11,13 @@ from ztp.gateway._session import (
     SessionState,
 )
 from ztp.tls import NEED_DATA as TLS_NEED_DATA
-from ztp.tls import ClientConfig, ClientConnection, ServerConfig, ServerConnection
+from ztp.tls import (
+    ClientConfig,
+    ClientConnection,
+    ConnectionClosed,
+    ServerConfig,
+    ServerConnection,
+)
 
 IDENTITY = bytes.fromhex("984405529081369836f5")
 PSK = bytes(range(16))
@@ -44,8 +50,9 @@ def handshake(client, session, now=1.0):
     assert drain(session, now) == []
     assert session.state is SessionState.EXPECT_FINISHED
     client.receive_data(session.data_to_send())
-    while client.next_event() is not TLS_NEED_DATA:
-        pass
+    while (ev := client.next_event()) is not TLS_NEED_DATA:
+        # after a close next_event() never returns NEED_DATA again: stop, don't spin
+        assert not isinstance(ev, ConnectionClosed), ev
     session.receive_data(client.data_to_send(), now)
     (auth,) = drain(session, now)
     assert isinstance(auth, Authenticated) and auth.psk_tag == "1"

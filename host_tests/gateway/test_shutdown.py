@@ -38,6 +38,7 @@ async def handshaken(port: int):
     writer.write(client.data_to_send())
     async with asyncio.timeout(10):
         while not isinstance(ev := client.next_event(), HandshakeComplete):
+            assert type(ev).__name__ != "ConnectionClosed", ev  # closed: never NEED_DATA again
             writer.write(client.data_to_send())
             if ev is NEED_DATA:
                 client.receive_data(await reader.read(4096))

@@ -68,6 +68,9 @@ class GatewayConfig:
         CipherSuite.TLS_AES_128_CCM_SHA256,
         CipherSuite.TLS_AES_128_GCM_SHA256,
     )
+    # binders computed per ClientHello whatever the identity (ServerConfig.max_psk_candidates):
+    # at least the most keys a SIM holds (two during a rotation)
+    max_psk_candidates: int = 2
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -116,6 +119,7 @@ class Gateway:
             psk_lookup=None,
             key_exchange_modes=self.config.key_exchange_modes,
             cipher_suites=self.config.cipher_suites,
+            max_psk_candidates=self.config.max_psk_candidates,
         )
         self._identity_limiter = RateLimiter(self.config.identity_rate)
         self._address_limiter = RateLimiter(self.config.address_rate)
