@@ -129,7 +129,9 @@ def test_wrong_checksum_answered_unsecured_01() -> None:
     assert (por.status, por.verified) == (ResponseStatus.RC_CC_DS_FAILED, False)
 
 
-def test_wrong_key_is_refused_and_rotation_fails_with_both_keys_valid() -> None:
+def test_wrong_key_is_refused_unverified_and_the_rotation_retries() -> None:
+    # The card answers a wrong key with an unsecured 01: an unverified PoR, which anybody
+    # could forge, so it proves nothing: treated as no PoR (resent after the backoff).
     card, storage = make_card()
     wrong = OtaKeys(kic=bytes(16), kid=bytes(16))
     rotation = Rotation(sim="x", old_key_version=1, new_key_version=2, created_at_s=0)
@@ -138,9 +140,12 @@ def test_wrong_key_is_refused_and_rotation_fails_with_both_keys_valid() -> None:
     assert out.command.status == ResponseStatus.RC_CC_DS_FAILED
     assert storage.read_psk() == (1, OLD_PSK)
     por = check_por(wrong, out.envelope_response, expected_counter=1)
-    assert rotation.por_received(por, 5) == RotationEvent.POR_REFUSED
-    assert rotation.state == RotationState.FAILED
+    assert not por.verified
+    assert rotation.por_received(por, 5) == RotationEvent.POR_UNVERIFIED
+    assert rotation.state == RotationState.PENDING and rotation.por_log == []
+    assert "unverified" in rotation.last_por
     assert rotation.accepted_key_versions() == (1, 2)
+    assert rotation.handle_timer(600) == RotationAction.RESEND
     with pytest.raises(RotationError):
         rotation.retire_old_key(6)
 

@@ -112,22 +112,142 @@ def test_wrong_checksum_is_refused_unsecured(tmp_path):
     run(scenario, tmp_path)
 
 
-def test_wrong_key_fails_the_rotation_and_keeps_both_keys(tmp_path):
+def test_wrong_key_unverified_por_is_ignored_and_keeps_both_keys(tmp_path):
+    # The card answers with an unsecured 01 (it cannot check our CC): an unverified PoR, which
+    # anybody able to send an SMS could forge. It fails nothing: the rotation stays pending
+    # and is resent after the backoff, like a lost PoR.
     async def scenario(stack: OtaStack) -> None:
         await stack.rotate()
         summary = await stack.run_due()
-        assert summary["failed"] == 1
+        assert summary["por_unverified"] == 1 and summary["failed"] == 0
         rot = await stack.rotation()
-        assert rot["state"] == "failed" and "unverified" in rot["last_por"]
+        assert rot["state"] == "pending" and "unverified" in rot["last_por"]
         assert stack.sim.state.psk_version == 1 and stack.sim.state.psk == PSK
         assert await stack.gateway_tags() == ["1", "2"]
         await assert_fetch_ok(stack)  # the SIM keeps working with its old key
         with pytest.raises(ServiceClientError) as err:  # never retired before confirmation
             await stack.api("PATCH", f"/v1/sims/{ICCID}/keys/psk/1", json={"state": "retired"})
         assert err.value.status == 409
-        assert "rotation.por" in await stack.audit_actions()
+        por = [e for e in (await stack.api("GET", "/v1/audit", params={
+            "iccid": ICCID, "action": "rotation.por"}))["events"]]
+        assert por and por[-1]["severity"] == "alert"
+        assert por[-1]["detail"]["event"] == "por_unverified"
+        assert (await stack.run_due())["sent"] == 0
+        stack.clock.advance(600)
+        assert (await stack.run_due())["por_unverified"] == 1  # the retry path
+        assert (await stack.rotation())["attempts"] == 2
 
     run(scenario, tmp_path, kid_in_service=bytes(16))
+
+
+async def refuse_verified(stack: OtaStack) -> None:
+    """The SIM already holds key version 5: the applet refuses version 2 (SW 6985) in a
+    verified PoR reporting version 5 -> FAILED."""
+    stack.sim.state.psk_version = 5
+    await stack.rotate()
+    summary = await stack.run_due()
+    assert summary["failed"] == 1, summary
+    rot = await stack.rotation()
+    assert rot["state"] == "failed" and "6985" in rot["last_por"]
+    assert rot["next_due_ms"] is None
+
+
+def test_failed_rotation_is_not_resent_until_retried(tmp_path):
+    async def scenario(stack: OtaStack) -> None:
+        await refuse_verified(stack)
+        counter = stack.sim.state.ota.counter
+        for _ in range(10):  # ten days, past every backoff of the policy
+            stack.clock.advance(DAY_S)
+            assert (await stack.run_due())["sent"] == 0
+        rot = await stack.rotation()
+        assert (rot["state"], rot["attempts"]) == ("failed", 1)
+        assert stack.sim.state.ota.counter == counter and len(stack.smsc.log) == 1
+        assert await stack.gateway_tags() == ["1", "2"]
+        # the operator retries: pending, due now, sent at the next run
+        retried = await stack.api("POST", f"/v1/sims/{ICCID}/rotation/retry")
+        assert retried["state"] == "pending" and retried["next_due_ms"] == stack.clock.now_ms
+        assert "rotation.retry" in await stack.audit_actions()
+        with pytest.raises(ServiceClientError) as err:  # only a failed one is retried
+            await stack.api("POST", f"/v1/sims/{ICCID}/rotation/retry")
+        assert (err.value.status, err.value.code) == (409, "rotation_not_failed")
+        summary = await stack.run_due()
+        assert summary["sent"] == 1 and summary["failed"] == 1  # refused again
+        assert (await stack.rotation())["attempts"] == 2
+        stack.clock.advance(DAY_S)
+        assert (await stack.run_due())["sent"] == 0
+
+    run(scenario, tmp_path)
+
+
+def test_retry_without_a_rotation_is_404(tmp_path):
+    async def scenario(stack: OtaStack) -> None:
+        with pytest.raises(ServiceClientError) as err:
+            await stack.api("POST", f"/v1/sims/{ICCID}/rotation/retry")
+        assert (err.value.status, err.value.code) == (404, "unknown_rotation")
+
+    run(scenario, tmp_path)
+
+
+def test_cancel_after_verified_refusal_retires_the_new_key_and_rotates_again(tmp_path):
+    async def scenario(stack: OtaStack) -> None:
+        await refuse_verified(stack)
+        out = await stack.api("POST", f"/v1/sims/{ICCID}/rotation/cancel",
+                              json={"reason": "card on an unexpected key version"})
+        assert out["state"] == "cancelled" and out["new_key"] == "retired"
+        assert out["accepted_tags"] == ["1"] and out["next_due_ms"] is None
+        assert await stack.gateway_tags() == ["1"]  # the old key stays
+        await assert_fetch_ok(stack)  # the SIM (on its old PSK) still works
+        events = (await stack.api("GET", "/v1/audit", params={
+            "iccid": ICCID, "action": "rotation.cancel"}))["events"]
+        assert events[-1]["detail"]["new_key"] == "retired"
+        assert events[-1]["detail"]["reason"] == "card on an unexpected key version"
+        stack.clock.advance(DAY_S)
+        assert (await stack.run_due())["sent"] == 0
+        with pytest.raises(ServiceClientError) as err:  # closed: nothing to cancel
+            await stack.api("POST", f"/v1/sims/{ICCID}/rotation/cancel")
+        assert err.value.status == 404
+        again = await stack.rotate()  # no rotation open any more: the SIM rotates again
+        assert again["started"] == 1
+        assert (again["rotations"][0]["old_tag"], again["rotations"][0]["new_tag"]) == ("1", "3")
+
+    run(scenario, tmp_path)
+
+
+def test_cancel_when_the_sim_may_hold_the_new_key_keeps_both(tmp_path):
+    async def scenario(stack: OtaStack) -> None:
+        await stack.rotate(iccids=[ICCID], policy={"max_attempts": 1})
+        replace_faults(stack.smsc, drop_por=True)
+        assert (await stack.run_due())["no_por"] == 1
+        assert stack.sim.state.psk_version == 2  # installed, but we never heard of it
+        stack.clock.advance(DAY_S)
+        assert (await stack.run_due())["sent"] == 0  # attempts used up: stuck in pending
+        out = await stack.api("POST", f"/v1/sims/{ICCID}/rotation/cancel")
+        assert out["state"] == "cancelled" and out["new_key"] == "kept"
+        assert "both stay accepted" in out["note"]
+        assert await stack.gateway_tags() == ["1", "2"]
+        await assert_fetch_ok(stack)  # the SIM uses key 2: never locked out
+        events = (await stack.api("GET", "/v1/audit", params={
+            "iccid": ICCID, "action": "rotation.cancel"}))["events"]
+        assert events[-1]["detail"]["new_key"] == "kept"
+        assert events[-1]["severity"] == "alert"
+        # closed: the operator may now retire the key the SIM does not use
+        await stack.api("PATCH", f"/v1/sims/{ICCID}/keys/psk/1", json={"state": "retired"})
+        assert await stack.gateway_tags() == ["2"]
+        await assert_fetch_ok(stack)
+
+    run(scenario, tmp_path)
+
+
+def test_cancel_refused_for_a_delivered_rotation(tmp_path):
+    async def scenario(stack: OtaStack) -> None:
+        await stack.rotate()
+        assert (await stack.run_due())["por_installed"] == 1
+        with pytest.raises(ServiceClientError) as err:
+            await stack.api("POST", f"/v1/sims/{ICCID}/rotation/cancel")
+        assert (err.value.status, err.value.code) == (409, "rotation_not_cancellable")
+        assert (await stack.rotation())["state"] == "delivered"
+
+    run(scenario, tmp_path)
 
 
 def test_packet_lost_is_resent_after_the_backoff(tmp_path):

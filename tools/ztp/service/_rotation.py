@@ -12,8 +12,13 @@ Sending is a separate step (``run_due``), driven by the service clock: every due
 a command packet with the SIM's next OTA counter (``ota_counter``, consumed and committed
 *before* the SMS leaves, so a counter is never reused even if we crash), delivered through the
 SMS centre (``SmsTransport``). The PoR that comes back is checked (``check_por``) and fed to
-the state machine: verified "installed" -> DELIVERED. No PoR -> the rotation stays PENDING and
-is due again after the policy's backoff.
+the state machine: verified "installed" -> DELIVERED. No PoR, or an unverified one (an
+unsecured error report proves nothing: anybody can send an SMS), -> the rotation stays PENDING
+and is due again after the policy's backoff. A *verified* refusal -> FAILED: nothing is sent
+again until an operator retries it (``retry_rotation``: PENDING, due now, a fresh attempt
+budget) or cancels it (``cancel_rotation``: CANCELLED, closed; the old key stays, the new key
+is retired only when the verified PoRs prove the SIM does not hold it, otherwise both stay
+accepted).
 
 Confirmation comes from the gateway: the first device request whose ``X-ZTP-Key-Tag`` is the
 new tag (the SIM completed a TLS handshake with the new key) makes the rotation CONFIRMED, and
@@ -24,7 +29,7 @@ rotation is open (``check_key_change``). Not confirmed ``overdue_after_s`` after
 overdue (visible in every view; nothing is forced).
 
 Every step is audited: rotation.start / send / no_por / por / por_invalid / delivered /
-confirmed / retired / retry / skip.
+confirmed / retired / retry / cancel / skip.
 
 Choices: OTA key index = the kic/kid tag when it is 1..15, else 1; the newest active kic and
 kid are used. The packet and PoR layout are those of docs/ota.md (SPI 16 19, TAR "SF2").
@@ -46,6 +51,7 @@ from ztp.ota import (
     OtaKeys,
     Rotation,
     RotationError,
+    RotationEvent,
     RotationPolicy,
     RotationState,
     SmsAddress,
@@ -66,6 +72,7 @@ __all__ = [
     "SmsTransport",
     "SmsTransportError",
     "batch_progress",
+    "cancel_rotation",
     "check_key_change",
     "get_rotation",
     "list_rotations",
@@ -177,12 +184,10 @@ def _save(store: Store, row: OtaRotation, rot: Rotation) -> None:
     row.state = rot.state.value
     row.record_json = json.dumps(rot.to_dict(), sort_keys=True)
     row.updated_ms = store.now_ms
-    if row.state == RotationState.PENDING.value:
-        due = rot.timer()
-        row.next_due_ms = due * 1000 if due is not None else None
-    elif row.state != RotationState.FAILED.value:
-        row.next_due_ms = None
-    # FAILED keeps next_due_ms only when an operator asked for a retry (retry_rotation)
+    # Only a PENDING rotation is ever due; FAILED waits for an operator (retry_rotation makes
+    # it PENDING again), every other state sends nothing.
+    due = rot.timer() if row.state == RotationState.PENDING.value else None
+    row.next_due_ms = due * 1000 if due is not None else None
 
 
 def _open_rotation(store: Store, sim: Sim) -> OtaRotation | None:
@@ -222,6 +227,7 @@ def rotation_view(row: OtaRotation, iccid: str, now_ms: int, *,
         "retired_ms": ms(rot.retired_at_s), "overdue": rot.is_overdue(now_ms // 1000),
         "last_por": rot.last_por, "accepted_tags": [str(v) for v in
                                                    rot.accepted_key_versions()],
+        "cancelled_ms": ms(rot.cancelled_at_s),
     }
     if history:
         out["history"] = [{"at_ms": t * 1000, "event": e, "from": a, "to": b}
@@ -352,9 +358,10 @@ def batch_progress(store: Store, batch: str) -> dict[str, Any]:
         if row.state in OPEN_STATES and _load(row).is_overdue(now_s):
             overdue += 1
     done = states[RotationState.RETIRED.value]
+    cancelled = states[RotationState.CANCELLED.value]
     return {"batch": batch, "total": len(rows), "states": states, "overdue": overdue,
             "done": done, "failed": states[RotationState.FAILED.value],
-            "complete": done == len(rows)}
+            "cancelled": cancelled, "complete": done + cancelled == len(rows)}
 
 
 def last_batch(store: Store) -> str | None:
@@ -362,7 +369,8 @@ def last_batch(store: Store) -> str | None:
 
 
 def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
-    """A FAILED rotation is sent again at the next run (PENDING ones resend on their own).
+    """A FAILED rotation becomes PENDING again, due now (sent at the next run) with a fresh
+    attempt budget; PENDING ones resend on their own.
 
     Raises:
         NotFound: no rotation. Conflict: the open rotation is not FAILED.
@@ -374,10 +382,61 @@ def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
     if row.state != RotationState.FAILED.value:
         raise Conflict(f"rotation of {iccid} is {row.state}; only a failed one is retried "
                        "by hand (pending ones resend on their own)", code="rotation_not_failed")
-    row.next_due_ms = store.now_ms
-    row.updated_ms = store.now_ms
+    rot = _load(row)
+    rot.retry(_now_s(store))
+    _save(store, row, rot)
     store.audit(actor, "rotation.retry", iccid=iccid, detail={"batch": row.batch})
     return rotation_view(row, iccid, store.now_ms)
+
+
+CANCELLABLE = (RotationState.PENDING.value, RotationState.FAILED.value)
+
+
+def cancel_rotation(store: Store, actor: Actor, iccid: str, reason: str = "") -> dict[str, Any]:
+    """Close a FAILED or PENDING (e.g. stuck: attempts used up) rotation: CANCELLED.
+
+    Never locks the SIM out: the old key stays active. The new key is retired only when the
+    SIM certainly does not hold it (no packet ever sent, or its verified PoRs prove it:
+    ``Rotation.sim_lacks_new_key``); otherwise it stays active beside the old one, and the
+    answer says so (``new_key``: "retired" or "kept", ``note``). Afterwards the SIM's keys can
+    be retired by hand and the SIM rotated again.
+
+    Raises:
+        NotFound: no open rotation. Conflict: it is DELIVERED or CONFIRMED (the SIM holds the
+            new key and confirms it on its next connection).
+    """
+    _lock_feed(store)  # retiring a PSK is a feed change: the feed lock before the SIM row
+    sim = store._sim(iccid, lock=True)
+    row = _open_rotation(store, sim)
+    if row is None:
+        raise NotFound(f"SIM {iccid} has no open rotation", code="unknown_rotation")
+    if row.state not in CANCELLABLE:
+        raise Conflict(f"rotation of {iccid} is {row.state}: the SIM holds the new key and "
+                       "confirms it on its next connection; only a pending or failed rotation "
+                       "is cancelled", code="rotation_not_cancellable")
+    rot = _load(row)
+    was = rot.state.value
+    dropped = rot.cancel(_now_s(store))
+    if dropped:
+        new = store.s.scalar(select(SimKey).where(
+            SimKey.sim_id == sim.id, SimKey.kind == "psk", SimKey.tag == row.new_tag))
+        if new is not None and new.state != "retired":
+            new.state = "retired"
+            store._note_psk_change(sim.identity_hex)
+        note = (f"key {row.new_tag} retired: the SIM certainly does not hold it; "
+                f"key {row.old_tag} stays")
+    else:
+        note = (f"keys {row.old_tag} and {row.new_tag} both stay accepted: the SIM may hold "
+                f"key {row.new_tag} (a packet without a verified PoR); retire the one it does "
+                "not use by hand once it has connected with the other")
+    _save(store, row, rot)
+    store.audit(actor, "rotation.cancel", iccid=iccid, severity="alert" if not dropped
+                else "info",
+                detail={"batch": row.batch, "was": was, "old_tag": row.old_tag,
+                        "new_tag": row.new_tag, "new_key": "retired" if dropped else "kept",
+                        "reason": reason})
+    return rotation_view(row, iccid, store.now_ms) | {
+        "new_key": "retired" if dropped else "kept", "note": note}
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -452,7 +511,7 @@ class _Outgoing:
 def _claim_due(store: Store, actor: Actor, limit: int) -> list[_Outgoing]:
     now_s = _now_s(store)
     q = (select(OtaRotation).where(
-        OtaRotation.state.in_((RotationState.PENDING.value, RotationState.FAILED.value)),
+        OtaRotation.state == RotationState.PENDING.value,  # FAILED waits for an operator
         OtaRotation.next_due_ms.is_not(None), OtaRotation.next_due_ms <= store.now_ms)
         .order_by(OtaRotation.next_due_ms, OtaRotation.id).limit(limit))
     if store._pg:
@@ -462,7 +521,7 @@ def _claim_due(store: Store, actor: Actor, limit: int) -> list[_Outgoing]:
         rot = _load(row)
         sim = store.s.get(Sim, row.sim_id)
         assert sim is not None
-        if rot.state == RotationState.PENDING and rot.handle_timer(now_s) is None:
+        if rot.handle_timer(now_s) is None:
             _save(store, row, rot)  # not due after all (or attempts used up)
             continue
         keys = _ota_keys(store, actor, sim)
@@ -517,7 +576,9 @@ def _record(store: Store, actor: Actor, item: _Outgoing, por: bytes | None,
     was = row.state
     _save(store, row, rot)
     failed = rot.state == RotationState.FAILED
-    store.audit(actor, "rotation.por", iccid=item.iccid, severity="alert" if failed else "info",
+    unverified = event == RotationEvent.POR_UNVERIFIED  # ignored: a forged one looks the same
+    store.audit(actor, "rotation.por", iccid=item.iccid,
+                severity="alert" if failed or unverified else "info",
                 detail={**base, "por": result.describe(), "event": event.value,
                         "state": rot.state.value})
     if was != row.state and row.state == RotationState.DELIVERED.value:
@@ -536,10 +597,10 @@ def run_due(db: Database, keyring: MasterKeyring, clock_ms: Callable[[], int],
 
     Returns:
         counts: sent, installed (PoR said installed), no_por, retryable, failed,
-        por_invalid.
+        por_invalid, por_unverified (an unsecured error report: ignored, resent later).
     """
     summary = {"sent": 0, "por_installed": 0, "no_por": 0, "por_retryable": 0,
-               "failed": 0, "por_invalid": 0, "por_refused": 0}
+               "failed": 0, "por_invalid": 0, "por_refused": 0, "por_unverified": 0}
     while summary["sent"] < limit:
         now_ms = clock_ms()
         with db.write() as session:

@@ -24,7 +24,8 @@ def _progress_line(p: dict[str, Any]) -> str:
     states = p["states"]
     return (f"batch {p['batch']}: {p['done']}/{p['total']} retired"
             f" | pending {states.get('pending', 0)}, delivered {states.get('delivered', 0)},"
-            f" confirmed {states.get('confirmed', 0)}, failed {states.get('failed', 0)}"
+            f" confirmed {states.get('confirmed', 0)}, failed {states.get('failed', 0)},"
+            f" cancelled {states.get('cancelled', 0)}"
             f" | overdue {p['overdue']}")
 
 
@@ -75,7 +76,7 @@ def rotate_command(url: str | None, iccids: tuple[str, ...], all_sims: bool, sen
 @url_option
 @click.option("--batch", default=None, help="one batch ('latest' for the newest)")
 @click.option("--state", type=click.Choice(["pending", "delivered", "confirmed", "retired",
-                                            "failed"]), default=None)
+                                            "failed", "cancelled"]), default=None)
 @click.option("--overdue", is_flag=True, help="only overdue rotations")
 @click.option("--limit", type=int, default=1000, show_default=True)
 @json_option
@@ -125,10 +126,29 @@ def rotations_run(url: str | None, as_json: bool) -> None:
 @url_option
 @click.argument("iccid")
 def rotations_retry(url: str | None, iccid: str) -> None:
-    """Send a failed rotation again at the next run."""
+    """Send a failed rotation again at the next run (a failed one is never resent otherwise)."""
     with _client(url) as client:
         row = client.request("POST", f"/v1/sims/{iccid}/rotation/retry").json()
     click.echo(f"{row['iccid']}: {row['state']}, will be sent at the next run")
+
+
+@rotations_group.command("cancel")
+@url_option
+@click.argument("iccid")
+@click.option("--reason", default="", help="why (kept in the audit log)")
+@json_option
+def rotations_cancel(url: str | None, iccid: str, reason: str, as_json: bool) -> None:
+    """Close a failed or stuck rotation. The old key stays; the new key is retired only if the
+    SIM certainly does not hold it, otherwise both keys stay accepted."""
+    with _client(url) as client:
+        row = client.request("POST", f"/v1/sims/{iccid}/rotation/cancel",
+                             json={"reason": reason} if reason else None).json()
+    if as_json:
+        _print_json(row)
+        return
+    click.echo(f"{row['iccid']}: cancelled ({row['old_tag']} -> {row['new_tag']}); "
+               f"accepted keys now {', '.join(row['accepted_tags'])}")
+    click.echo(f"  {row['note']}")
 
 
 @rotations_group.command("show")

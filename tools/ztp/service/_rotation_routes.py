@@ -12,6 +12,7 @@ from ._http import Call, Param, _bearer, json_response, route
 from ._rotation import (
     OPEN_STATES,
     batch_progress,
+    cancel_rotation,
     get_rotation,
     last_batch,
     list_rotations,
@@ -28,11 +29,14 @@ S_INT = {"type": "integer"}
 S_STR = {"type": "string"}
 ROTATION = {"type": "object", "properties": {
     "id": S_INT, "iccid": S_STR, "batch": S_STR,
-    "state": {"enum": ["pending", "delivered", "confirmed", "retired", "failed"]},
+    "state": {"enum": ["pending", "delivered", "confirmed", "retired", "failed",
+                       "cancelled"]},
     "old_tag": S_STR, "new_tag": S_STR, "attempts": S_INT, "overdue": {"type": "boolean"},
-    "next_due_ms": {"type": ["integer", "null"]}, "last_por": S_STR}}
+    "next_due_ms": {"type": ["integer", "null"]}, "last_por": S_STR,
+    "accepted_tags": {"type": "array", "items": S_STR}}}
 PROGRESS = {"type": "object", "properties": {
-    "batch": S_STR, "total": S_INT, "done": S_INT, "failed": S_INT, "overdue": S_INT,
+    "batch": S_STR, "total": S_INT, "done": S_INT, "failed": S_INT, "cancelled": S_INT,
+    "overdue": S_INT,
     "states": {"type": "object"}, "complete": {"type": "boolean"}}}
 _BATCH = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 ICCIDS_MAX = 100_000
@@ -69,7 +73,8 @@ def rotations_start(call: Call) -> Response:
 
 @route("GET", "/v1/rotations", scope="read", tags=("ota",),
        summary="Rotations (filter by batch, state, overdue), oldest first",
-       query=(Param("batch", S_STR), Param("state", {"enum": list(OPEN_STATES) + ["retired"]}),
+       query=(Param("batch", S_STR),
+              Param("state", {"enum": list(OPEN_STATES) + ["retired", "cancelled"]}),
               Param("overdue", {"type": "boolean"}),
               Param("after", {"type": "integer", "minimum": 0}, False, "ids after this"),
               Param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000})),
@@ -80,8 +85,9 @@ def rotations_list(call: Call) -> Response:
     if batch is not None and not _BATCH.fullmatch(batch):
         raise BadRequest("batch must be 1-32 characters of A-Z a-z 0-9 _ . -")
     state = call.query("state")
-    if state is not None and state not in (*OPEN_STATES, "retired"):
-        raise BadRequest("state must be pending, delivered, confirmed, retired or failed")
+    if state is not None and state not in (*OPEN_STATES, "retired", "cancelled"):
+        raise BadRequest("state must be pending, delivered, confirmed, retired, failed or "
+                         "cancelled")
     return json_response({"rotations": list_rotations(
         call.store, batch=batch, state=state, overdue=call.query_bool("overdue"),
         after=call.query_int("after", 0, 0, 2**31 - 1),
@@ -108,11 +114,31 @@ def rotation_get(call: Call) -> Response:
 
 
 @route("POST", "/v1/sims/{iccid}/rotation/retry", tx="write", scope="write", tags=("ota",),
-       summary="Send a failed rotation again at the next run",
+       summary="Send a failed rotation again at the next run (pending again, a fresh attempt "
+               "budget); a failed rotation is never resent otherwise",
        responses={"200": ("rotation", JSON, ROTATION)})
 def rotation_retry(call: Call) -> Response:
     return json_response(retry_rotation(call.store, call.actor,
                                         parse_iccid(call.path("iccid"), force=True)))
+
+
+@route("POST", "/v1/sims/{iccid}/rotation/cancel", tx="write", scope="write", tags=("ota",),
+       summary="Close a failed or pending (stuck) rotation: the old key stays; the new key is "
+               "retired only if the SIM's verified PoRs prove it does not hold it, else both "
+               "stay accepted (new_key: retired | kept)",
+       request={JSON: {"type": "object", "properties": {"reason": S_STR}}},
+       responses={"200": ("the cancelled rotation", JSON, {"allOf": [ROTATION, {
+           "type": "object", "properties": {"new_key": {"enum": ["retired", "kept"]},
+                                            "note": S_STR}}]}),
+                  "409": ("the rotation is delivered or confirmed", JSON, None)})
+def rotation_cancel(call: Call) -> Response:
+    reason = ""
+    if call.body:
+        reason = call.json_object({"reason"}).get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 200:
+            raise BadRequest("reason must be a string of at most 200 characters")
+    return json_response(cancel_rotation(call.store, call.actor,
+                                         parse_iccid(call.path("iccid"), force=True), reason))
 
 
 @route("POST", "/v1/rotations/run", tx="none", scope="write", tags=("ota",),
