@@ -120,3 +120,39 @@ def test_full_operator_flow(server: str, tmp_path: Path) -> None:
                      "client.create", "sim.update", "sim.delete"):
         assert expected in actions
     run("audit")  # the table renders
+
+
+def test_sims_add(server: str, tmp_path: Path) -> None:
+    from ztp.service import ServiceClient
+
+    from .test_operator_api import BAD_LUHN, ICCID2
+
+    secret = run("service", "create-admin").strip().splitlines()[-1]
+    run("login", "--url", server, "--client-id", "admin", "--secret", secret)
+    psk = bytes(range(16))
+    out = run("sims", "add", ICCID, "--psk", psk.hex(), "--tag", "7", "--label", "site=lab",
+              "--label", "batch=b1")
+    assert out.strip() == f"registered {ICCID} (identity {IDENTITY_HEX})"
+    shown = json.loads(run("sims", "show", ICCID))
+    assert shown["iccid"] == ICCID and shown["labels"] == {"site": "lab", "batch": "b1"}
+    assert psk.hex() not in json.dumps(shown)
+    # the PSK was stored as given, under its tag: what a gateway is handed
+    gw_secret = run("clients", "create", "gw-cli", "--scope", "gateway").strip()
+    with ServiceClient(server) as gw:
+        gw.login("gw-cli", gw_secret)
+        keys = gw.gateway_psks(IDENTITY_HEX)
+    assert [(k["tag"], k["psk"]) for k in keys["keys"]] == [("7", psk.hex())]
+
+    # a generated PSK is printed once, and only then
+    out = json.loads(run("sims", "add", ICCID2, "--generate-psk", "--json"))
+    assert out["iccid"] == ICCID2 and len(bytes.fromhex(out["psk"])) == 16
+    assert out["psk"] not in run("sims", "show", ICCID2)
+
+    # refusals: the same ICCID twice, a wrong Luhn digit without --force, a PSK not hex
+    assert "409" in run("sims", "add", ICCID, ok=False)
+    assert "Luhn" in run("sims", "add", BAD_LUHN, ok=False)
+    out = run("sims", "add", BAD_LUHN, "--force", "--json")
+    assert json.loads(out)["iccid"] == BAD_LUHN
+    assert "--psk must be hex" in run("sims", "add", ICCID, "--psk", "zz", ok=False)
+    actions = [e["action"] for e in json.loads(run("audit", "--json", "--limit", "100"))]
+    assert actions.count("sim.create") == 3
