@@ -6,15 +6,16 @@ reference tool is missing here is skipped with the reason the benchmark itself g
 
 from __future__ import annotations
 
-import pytest
 from ztp.bench import BenchError
+
+from .. import peers
 
 
 def _run(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except BenchError as exc:
-        pytest.skip(f"benchmark cannot run here: {exc}")
+        peers.missing(f"benchmark cannot run here: {exc}")
 
 
 def test_tls_rows() -> None:
@@ -32,10 +33,7 @@ def test_tls_rows() -> None:
 
 
 def test_gateway_rows() -> None:
-    import shutil
-
-    if not (shutil.which("stunnel4") or shutil.which("stunnel")):
-        pytest.skip("stunnel not installed")
+    peers.need("stunnel4", "stunnel")
     from ztp.bench._gateway import run
 
     table = _run(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 
 import pytest
 from ztp.iccid import parse_ef_iccid
 
+from .. import peers
 from .harness import running_gateway, stub_service
 from .test_gateway import CONFIG, DEVICE, PSK, fast_config, get, make_state
 
@@ -26,9 +26,9 @@ def test_identities_are_ef_iccid():
     assert parse_ef_iccid(BINARY_IDENTITY) == "89440025091863896300"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 @pytest.mark.parametrize("suite", ["TLS_AES_128_CCM_SHA256", "TLS_AES_128_GCM_SHA256"])
 def test_openssl_s_client_fetches_config(suite):
+    peers.need("openssl")
     async def main():
         state = make_state()
         state.set_keys(ASCII_IDENTITY, [("1", PSK)])

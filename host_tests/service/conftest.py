@@ -32,6 +32,8 @@ from ztp.service import (
     create_app,
 )
 
+from .. import peers
+
 # Bounded property tests: CI runs on 2 cores and the whole part must stay well under 2 minutes.
 settings.register_profile("service", max_examples=50, deadline=None)
 settings.load_profile("service")
@@ -81,7 +83,7 @@ def _free_port() -> int:
 def pg_cluster() -> Iterator[PgCluster]:
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries not installed (./run test installs them)")
+        peers.missing("PostgreSQL binaries not installed")
     root = os.geteuid() == 0
     tmp = Path(tempfile.mkdtemp(prefix="ztp-pg-"))
     data = tmp / "data"

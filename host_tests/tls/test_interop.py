@@ -8,7 +8,6 @@ binary PSK username. The `ext binder` derivation is proven here: RFC 8448 only c
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 
@@ -29,6 +28,7 @@ from ztp.tls import (
     ServerConnection,
 )
 
+from .. import peers
 from .helpers import BINARY_IDENTITY, PSK, lookup_for
 from .netutil import TIMEOUT_S, OneShotServer, run_client
 
@@ -45,11 +45,6 @@ GNUTLS_PSK_DHE = (
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+PSK:-GROUP-ALL:+GROUP-X25519:"
     "-CIPHER-ALL:+AES-128-CCM:+AES-128-GCM"
 )
-
-
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed (./run test installs it)")
 
 
 def free_port() -> int:
@@ -85,7 +80,7 @@ def server_with(identity: bytes, key: bytes = PSK, **kwargs) -> OneShotServer:
 
 
 def s_client(port: int, suite: CipherSuite, *extra: str, key: bytes = PSK, data=b"hello\n"):
-    need("openssl")
+    peers.need("openssl")
     args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3", "-quiet"]
     args += ["-psk", key.hex(), "-psk_identity", TEXT_IDENTITY.decode()]
     args += ["-ciphersuites", SUITE_NAMES[suite], "-servername", "gw.example", *extra]
@@ -125,7 +120,7 @@ def test_openssl_client_wrong_key_gets_decrypt_error():
 
 
 def test_openssl_tls12_client_gets_protocol_version():
-    need("openssl")
+    peers.need("openssl")
     server = server_with(TEXT_IDENTITY)
     args = ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2", "-quiet"]
     args += ["-psk", PSK.hex(), "-psk_identity", TEXT_IDENTITY.decode()]
@@ -136,7 +131,7 @@ def test_openssl_tls12_client_gets_protocol_version():
 
 
 def gnutls_cli(port: int, priority: str, username: bytes = TEXT_IDENTITY):
-    need("gnutls-cli")
+    peers.need("gnutls-cli")
     args = ["gnutls-cli", "-p", str(port), "127.0.0.1", "--priority", priority]
     args += ["--pskusername", username.decode(), "--pskkey", PSK.hex()]
     args += ["--sni-hostname", "gw.example"]
@@ -223,7 +218,7 @@ class Peer:
 
 
 def s_server(*extra: str) -> Peer:
-    need("openssl")
+    peers.need("openssl")
     port = free_port()
     args = ["openssl", "s_server", "-accept", str(port), "-nocert", "-tls1_3", "-naccept", "1"]
     args += ["-psk", PSK.hex(), "-psk_identity", TEXT_IDENTITY.decode(), "-rev"]
@@ -285,8 +280,8 @@ def test_openssl_server_max_fragment_length():
 
 @pytest.fixture
 def gnutls_server(tmp_path):
-    need("gnutls-serv")
-    peers = []
+    peers.need("gnutls-serv")
+    started: list[Peer] = []
 
     def start(priority: str, *extra: str) -> Peer:
         psk_file = tmp_path / "psk.txt"
@@ -296,11 +291,11 @@ def gnutls_server(tmp_path):
         args = ["gnutls-serv", "-p", str(port), "--pskpasswd", str(psk_file), "--echo"]
         args += ["--priority", priority, "--disable-client-cert", *extra]
         peer = Peer(args, b"listening", port)
-        peers.append(peer)
+        started.append(peer)
         return peer
 
     yield start
-    for peer in peers:
+    for peer in started:
         peer.stop()
 
 
