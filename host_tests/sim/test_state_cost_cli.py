@@ -27,6 +27,26 @@ def test_state_round_trip_and_permissions(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary files left
 
 
+def test_state_write_is_durable_file_then_rename_then_directory(tmp_path, monkeypatch):
+    # Power-loss safety needs the file's bytes on disk before the rename, and the directory
+    # (the rename) on disk after it: without the last fsync the old key may come back.
+    steps = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        steps.append("dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        steps.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    CardState.create(ICCID, PSK, "gw.example.net", 8443).save(tmp_path / "card.json")
+    assert steps == ["file", "rename", "dir"]
+
+
 def test_sim_survives_restart(tmp_path):
     path = tmp_path / "card.json"
     make_sim().state.save(path)

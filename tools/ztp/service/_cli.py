@@ -221,6 +221,11 @@ def service_add_master_key(data_dir: Path | None) -> None:
     tmp.unlink(missing_ok=True)
     ring.write_file(tmp)
     os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # the rename itself must survive a crash
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     click.echo(f"master key versions now {list(ring.versions)}; current {ring.current_version}")
 
 

@@ -160,6 +160,8 @@ class MasterKeyring:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(self.serialize())
+            fh.flush()
+            os.fsync(fh.fileno())  # every sealed key depends on this file surviving a crash
 
     def seal(self, key: bytes, *, iccid: str, kind: str, tag: str) -> tuple[int, bytes]:
         """Encrypt ``key`` for the row (iccid, kind, tag) under the current master version.

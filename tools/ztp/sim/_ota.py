@@ -26,11 +26,7 @@ left behind); the applet then answers SW 6581 and the old key stays in force.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ztp.ota import (
@@ -45,7 +41,7 @@ from ztp.ota import (
 )
 
 from ._ota_state import OtaCardKeys
-from ._state import CardState
+from ._state import CardState, PowerCut, write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,32 +51,6 @@ __all__ = ["CardPskStorage", "OtaCardKeys", "SimOta", "SW_OTA_MALFORMED"]
 log = logging.getLogger("ztp.sim")
 
 SW_OTA_MALFORMED = 0x6F00  # no TAR to answer to (docs/ota.md: the SIM's choice)
-
-
-class PowerCut(OSError):
-    """The simulated power cut of ``SimOta.power_cut_after``."""
-
-
-def _atomic_write(path: Path, data: bytes, cut_after: int | None) -> None:
-    """Temporary file in the same directory, fsync, rename (POSIX: atomic); mode 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    if cut_after is not None:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data[:cut_after])
-        raise PowerCut(f"simulated power cut after {cut_after} bytes of {tmp}")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class CardPskStorage:
@@ -109,8 +79,7 @@ class CardPskStorage:
         new = dataclasses.replace(state, psk=psk, psk_version=key_version, ota=ota)
         cut = self._cut()
         if state.path is not None:
-            data = json.dumps(new.to_json(), indent=2, sort_keys=True).encode() + b"\n"
-            _atomic_write(state.path, data, cut)
+            write_atomic(state.path, new.encode(), cut)
         elif cut is not None:
             raise PowerCut("simulated power cut (card without a state file)")
         state.psk, state.psk_version, state.ota = psk, key_version, ota

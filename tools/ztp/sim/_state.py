@@ -214,22 +214,48 @@ class CardState:
         p = Path(path) if path is not None else self.path
         if p is None:
             raise ValueError("no path to save the card state to")
-        data = json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomic(p, self.encode())
         self.path = p
+
+    def encode(self) -> bytes:
+        """The state file's bytes."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode() + b"\n"
+
+
+class PowerCut(OSError):
+    """A simulated power cut in the middle of a state write (the old file stays)."""
+
+
+def write_atomic(path: Path, data: bytes, cut_after: int | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a power loss leaves the old or the new file.
+
+    Temporary file in the same directory (mode 0600), fsync, rename, then fsync of the
+    directory: without it the rename may not survive the power loss. ``cut_after`` simulates a
+    power cut after that many bytes of the temporary file (raises PowerCut).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    if cut_after is not None:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data[:cut_after])
+        raise PowerCut(f"simulated power cut after {cut_after} bytes of {tmp}")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _is_ip(host: str) -> bool:
