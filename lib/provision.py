@@ -132,7 +132,9 @@ class Provisioner:
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
         attempts = self.opt.attempts
-        backoff = self.opt.backoff_ms
+        if attempts < 1:
+            attempts = 1        # at least one try (0 used to end in a KeyError)
+        backoff = min(self.opt.backoff_ms, self.opt.backoff_max_ms)
         for attempt in range(attempts):
             try:
                 code = self._attempt()

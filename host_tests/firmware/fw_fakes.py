@@ -249,12 +249,15 @@ class ScriptSim:
 # --- modem ---------------------------------------------------------------------------------
 class FakeModem:
     # A UART (write / any / readinto) with a SARA-like AT interpreter in front of FakeSim.
-    def __init__(self, clock, sim, echo=False, creg=1, cgreg=1, chunk=0):
+    def __init__(self, clock, sim, echo=False, creg=1, cgreg=1, chunk=0, cereg=None):
         self.clock = clock
         self.sim = sim
         self.echo = echo
         self.creg = creg
         self.cgreg = cgreg
+        # None: no LTE (AT+CEREG? answers ERROR, as a SARA-U201); an int: the <stat> answered;
+        # a list: the <stat> of each AT+CEREG? in turn, the last one repeated
+        self.cereg = cereg
         self.chunk = chunk                # deliver at most this many bytes per read (0 = all)
         self.silent = False
         self.garbage_before = b""         # bytes sent before the next reply
@@ -262,6 +265,7 @@ class FakeModem:
         self.cpin_errors = []             # CME numbers answered to AT+CPIN? first
         self.csim_errors = []             # replies (bytes) answered to AT+CSIM first
         self.csim_garble = []             # AT+CSIM commands (substrings) answered garbled
+        self.k0_errors = []               # replies (bytes) answered to AT&K0 first
         self.cpin_bare_ok = 0             # AT+CPIN? answered with a bare OK this many times
         self.hold_replies = 0             # replies held back until the next command's
         self.silence_at = None            # substring of the command that silences the modem
@@ -338,6 +342,8 @@ class FakeModem:
         if line == b"ATE1":
             self.echo = True
             return self._reply(b"\r\nOK\r\n")
+        if line == b"AT&K0" and self.k0_errors:
+            return self._reply(self.k0_errors.pop(0))
         if line == b"AT+CMEE=1" or line == b"AT&K0":
             return self._reply(b"\r\nOK\r\n")
         if line == b"AT+CPIN?":
@@ -352,7 +358,12 @@ class FakeModem:
         if line == b"AT+CGREG?":
             return self._reply(b"\r\n+CGREG: 0,%d\r\n\r\nOK\r\n" % self.cgreg)
         if line == b"AT+CEREG?":
-            return self._reply(b"\r\nERROR\r\n")
+            st = self.cereg
+            if st is None:
+                return self._reply(b"\r\nERROR\r\n")
+            if isinstance(st, list):
+                st = st.pop(0) if len(st) > 1 else st[0]
+            return self._reply(b"\r\n+CEREG: 0,%d\r\n\r\nOK\r\n" % st)
         if line == b"AT+CCID":
             return self._reply(b"\r\n+CCID: 8944502509186389635\r\n\r\nOK\r\n")
         if line == b"AT+CFUN=16":

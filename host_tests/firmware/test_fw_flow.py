@@ -489,3 +489,65 @@ def test_poll_loop_out_of_rounds_is_a_deadline_not_done():
     assert code == provision.E_DEADLINE, p.detail
     assert a.read_config == 0
     assert p.polls == 10000
+
+
+# --- LTE and no-flow-control modem starts through the provisioning flow ----------------------
+
+def test_lte_option_registers_on_cereg_and_provisions():
+    def setup(sim, m, fs):
+        m.creg = 0
+        m.cgreg = 4
+        m.cereg = [2, 5]
+    opt = provision.Options(backoff_ms=100, poll_deadline_ms=60000, reg_deadline_ms=5000,
+                            lte=True)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.OK, p.detail
+    assert m.sent.count(b"AT+CEREG?") == 2
+    assert "registered (CEREG stat 5)" in logs
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+
+
+def test_without_lte_option_cereg_registration_is_not_registered():
+    def setup(sim, m, fs):
+        m.creg = 0
+        m.cgreg = 0
+        m.cereg = 1
+    opt = provision.Options(attempts=1, reg_deadline_ms=3000)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.E_NOT_REGISTERED
+    assert b"AT+CEREG?" not in m.sent
+
+
+def test_flow_control_off_sends_at_k0_in_the_start_sequence():
+    opt = provision.Options(backoff_ms=100, poll_deadline_ms=60000, reg_deadline_ms=5000,
+                            flow_control=False)
+    code, p, sim, m, fs, logs = run_flow(options=opt)
+    assert code == provision.OK, p.detail
+    want = expected_at_lines(len(REFERENCE_BODY))
+    assert m.sent == want[0:3] + [b"AT&K0"] + want[3:]
+
+
+def test_at_k0_error_once_is_retried_and_provisions():
+    # an ERROR to AT&K0 fails the attempt as E_MODEM (retryable): the next attempt starts the
+    # modem again from AT and succeeds
+    def setup(sim, m, fs):
+        m.k0_errors = [b"\r\nERROR\r\n"]
+    opt = provision.Options(backoff_ms=100, poll_deadline_ms=60000, reg_deadline_ms=5000,
+                            flow_control=False)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.OK, p.detail
+    assert m.sent.count(b"AT&K0") == 2
+    assert "attempt 1/3 failed: E_MODEM AT&K0: ERROR" in logs
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+
+
+def test_at_k0_error_every_time_ends_e_modem_without_touching_the_sim():
+    def setup(sim, m, fs):
+        m.k0_errors = [b"\r\nERROR\r\n"] * 5
+    opt = provision.Options(attempts=3, backoff_ms=100, flow_control=False)
+    code, p, sim, m, fs, logs = run_flow(setup=setup, options=opt)
+    assert code == provision.E_MODEM
+    assert p.detail == "AT&K0: ERROR"
+    assert m.sent.count(b"AT&K0") == 3
+    assert b"AT+CPIN?" not in m.sent and sim.log == []
+    assert "/ztp/config.json" not in fs.files

@@ -109,3 +109,90 @@ def test_registration_timeout_is_not_registered_type():
     mo = modem.Modem(modem.Link(m, clock))
     e = raises(modem.NotRegistered, mo.start, 2, 2000, 3)
     assert isinstance(e, modem.ModemError)
+
+
+# --- LTE registration (AT+CEREG?) and no flow control (AT&K0) --------------------------------
+
+def _lte_start(cereg, creg=0, cgreg=0, lte=True, flow_control=True, deadline_ms=2000):
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock), creg=creg, cgreg=cgreg, cereg=cereg)
+    logs = []
+    mo = modem.Modem(modem.Link(m, clock), logs.append, lte=lte, flow_control=flow_control)
+    mo.start(answer_tries=2, reg_deadline_ms=deadline_ms, sim_tries=2)
+    return mo, m, logs, clock
+
+
+def test_lte_modem_polls_cereg_and_registers_on_home_stat_1():
+    # an LTE-only attach: neither CS (+CREG) nor 2G/3G PS (+CGREG) registration, EPS home
+    mo, m, logs, clock = _lte_start(1)
+    assert m.sent[4:8] == [b"AT+CREG?", b"AT+CGREG?", b"AT+CEREG?", b"AT+CCID"]
+    assert "registered (CEREG stat 1)" in logs
+    assert mo.iccid == "8944502509186389635"
+
+
+def test_lte_modem_registers_on_roaming_stat_5():
+    mo, m, logs, clock = _lte_start(5)
+    assert "registered (CEREG stat 5)" in logs
+    assert m.sent.count(b"AT+CEREG?") == 1
+
+
+def test_lte_modem_keeps_polling_cereg_until_registered():
+    # searching (2), then denied (3), then roaming (5): polled again after each wait, the
+    # waits doubling from 250 ms
+    mo, m, logs, clock = _lte_start([2, 3, 5], deadline_ms=10000)
+    assert m.sent.count(b"AT+CEREG?") == 3
+    assert m.sent.count(b"AT+CREG?") == 3
+    assert clock.slept == 250 + 500
+    assert "registered (CEREG stat 5)" in logs
+
+
+def test_lte_modem_cereg_other_stats_are_not_registered():
+    # 0 not searching, 2 searching, 3 denied, 4 unknown: the wait is bounded
+    for st in (0, 2, 3, 4):
+        e = raises(modem.NotRegistered, _lte_start, st)
+        assert "2000 ms" in str(e)
+
+
+def test_lte_modem_cereg_error_falls_back_to_creg_cgreg():
+    # a modem that has no LTE answers AT+CEREG? with ERROR: CREG/CGREG still count
+    mo, m, logs, clock = _lte_start(None, creg=0, cgreg=1)
+    assert "registered (CGREG stat 1)" in logs
+    assert b"AT+CEREG?" not in m.sent          # registered before it was asked
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock), creg=0, cgreg=0)
+    mo = modem.Modem(modem.Link(m, clock), lte=True)
+    raises(modem.NotRegistered, mo.start, 2, 2000, 2)
+    assert m.sent.count(b"AT+CEREG?") >= 2     # asked on every round, its ERROR skipped
+
+
+def test_cereg_is_not_asked_without_lte():
+    # a 2G/3G profile never sends AT+CEREG? (the SARA-U201 would answer ERROR): an EPS-only
+    # registration does not count there
+    clock = FakeClock(1000)
+    m = FakeModem(clock, FakeSim(clock), creg=0, cgreg=0, cereg=1)
+    mo = modem.Modem(modem.Link(m, clock), lte=False)
+    raises(modem.NotRegistered, mo.start, 2, 2000, 2)
+    assert b"AT+CEREG?" not in m.sent
+    assert m.sent.count(b"AT+CREG?") >= 2
+
+
+def test_flow_control_off_sends_at_k0_after_cmee():
+    mo, m, logs, clock = _lte_start(None, creg=1, lte=False, flow_control=False)
+    assert m.sent[0:5] == [b"AT", b"ATE0", b"AT+CMEE=1", b"AT&K0", b"AT+CPIN?"]
+    mo, m, logs, clock = _lte_start(None, creg=1, lte=False, flow_control=True)
+    assert b"AT&K0" not in m.sent
+
+
+def test_at_k0_error_is_a_modem_error_not_a_sim_error():
+    # AT&K0 must answer OK (link.ok): an ERROR or a CME error stops the start as a plain
+    # ModemError naming the command, before the SIM is asked anything
+    for reply, text in ((b"\r\nERROR\r\n", "AT&K0: ERROR"),
+                        (b"\r\n+CME ERROR: 4\r\n", "AT&K0: +CME ERROR: 4")):
+        clock = FakeClock(1000)
+        m = FakeModem(clock, FakeSim(clock))
+        m.k0_errors = [reply]
+        mo = modem.Modem(modem.Link(m, clock), flow_control=False)
+        e = raises(modem.ModemError, mo.start, 2, 2000, 2)
+        assert type(e) is modem.ModemError, type(e)
+        assert str(e) == text
+        assert m.sent[-1] == b"AT&K0" and b"AT+CPIN?" not in m.sent
