@@ -5,7 +5,8 @@
 #   uart.any() -> int, uart.readinto(buf, n) -> int | None, uart.write(buf) -> int
 #   clock.ticks_ms() -> int, clock.sleep_ms(ms)
 # Modem.start() does: AT until answered, ATE0, AT+CMEE=1, (AT&K0 without RTS/CTS),
-# AT+CPIN? (SIM busy and an OK without +CPIN: retried, SIM missing/failed fatal), registration poll (AT+CREG? and
+# AT+CPIN? (SIM busy, an OK without +CPIN: and an unreadable +CPIN: retried; SIM missing/failed
+# and a PIN/PUK request fatal), registration poll (AT+CREG? and
 # AT+CGREG?, AT+CEREG? only on LTE modems) with a bounded wait, AT+CCID for the logs.
 
 from micropython import const
@@ -149,6 +150,14 @@ def printable(buf, s, e):
     return bytes(buf[s:e]).decode()
 
 
+def _has(buf, s, e, pat):
+    # does buf[s:e] contain pat? no slicing, no allocation
+    for i in range(s, e - len(pat) + 1):
+        if at._starts(buf, i, e, pat):
+            return True
+    return False
+
+
 def cme_exception(eng, what):
     if eng.result == at.CME_ERROR:
         c = eng.cme
@@ -239,13 +248,25 @@ class Modem:
             r = link.cmd(b"AT+CPIN?", 5000, b"+CPIN:")
             eng = link.engine
             if r == at.OK:
-                if at._starts(eng.info, 0, eng.info_len, b"+CPIN: READY"):
+                info = eng.info
+                n = eng.info_len
+                i = 6                       # after "+CPIN:", spaces skipped
+                while i < n and info[i] == 32:
+                    i += 1
+                if at._starts(info, i, n, b"READY"):
                     return
-                if eng.info_len:
-                    raise SimFatal("SIM not ready: %s" % printable(eng.info, 0, eng.info_len))
-                # OK without +CPIN: most likely the late OK of an earlier command (the reply
-                # to this one still on its way): drain after the wait, ask again
-                self.log("AT+CPIN?: OK without +CPIN:, retry in %d ms" % wait)
+                if n:
+                    # a code the SIM needs (SIM PIN, SIM PUK, PH-NET PIN, ...: every
+                    # TS 27.007 code but READY names a PIN or PUK) cannot be given here;
+                    # anything else is a line mangled on the way (UART noise): ask again
+                    if _has(info, i, n, b"PIN") or _has(info, i, n, b"PUK"):
+                        raise SimFatal("SIM not ready: %s" % printable(info, 0, n))
+                    self.log("AT+CPIN?: unreadable answer %s, retry in %d ms"
+                             % (printable(info, 0, n), wait))
+                else:
+                    # OK without +CPIN: most likely the late OK of an earlier command (the
+                    # reply to this one still on its way): drain after the wait, ask again
+                    self.log("AT+CPIN?: OK without +CPIN:, retry in %d ms" % wait)
             else:
                 e = cme_exception(eng, "AT+CPIN?")
                 if not isinstance(e, SimBusy):

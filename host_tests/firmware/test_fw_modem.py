@@ -196,3 +196,49 @@ def test_at_k0_error_is_a_modem_error_not_a_sim_error():
         assert type(e) is modem.ModemError, type(e)
         assert str(e) == text
         assert m.sent[-1] == b"AT&K0" and b"AT+CPIN?" not in m.sent
+
+
+# --- AT+CPIN? answers mangled on the UART (bytes dropped) -------------------------------------
+
+class CpinModem(FakeModem):
+    # answers AT+CPIN? with each of `answers` in turn, then normally
+    def __init__(self, clock, answers):
+        FakeModem.__init__(self, clock, FakeSim(clock))
+        self.cpin_answers = list(answers)
+
+    def _command(self, line):
+        if line == b"AT+CPIN?" and self.cpin_answers:
+            self.sent.append(line)
+            return self._reply(self.cpin_answers.pop(0))
+        return FakeModem._command(self, line)
+
+
+def _cpin_start(answers, sim_tries=3):
+    clock = FakeClock(1000)
+    m = CpinModem(clock, answers)
+    logs = []
+    mo = modem.Modem(modem.Link(m, clock), logs.append)
+    mo.start(answer_tries=2, reg_deadline_ms=2000, sim_tries=sim_tries)
+    return mo, m, logs
+
+
+def test_cpin_ready_without_the_space_is_ready():
+    mo, m, logs = _cpin_start([b"\r\n+CPIN:READY\r\n\r\nOK\r\n"])
+    assert m.sent.count(b"AT+CPIN?") == 1
+
+
+def test_unreadable_cpin_answer_is_asked_again_not_sim_fatal():
+    # before: a byte lost in "+CPIN: READY" (UART noise) was SimFatal, E_SIM with no retry
+    for bad in (b"+CPIN: REDY", b"+CPIN: RADY", b"+CPIN: EADY", b"+CPIN:"):
+        mo, m, logs = _cpin_start([b"\r\n" + bad + b"\r\n\r\nOK\r\n"])
+        assert m.sent.count(b"AT+CPIN?") == 2, bad
+        assert ("AT+CPIN?: unreadable answer %s, retry in 500 ms" % bad.decode()) in logs
+    e = raises(modem.ModemError, _cpin_start, [b"\r\n+CPIN: REDY\r\n\r\nOK\r\n"] * 3)
+    assert isinstance(e, modem.SimBusy)          # out of tries: E_SIM, retried
+
+
+def test_pin_or_puk_request_stays_sim_fatal():
+    for code in (b"SIM PIN", b"SIM PUK", b"PH-NET PIN", b"SIM PIN2", b"PH-SIM PIN"):
+        e = raises(modem.SimFatal, _cpin_start,
+                   [b"\r\n+CPIN: " + code + b"\r\n\r\nOK\r\n"])
+        assert str(e) == "SIM not ready: +CPIN: " + code.decode()
