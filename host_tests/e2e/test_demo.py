@@ -3,13 +3,20 @@ its transcript."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ztp.demo import ApduDecoder
+from rich.console import Console
+from ztp.demo import DEMO_CONFIG, DEMO_DEVICE_ID, DEMO_ICCID, ApduDecoder
+from ztp.demo._cli import run_demo
 from ztp.demo._decode import payload_kind
+from ztp.iccid import build_ef_iccid
+from ztp.sim import CardState
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,6 +42,45 @@ def test_demo_runs_without_a_tty_and_twice_on_one_data_dir(tmp_path: Path):
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already known to the service" in second.stdout
     assert "configuration unchanged (already in force)" in second.stdout
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_demo_transcript_summary_and_colour_on_a_forced_terminal(tmp_path: Path):
+    data = tmp_path / "demo"
+    buf = io.StringIO()
+    con = Console(file=buf, force_terminal=True, color_system="standard", highlight=False,
+                  soft_wrap=True, width=200)
+    code = run_demo(data, console=con, rerun=False)
+    raw = buf.getvalue()
+    assert code == 0, raw
+    # colour on a terminal: styled lines (AT lines cyan, the verdict bold green)
+    assert "\x1b[" in raw
+    assert "\x1b[1;32mdemo OK in " in raw
+    assert re.search(r"\x1b\[36m>\s+\x1b\[0m\x1b\[36mAT\+CSIM=", raw), raw[:2000]
+    out = _ANSI.sub("", raw)
+    lines = out.splitlines()
+    # the PSK identity is the SIM's EF_ICCID (its 10 bytes, as the card holds them)
+    ef_iccid = CardState.load(data / "sim.json").ef_iccid
+    assert ef_iccid == build_ef_iccid(DEMO_ICCID) and len(ef_iccid) == 10
+    identity = ef_iccid.hex()
+    [tls] = [ln for ln in lines if ln.startswith("        TLS   ")]
+    m = re.fullmatch(r" {8}TLS   TLS 1\.3 psk_ke, TLS_AES_128_CCM_SHA256, PSK identity "
+                     r"([0-9a-f]+), (\d+) bytes sent / (\d+) received \(127\.0\.0\.1:\d+\)",
+                     tls)
+    assert m, tls
+    assert m.group(1) == identity
+    assert int(m.group(2)) > 0 and int(m.group(3)) > 0
+    [http] = [ln for ln in lines if ln.startswith("        HTTP  ")]
+    assert http == (f"        HTTP  GET /v1/config/{DEMO_DEVICE_ID.hex()}?iccid={identity} "
+                    f"-> 200")
+    # the configuration now in force, printed and on the device's flash
+    i = lines.index("        config in force on the device (config.json):")
+    pretty = json.dumps(json.loads(DEMO_CONFIG), indent=2).splitlines()
+    assert lines[i + 1:i + 1 + len(pretty)] == ["          " + ln for ln in pretty]
+    assert (data / "device" / "config.json").read_bytes() == DEMO_CONFIG.encode()
+    assert "result: configuration applied in " in out
 
 
 def test_demo_fails_clearly_when_a_part_cannot_start(tmp_path: Path):
