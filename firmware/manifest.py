@@ -2,7 +2,7 @@
 # heap cannot hold lib/ compiled at run time. Build with the generic SAMD21x18 board:
 #   make -C ports/samd BOARD=SAMD_GENERIC_D21X18 FROZEN_MANIFEST=/path/to/repo/firmware/manifest.py
 # Bump the version whenever the bytecode changes.
-metadata(description="SAFE2 zero-touch provisioning firmware", version="0.2.1")
+metadata(description="SAFE2 zero-touch provisioning firmware", version="0.3.0")
 
 include("$(PORT_DIR)/boards/manifest.py")
 

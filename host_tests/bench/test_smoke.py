@@ -49,7 +49,7 @@ def test_firmware_rows() -> None:
 
     table = _run(run, skip_heap=True)
     rows = [row[0] for row in table.rows]
-    assert rows == ["code (frozen: the goal)", "code (.mpy files)", "UART"]
+    assert rows == ["code (frozen: the goal)", "code with line numbers", "UART"]
     assert table.data["uart"]["apdus"] >= 8  # type: ignore[index]
 
 

