@@ -8,6 +8,7 @@ import pytest
 from ztp.tls import (
     NEED_DATA,
     Alert,
+    ApplicationData,
     BadRecordMac,
     CipherSuite,
     ClientConfig,
@@ -556,6 +557,61 @@ def test_truncated_record_at_eof():
     s.receive_data(b"\x16\x03\x01\x00\x10\x01\x00")
     assert s.next_event() is NEED_DATA
     expect_alert(s, DecodeError, b"")
+
+
+def _connected_pair_and_two_records():
+    c, s = make_pair()
+    handshake(c, s)
+    c.send_application_data(b"one")
+    c.send_application_data(b"two" * 100)
+    return c, s, c.data_to_send()
+
+
+def test_truncated_record_mid_stream_split_at_every_offset():
+    """A record whose header announces more bytes than have arrived, the rest coming in a
+    later receive_data: no event and no alert until it is whole, then the same events as
+    the unsplit stream, at every cut (headers and bodies alike)."""
+    expected = [ApplicationData(b"one"), ApplicationData(b"two" * 100)]
+    _, s, wire = _connected_pair_and_two_records()
+    s.receive_data(wire)
+    assert drain(s) == expected
+    first_record = 5 + int.from_bytes(wire[3:5], "big")
+    for cut in range(1, len(wire)):
+        _, s, again = _connected_pair_and_two_records()
+        assert again == wire  # deterministic pair: the same bytes every time
+        s.receive_data(wire[:cut])
+        before = drain(s)
+        assert before == expected[: 1 if cut >= first_record else 0], cut
+        assert s.state is ServerState.CONNECTED and s.data_to_send() == b""
+        s.receive_data(wire[cut:])
+        assert before + drain(s) == expected, cut
+
+
+def test_truncated_record_mid_stream_then_eof_is_decode_error():
+    _, s, wire = _connected_pair_and_two_records()
+    s.receive_data(wire[:-1])
+    assert drain(s) == [ApplicationData(b"one")]
+    expect_alert(s, DecodeError, b"")
+
+
+def test_oversized_record_mid_stream_is_record_overflow():
+    # protected: a good record, then a header claiming 2^14 + 257 with a few body bytes
+    _, s, wire = _connected_pair_and_two_records()
+    s.receive_data(wire[: 5 + int.from_bytes(wire[3:5], "big")])
+    assert drain(s) == [ApplicationData(b"one")]
+    expect_alert(s, RecordOverflow, b"\x17\x03\x03\x41\x01" + bytes(7))
+    # exactly 2^14 + 256 is allowed: the server waits for the body
+    _, s, wire = _connected_pair_and_two_records()
+    s.receive_data(wire[: 5 + int.from_bytes(wire[3:5], "big")] + b"\x17\x03\x03\x41\x00")
+    assert drain(s) == [ApplicationData(b"one")]
+    assert s.state is ServerState.CONNECTED and s.data_to_send() == b""
+    # plaintext: a ClientHello spanning records, its second record claiming 2^14 + 1
+    c, s = make_pair()
+    c.start_handshake()
+    hello = c.data_to_send()[5:]
+    s.receive_data(record(ContentType.HANDSHAKE, hello[:10]))
+    assert s.next_event() is NEED_DATA
+    expect_alert(s, RecordOverflow, b"\x16\x03\x03\x40\x01" + hello[10:])
 
 
 def test_bad_record_mac():

@@ -2,14 +2,19 @@
 
 RFC 8448 uses a resumption PSK with psk_dhe_ke and AES-128-GCM, so these cover the
 derivations (with ``res binder``); ``ext binder``, psk_ke and CCM are proven by interop.
+Every expected value below is copied from the RFC's trace (section and step named next to
+it); transcript hashes are computed from the RFC's message bytes, never taken from the engine.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from ztp.tls import CipherSuite
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from ztp.tls import CipherSuite, RecordOverflow
 from ztp.tls._buffer import Buffer
+from ztp.tls._connection import _x25519
 from ztp.tls._key_schedule import (
     KeySchedule,
     compute_binder,
@@ -20,7 +25,15 @@ from ztp.tls._key_schedule import (
     hkdf_extract,
     traffic_keys,
 )
-from ztp.tls._messages import PskIdentity, pull_client_hello, push_client_hello
+from ztp.tls._messages import (
+    Group,
+    PskIdentity,
+    pull_client_hello,
+    pull_encrypted_extensions,
+    pull_finished,
+    pull_server_hello,
+    push_client_hello,
+)
 from ztp.tls._record import ContentType, Record, RecordCipher, RecordLayer
 
 
@@ -96,6 +109,141 @@ S4_C_E_TRAFFIC = h("3fbbe6a60deb66c30a32795aba0eff7eaa10105586e7be5c09678d63b6ca
 S4_EARLY_KEY = h("920205a5b7bf2115e6fc5c2942834f54")
 S4_EARLY_IV = h("6d475f0993c8e564610db2b9")
 S4_EARLY_RECORD = h("1703030017ab1df420e75c457a7cc5d2844f76d5aee4b4edbf049be0")
+
+# §4 {client} create an ephemeral x25519 key pair (private key; the public key is in the
+# ClientHello's key_share) and {server} create an ephemeral x25519 key pair
+S4_CLIENT_PRIVATE_KEY = h("bff91188283846dd6a2134ef7180ca2b0b14fb10dce707b5098c0dddc813b2df")
+S4_SERVER_PRIVATE_KEY = h("de5b4476e7b490b2652d338acbf2948066f255f9440e23b98fc69835298dc107")
+S4_SERVER_PUBLIC_KEY = h("121761ee42c333e1b9e77b60dd57c2053cd94512ab47f115e86eff50942cea31")
+# §4 {client} derive secret "tls13 c e traffic" / "tls13 e exp master": hash of the ClientHello
+S4_HASH_CH = h("08ad0fa05d7c7233b1775ba2ff9f4c5b8b59276b7f227f13a976245f5d960913")
+S4_E_EXP_MASTER = h("b2026866610937d7423e5be90862ccf24c0e6091186d34f812089ff5be2ef7df")
+# §4 {server} construct a ServerHello handshake message
+S4_SERVER_HELLO = h(
+    """
+02 00 00 5c 03 03 3c cf d2 de c8 90 22
+27 63 47 2a e8 13 67 77 c9 d7 35 87 77 bb 66 e9 1e a5 12 24 95
+f5 59 ea 2d 00 13 01 00 00 34 00 29 00 02 00 00 00 33 00 24 00
+1d 00 20 12 17 61 ee 42 c3 33 e1 b9 e7 7b 60 dd 57 c2 05 3c d9
+45 12 ab 47 f1 15 e8 6e ff 50 94 2c ea 31 00 2b 00 02 03 04
+"""
+)
+# §4 {server} derive secret for handshake "tls13 derived", extract secret "handshake" (IKM is
+# the x25519 shared secret)
+S4_DERIVED_FOR_HANDSHAKE = h("5f1790bbd82c5e7d376ed2e1e52f8e6038c9346db61b43be9a52f77ef3998e80")
+S4_SHARED_SECRET = h("f44194756ff9ec9d25180635d66ea6824c6ab3bf179977be37f723570e7ccb2e")
+S4_HANDSHAKE_SECRET = h("005cb112fd8eb4ccc623bb88a07c64b3ede1605363fc7d0df8c7ce4ff0fb4ae6")
+# §4 {server} derive secret "tls13 c hs traffic" / "tls13 s hs traffic": hash of CH..SH
+S4_HASH_CH_SH = h("f736cb34fe25e701551bee6fd24c1cc7102a7daf9405cb15d97aafe16f757d03")
+S4_C_HS_TRAFFIC = h("2faac08f851d35fea3604fcb4de82dc62c9b164a70974d0462e27f1ab278700f")
+S4_S_HS_TRAFFIC = h("fe927ae271312e8bf0275b581c54eef020450dc4ecffaa05a1a35d27518e7803")
+# §4 {server} derive secret for master "tls13 derived", extract secret "master"
+S4_DERIVED_FOR_MASTER = h("e2f16030251df0874ba19b9aba257610bc6d531c1dd206df0ca6e84ae2a26742")
+S4_MASTER_SECRET = h("e2d32d4ed66dd37897a0e80c84107503ce58bf8aad4cb55a5002d77ecb890ece")
+# §4 {server} derive write traffic keys for handshake data
+S4_S_HS_KEY = h("27c6bdc0a3dcea39a47326d79bc9e4ee")
+S4_S_HS_IV = h("9569ecdd4d0536705e9ef725")
+# §4 {server} construct an EncryptedExtensions handshake message
+S4_ENCRYPTED_EXTENSIONS = h(
+    """
+08 00 00 28 00 26 00 0a 00 14 00
+12 00 1d 00 17 00 18 00 19 01 00 01 01 01 02 01 03 01 04 00 1c
+00 02 40 01 00 00 00 00 00 2a 00 00
+"""
+)
+# §4 {server} construct a Finished handshake message (verify_data from calculate finished)
+S4_SERVER_FINISHED = h(
+    """
+14 00 00 20 48 d3 e0 e1 b3 d9 07 c6 ac
+ff 14 5e 16 09 03 88 c7 7b 05 c0 50 b6 34 ab 1a 88 bb d0 dd 1a
+34 b2
+"""
+)
+# §4 {server} send handshake record: EncryptedExtensions + Finished under s hs traffic, seq 0
+S4_SERVER_HANDSHAKE_RECORD = h(
+    """
+17 03 03 00 61 dc 48 23 7b 4b 87 9f
+50 d0 d4 d2 62 ea 8b 47 16 eb 40 dd c1 eb 95 7e 11 12 6e 8a 71
+49 c2 d0 12 d3 7a 71 15 95 7e 64 ce 30 00 8b 9e 03 23 f2 c0 5a
+9c 1c 77 b4 f3 78 49 a6 95 ab 25 50 60 a3 3f ee 77 0c a9 5c b8
+48 6b fd 08 43 b8 70 24 86 5c a3 5c c4 1c 4e 51 5c 64 dc b1 36
+9f 98 63 5b c7 a5
+"""
+)
+# §4 {server} derive secret "tls13 c ap traffic" / "tls13 s ap traffic" / "tls13 exp master":
+# hash of CH..server Finished
+S4_HASH_CH_SERVER_FINISHED = h("b0aeffc46a2cfe33114e6fd7d51f9f04b1ca3c497dab08934a774a9d9ad7dbf3")
+S4_C_AP_TRAFFIC = h("2abbf2b8e381d23dbebe1dd2a7d16a8bf484cb4950d23fb7fb7fa8547062d9a1")
+S4_S_AP_TRAFFIC = h("cc21f1bf8feb7dd5fa505bd9c4b468a9984d554a993dc49e6d285598fb672691")
+S4_EXP_MASTER = h("3fd93d4ffddc98e64b14dd107aedf8ee4add23f4510f58a4592d0b201bee56b4")
+# §4 {server} derive write traffic keys for application data
+S4_S_AP_KEY = h("e857c690a34c5a9129d833619684f95e")
+S4_S_AP_IV = h("0685d6b561aab9ef1013faf9")
+# §4 {client} construct an EndOfEarlyData handshake message, and its record under c e traffic
+# (sequence 1: the 0-RTT application data record was 0)
+S4_END_OF_EARLY_DATA = h("05000000")
+S4_END_OF_EARLY_DATA_RECORD = h(
+    """
+17 03 03 00 15 ac a6 fc 94 48 41 29
+8d f9 95 93 72 5f 9b f9 75 44 29 b1 2f 09
+"""
+)
+# §4 {client} derive write traffic keys for handshake data
+S4_C_HS_KEY = h("b1530806f4adfeac83f1413032bbfa82")
+S4_C_HS_IV = h("eb50c16be7654abf99dd06d9")
+# §4 {client} construct a Finished handshake message (over CH..EndOfEarlyData)
+S4_CLIENT_FINISHED = h(
+    """
+14 00 00 20 72 30 a9 c9 52 c2 5c d6 13 8f
+c5 e6 62 83 08 c4 1c 53 35 dd 81 b9 f9 6b ce a5 0f d3 2b da 41 6d
+"""
+)
+# §4 {client} send handshake record: the Finished under c hs traffic, sequence 0
+S4_CLIENT_FINISHED_RECORD = h(
+    """
+17 03 03 00 35 00 f8 b4 67 d1 4c f2
+2a 4b 3f 0b 6a e0 d8 e6 cc 8d 08 e0 db 35 15 ef 5c 2b df 19 22
+ea fb b7 00 09 96 47 16 d8 34 fb 70 c3 d2 a5 6c 5b 1f 5f 6b db
+a6 c3 33 cf
+"""
+)
+# §4 {client} derive write traffic keys for application data
+S4_C_AP_KEY = h("3cf122f301c6358ca7989553250efd72")
+S4_C_AP_IV = h("ab1aec26aa78b8fc1176b9ac")
+# §4 {client} derive secret "tls13 res master": hash of CH..client Finished
+S4_HASH_CH_CLIENT_FINISHED = h("c3c122e0bd907a4a3ff6112d8fd53dbf89c773d9552e8b6b9d56d361b3a97bf6")
+S4_RES_MASTER = h("5e95bdf1f89005ea2e9aa0ba85e728e3c19c5fe0c699e3f5bee59faebd0b5406")
+# §4 {client} / {server} send application_data record: 50 bytes 00..31 under c / s ap traffic,
+# sequence 0; then send alert record: close_notify (01 00) at sequence 1
+S4_CLIENT_APP_RECORD = h(
+    """
+17 03 03 00 43 b1 ce bc e2 42 aa 20
+1b e9 ae 5e 1c b2 a9 aa 4b 33 d4 e8 66 af 1e db 06 89 19 23 77
+41 aa 03 1d 7a 74 d4 91 c9 9b 9d 4e 23 2b 74 20 6b c6 fb aa 04
+fe 78 be 44 a9 b4 f5 43 20 a1 7e b7 69 92 af ac 31 03
+"""
+)
+S4_SERVER_APP_RECORD = h(
+    """
+17 03 03 00 43 27 5e 9f 20 ac ff 57
+bc 00 06 57 d3 86 7d f0 39 cc cf 79 04 78 84 cf 75 77 17 46 f7
+40 b5 a8 3f 46 2a 09 54 c3 58 13 93 a2 03 a2 5a 7d d1 41 41 ef
+1a 37 90 0c db 62 ff 62 de e1 ba 39 ab 25 90 cb f1 94
+"""
+)
+S4_CLOSE_NOTIFY = h("0100")
+S4_CLIENT_ALERT_RECORD = h(
+    """
+17 03 03 00 13 0f ac ce 32 46 bd fc
+63 69 83 8d 6a 82 ae 6d e5 d4 22 dc
+"""
+)
+S4_SERVER_ALERT_RECORD = h(
+    """
+17 03 03 00 13 5b 18 af 44 4e 8e 1e
+ec 71 58 fb 62 d8 f2 57 7d 37 ba 5d
+"""
+)
 
 
 class FixedTranscript(KeySchedule):
@@ -182,3 +330,233 @@ def test_rfc8448_s4_early_traffic_keys_and_record():
     layer = RecordLayer()
     layer.write_cipher = RecordCipher(CipherSuite.TLS_AES_128_GCM_SHA256, S4_C_E_TRAFFIC)
     assert layer.protect(ContentType.APPLICATION_DATA, b"ABCDEF") == S4_EARLY_RECORD
+
+
+def test_rfc8448_s4_messages_parse():
+    hello = pull_server_hello(Buffer(S4_SERVER_HELLO))
+    assert hello.cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
+    assert hello.supported_versions == 0x0304
+    assert hello.pre_shared_key == 0  # selected_identity
+    assert hello.key_share.group == Group.X25519
+    assert hello.key_share.key_exchange == S4_SERVER_PUBLIC_KEY
+    ee = pull_encrypted_extensions(Buffer(S4_ENCRYPTED_EXTENSIONS))
+    # x25519, secp256r1, secp384r1, secp521r1, ffdhe2048..ffdhe8192
+    assert ee.supported_groups == (0x001D, 0x0017, 0x0018, 0x0019, *range(0x0100, 0x0105))
+    assert ee.record_size_limit == 0x4001 and ee.server_name and ee.early_data
+    assert pull_finished(Buffer(S4_SERVER_FINISHED)).verify_data == S4_SERVER_FINISHED[4:]
+    assert pull_finished(Buffer(S4_CLIENT_FINISHED)).verify_data == S4_CLIENT_FINISHED[4:]
+
+
+def test_rfc8448_s4_x25519_shared_secret():
+    """The engine's x25519 step, from each side's RFC private key and the peer's share."""
+    client_hello = pull_client_hello(Buffer(S4_CLIENT_HELLO_RECORD[5:]))
+    (client_share,) = client_hello.key_share
+    server_share = pull_server_hello(Buffer(S4_SERVER_HELLO)).key_share
+    client_key = X25519PrivateKey.from_private_bytes(S4_CLIENT_PRIVATE_KEY)
+    server_key = X25519PrivateKey.from_private_bytes(S4_SERVER_PRIVATE_KEY)
+    assert _x25519(client_key, server_share.key_exchange) == S4_SHARED_SECRET
+    assert _x25519(server_key, client_share.key_exchange) == S4_SHARED_SECRET
+
+
+def test_rfc8448_s4_key_schedule_from_the_messages():
+    """§4 after the binder: every secret from the RFC's messages, through one KeySchedule
+    whose transcript is fed the handshake messages exactly as the engine does."""
+    ks = KeySchedule()
+    ks.update_transcript(S4_CLIENT_HELLO_RECORD[5:])
+    assert ks.transcript_hash() == S4_HASH_CH
+    early = ks.early_secret(S4_PSK)
+    assert early == S4_EARLY_SECRET
+    assert derive_secret(early, b"c e traffic", ks.transcript_hash()) == S4_C_E_TRAFFIC
+    assert derive_secret(early, b"e exp master", ks.transcript_hash()) == S4_E_EXP_MASTER
+    assert derive_secret(early, b"derived", empty_hash()) == S4_DERIVED_FOR_HANDSHAKE
+
+    ks.update_transcript(S4_SERVER_HELLO)
+    assert ks.transcript_hash() == S4_HASH_CH_SH
+    assert ks.handshake_secret(S4_SHARED_SECRET) == S4_HANDSHAKE_SECRET
+    client_hs = ks.client_handshake_traffic_secret()
+    server_hs = ks.server_handshake_traffic_secret()
+    assert client_hs == S4_C_HS_TRAFFIC
+    assert server_hs == S4_S_HS_TRAFFIC
+    assert traffic_keys(server_hs) == (S4_S_HS_KEY, S4_S_HS_IV)
+    assert traffic_keys(client_hs) == (S4_C_HS_KEY, S4_C_HS_IV)
+    assert derive_secret(S4_HANDSHAKE_SECRET, b"derived", empty_hash()) == S4_DERIVED_FOR_MASTER
+
+    ks.update_transcript(S4_ENCRYPTED_EXTENSIONS)
+    # the server's Finished covers CH..EncryptedExtensions (no certificate with a PSK)
+    assert ks.finished_verify_data(server_hs) == S4_SERVER_FINISHED[4:]
+    ks.update_transcript(S4_SERVER_FINISHED)
+    assert ks.transcript_hash() == S4_HASH_CH_SERVER_FINISHED
+    assert ks.master_secret() == S4_MASTER_SECRET
+    client_ap = ks.client_application_traffic_secret()
+    server_ap = ks.server_application_traffic_secret()
+    assert client_ap == S4_C_AP_TRAFFIC
+    assert server_ap == S4_S_AP_TRAFFIC
+    assert ks.exporter_master_secret() == S4_EXP_MASTER
+    assert traffic_keys(server_ap) == (S4_S_AP_KEY, S4_S_AP_IV)
+    assert traffic_keys(client_ap) == (S4_C_AP_KEY, S4_C_AP_IV)
+
+    # the client's Finished covers CH..EndOfEarlyData, keyed by c hs traffic
+    ks.update_transcript(S4_END_OF_EARLY_DATA)
+    assert ks.finished_verify_data(client_hs) == S4_CLIENT_FINISHED[4:]
+    ks.update_transcript(S4_CLIENT_FINISHED)
+    assert ks.transcript_hash() == S4_HASH_CH_CLIENT_FINISHED
+    assert ks.resumption_master_secret() == S4_RES_MASTER
+
+
+def test_rfc8448_s4_server_handshake_record():
+    plaintext = S4_ENCRYPTED_EXTENSIONS + S4_SERVER_FINISHED
+    layer = RecordLayer()
+    layer.write_cipher = RecordCipher(CipherSuite.TLS_AES_128_GCM_SHA256, S4_S_HS_TRAFFIC)
+    assert layer.protect(ContentType.HANDSHAKE, plaintext) == S4_SERVER_HANDSHAKE_RECORD
+    # the client reads the ServerHello in clear, then the record under s hs traffic
+    layer = RecordLayer()
+    layer.feed(b"\x16\x03\x03\x00\x60" + S4_SERVER_HELLO + S4_SERVER_HANDSHAKE_RECORD)
+    assert layer.next_record() == Record(ContentType.HANDSHAKE, S4_SERVER_HELLO, False)
+    layer.read_cipher = RecordCipher(CipherSuite.TLS_AES_128_GCM_SHA256, S4_S_HS_TRAFFIC)
+    assert layer.next_record() == Record(ContentType.HANDSHAKE, plaintext, True)
+    assert layer.next_record() is None and layer.pending() == 0
+
+
+def test_rfc8448_s4_client_records():
+    gcm = CipherSuite.TLS_AES_128_GCM_SHA256
+    # 0-RTT data (sequence 0) then EndOfEarlyData (sequence 1) under c e traffic
+    layer = RecordLayer()
+    layer.write_cipher = RecordCipher(gcm, S4_C_E_TRAFFIC)
+    assert layer.protect(ContentType.APPLICATION_DATA, b"ABCDEF") == S4_EARLY_RECORD
+    assert layer.protect(ContentType.HANDSHAKE, S4_END_OF_EARLY_DATA) == S4_END_OF_EARLY_DATA_RECORD
+    layer.write_cipher = RecordCipher(gcm, S4_C_HS_TRAFFIC)
+    assert layer.protect(ContentType.HANDSHAKE, S4_CLIENT_FINISHED) == S4_CLIENT_FINISHED_RECORD
+    layer.write_cipher = RecordCipher(gcm, S4_C_AP_TRAFFIC)
+    assert layer.protect(ContentType.APPLICATION_DATA, bytes(range(50))) == S4_CLIENT_APP_RECORD
+    assert layer.protect(ContentType.ALERT, S4_CLOSE_NOTIFY) == S4_CLIENT_ALERT_RECORD
+    # and as the server reads them
+    layer = RecordLayer()
+    layer.feed(S4_EARLY_RECORD + S4_END_OF_EARLY_DATA_RECORD + S4_CLIENT_FINISHED_RECORD)
+    layer.read_cipher = RecordCipher(gcm, S4_C_E_TRAFFIC)
+    assert layer.next_record() == Record(ContentType.APPLICATION_DATA, b"ABCDEF", True)
+    assert layer.next_record() == Record(ContentType.HANDSHAKE, S4_END_OF_EARLY_DATA, True)
+    layer.read_cipher = RecordCipher(gcm, S4_C_HS_TRAFFIC)
+    assert layer.next_record() == Record(ContentType.HANDSHAKE, S4_CLIENT_FINISHED, True)
+    assert layer.next_record() is None
+
+
+def test_rfc8448_s4_server_application_records():
+    gcm = CipherSuite.TLS_AES_128_GCM_SHA256
+    layer = RecordLayer()
+    layer.write_cipher = RecordCipher(gcm, S4_S_AP_TRAFFIC)
+    assert layer.protect(ContentType.APPLICATION_DATA, bytes(range(50))) == S4_SERVER_APP_RECORD
+    assert layer.protect(ContentType.ALERT, S4_CLOSE_NOTIFY) == S4_SERVER_ALERT_RECORD
+
+
+# -- the record layer on a stream: records cut anywhere ------------------------------------------
+
+GCM = CipherSuite.TLS_AES_128_GCM_SHA256
+# name: (stream, read secret from the start, read secret once the first record is out, records)
+STREAMS = {
+    "server flight": (
+        b"\x16\x03\x03\x00\x60" + S4_SERVER_HELLO + S4_SERVER_HANDSHAKE_RECORD,
+        None,
+        S4_S_HS_TRAFFIC,
+        [
+            Record(ContentType.HANDSHAKE, S4_SERVER_HELLO, False),
+            Record(ContentType.HANDSHAKE, S4_ENCRYPTED_EXTENSIONS + S4_SERVER_FINISHED, True),
+        ],
+    ),
+    "client early data": (
+        S4_EARLY_RECORD + S4_END_OF_EARLY_DATA_RECORD,
+        S4_C_E_TRAFFIC,
+        None,
+        [
+            Record(ContentType.APPLICATION_DATA, b"ABCDEF", True),
+            Record(ContentType.HANDSHAKE, S4_END_OF_EARLY_DATA, True),
+        ],
+    ),
+    "server application data": (
+        S4_SERVER_APP_RECORD + S4_SERVER_ALERT_RECORD,
+        S4_S_AP_TRAFFIC,
+        None,
+        [
+            Record(ContentType.APPLICATION_DATA, bytes(range(50)), True),
+            Record(ContentType.ALERT, S4_CLOSE_NOTIFY, True),
+        ],
+    ),
+}
+
+
+def _read_stream(chunks, name):
+    """Feed ``chunks`` one by one, collecting records; the read key is set as the engine
+    does it: from the start, or (server flight) once the plaintext ServerHello is out."""
+    _, first_secret, later_secret, _ = STREAMS[name]
+    layer = RecordLayer()
+    if first_secret is not None:
+        layer.read_cipher = RecordCipher(GCM, first_secret)
+    records = []
+    for chunk in chunks:
+        layer.feed(chunk)
+        while (rec := layer.next_record()) is not None:
+            records.append(rec)
+            if later_secret is not None and layer.read_cipher is None:
+                layer.read_cipher = RecordCipher(GCM, later_secret)
+    assert layer.pending() == 0
+    return records
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_rfc8448_records_split_at_every_offset_decode_identically(name):
+    stream, _, _, expected = STREAMS[name]
+    assert _read_stream([stream], name) == expected
+    for cut in range(1, len(stream)):
+        assert _read_stream([stream[:cut], stream[cut:]], name) == expected, cut
+    assert _read_stream([stream[i : i + 1] for i in range(len(stream))], name) == expected
+
+
+def test_truncated_record_mid_stream_waits_then_decodes():
+    """A header announcing more bytes than have arrived, with more data coming later: no
+    record and no error until the rest arrives, nothing consumed, nothing decrypted early."""
+    stream = S4_SERVER_APP_RECORD + S4_SERVER_ALERT_RECORD
+    layer = RecordLayer()
+    layer.read_cipher = RecordCipher(GCM, S4_S_AP_TRAFFIC)
+    first = len(S4_SERVER_APP_RECORD)
+    layer.feed(stream[: first + 5 + 3])  # the first record and 3 bytes of the second's body
+    assert layer.next_record() == Record(ContentType.APPLICATION_DATA, bytes(range(50)), True)
+    assert layer.next_record() is None
+    assert layer.next_record() is None  # asking again changes nothing
+    assert layer.pending() == 8 and layer.read_cipher.sequence == 1
+    layer.feed(stream[first + 8 : -1])
+    assert layer.next_record() is None
+    layer.feed(stream[-1:])
+    assert layer.next_record() == Record(ContentType.ALERT, S4_CLOSE_NOTIFY, True)
+    assert layer.next_record() is None and layer.pending() == 0
+
+
+def _layer(secret: bytes | None) -> RecordLayer:
+    layer = RecordLayer()
+    if secret is not None:
+        layer.read_cipher = RecordCipher(GCM, secret)
+    return layer
+
+
+@pytest.mark.parametrize("protected", [True, False], ids=["ciphertext", "plaintext"])
+def test_oversized_record_mid_stream_is_record_overflow_from_its_header(protected):
+    if protected:  # TLSCiphertext.length <= 2^14 + 256
+        secret, limit, content_type = S4_S_AP_TRAFFIC, 2**14 + 256, ContentType.APPLICATION_DATA
+        good = S4_SERVER_APP_RECORD
+        expected = Record(ContentType.APPLICATION_DATA, bytes(range(50)), True)
+    else:  # TLSPlaintext.length <= 2^14
+        secret, limit, content_type = None, 2**14, ContentType.HANDSHAKE
+        good = b"\x16\x03\x03\x00\x60" + S4_SERVER_HELLO
+        expected = Record(ContentType.HANDSHAKE, S4_SERVER_HELLO, False)
+    # exactly the limit is allowed: the layer waits for the body
+    layer = _layer(secret)
+    layer.feed(good + bytes([content_type, 3, 3]) + limit.to_bytes(2, "big") + bytes(100))
+    assert layer.next_record() == expected
+    assert layer.next_record() is None
+    # one byte more is record_overflow as soon as the header is complete, body or not
+    layer = _layer(secret)
+    header = bytes([content_type, 3, 3]) + (limit + 1).to_bytes(2, "big")
+    layer.feed(good + header[:4])
+    assert layer.next_record() == expected
+    assert layer.next_record() is None  # half a length field: wait
+    layer.feed(header[4:])
+    with pytest.raises(RecordOverflow):
+        layer.next_record()
