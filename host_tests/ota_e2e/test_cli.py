@@ -10,15 +10,22 @@ from ztp.cli import main
 from .harness import ICCID, OtaStack
 
 
+def operator_cli(stack: OtaStack, tmp_path):
+    """`ztp ...` as the stack's operator (token in the environment, no session file)."""
+    env = {"ZTP_URL": stack.url, "ZTP_TOKEN": stack.admin.token,
+           "ZTP_SESSION_FILE": str(tmp_path / "none.json"), "COLUMNS": "200"}
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return cli
+
+
 def test_rotate_and_rotations_commands(tmp_path):
     async def main_() -> None:
         async with OtaStack(tmp_path) as stack:
-            env = {"ZTP_URL": stack.url, "ZTP_TOKEN": stack.admin.token,
-                   "ZTP_SESSION_FILE": str(tmp_path / "none.json"), "COLUMNS": "200"}
-            runner = CliRunner()
-
-            def cli(*args: str):
-                return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+            cli = operator_cli(stack, tmp_path)
 
             got = await asyncio.to_thread(cli, "rotate", ICCID)
             assert got.exit_code == 0, got.output
@@ -40,12 +47,7 @@ def test_rotate_and_rotations_commands(tmp_path):
 def test_rotations_retry_and_cancel_commands(tmp_path):
     async def main_() -> None:
         async with OtaStack(tmp_path) as stack:
-            env = {"ZTP_URL": stack.url, "ZTP_TOKEN": stack.admin.token,
-                   "ZTP_SESSION_FILE": str(tmp_path / "none.json"), "COLUMNS": "200"}
-            runner = CliRunner()
-
-            def cli(*args: str):
-                return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+            cli = operator_cli(stack, tmp_path)
 
             stack.sim.state.psk_version = 5  # the applet refuses version 2 (verified PoR)
             got = await asyncio.to_thread(cli, "rotate", ICCID)

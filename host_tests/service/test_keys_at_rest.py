@@ -24,10 +24,9 @@ from .test_operator_api import ICCID2, refused
 PSK2 = bytes.fromhex("a5" * 16)
 
 
-def test_psk_unreadable_in_sqlite_file(tmp_path: Path) -> None:
-    clock = FakeClock()
-    url = f"sqlite:///{tmp_path / 'z.db'}"
-    st = make_settings(url, clock)
+def store_secrets(st):  # type: ignore[no-untyped-def]
+    """One SIM with an imported PSK, a generated PSK and an OTA key, through the API.
+    Returns (credentials, the generated PSK)."""
     from ztp.service import bootstrap_credentials
 
     creds = bootstrap_credentials(st)
@@ -37,6 +36,13 @@ def test_psk_unreadable_in_sqlite_file(tmp_path: Path) -> None:
         c.create_sim(ICCID, psk=PSK)
         generated = bytes.fromhex(c.add_key(ICCID)["key"])
         c.add_key(ICCID, "kid", PSK2, "ota")
+    return creds, generated
+
+
+def test_psk_unreadable_in_sqlite_file(tmp_path: Path) -> None:
+    clock = FakeClock()
+    url = f"sqlite:///{tmp_path / 'z.db'}"
+    creds, generated = store_secrets(make_settings(url, clock))
     st_db = Database(url)
     st_db.engine.dispose()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("z.db"))
@@ -62,16 +68,7 @@ def test_psk_unreadable_in_postgres(pg_cluster) -> None:  # type: ignore[no-unty
     clock = FakeClock()
     url = _create_pg_db(pg_cluster)
     dbname = url.rsplit("/", 1)[1]
-    st = make_settings(url, clock)
-    from ztp.service import bootstrap_credentials
-
-    creds = bootstrap_credentials(st)
-    with TestClient(create_app(st)) as http:
-        c = ServiceClient(http=http)
-        c.login(creds.admin_id, creds.admin_secret)
-        c.create_sim(ICCID, psk=PSK)
-        generated = bytes.fromhex(c.add_key(ICCID)["key"])
-        c.add_key(ICCID, "kid", PSK2, "ota")
+    creds, generated = store_secrets(make_settings(url, clock))
     bindir = _pg_bin()
     assert bindir is not None
     dump = subprocess.run(
