@@ -70,6 +70,23 @@ class Fetch:
         return bytes(self.data).partition(b"\r\n\r\n")[2]
 
 
+async def handshaken(port: int, identity: bytes, psk: bytes):
+    """A client that completed the handshake over loopback and sent nothing else.
+    Returns (reader, writer, client)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = ClientConnection(ClientConfig(identity=identity, psk=psk))
+    client.start_handshake()
+    writer.write(client.data_to_send())
+    async with asyncio.timeout(10):
+        while not isinstance(ev := client.next_event(), HandshakeComplete):
+            assert not isinstance(ev, ConnectionClosed), ev  # closed: never NEED_DATA again
+            writer.write(client.data_to_send())
+            if ev is NEED_DATA:
+                client.receive_data(await reader.read(4096))
+    writer.write(client.data_to_send())
+    return reader, writer, client
+
+
 async def engine_fetch(
     port: int,
     identity: bytes,

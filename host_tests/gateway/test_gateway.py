@@ -11,7 +11,7 @@ from ztp.gateway import GatewayConfig, JsonFormatter, RateLimit, SessionLimits
 from ztp.iccid import build_ef_iccid
 from ztp.tls import AlertDescription
 
-from .harness import TOKEN, engine_fetch, running_gateway, stub_service
+from .harness import TOKEN, engine_fetch, handshaken, running_gateway, stub_service
 from .service_app import ServiceState
 
 IDENTITY = build_ef_iccid("8944502509186389635")  # 98 44 05 52 90 81 36 98 36 F5
@@ -220,18 +220,9 @@ def test_slow_client_cut_off_after_handshake():
         )
         async with stub_service(state) as url, running_gateway(url, cfg) as (gw, port):
             # a client that completes the handshake and then trickles its request
-            from ztp.tls import NEED_DATA, ClientConfig, ClientConnection, HandshakeComplete
+            from ztp.tls import NEED_DATA
 
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            client = ClientConnection(ClientConfig(identity=IDENTITY, psk=PSK))
-            client.start_handshake()
-            writer.write(client.data_to_send())
-            while not isinstance(ev := client.next_event(), HandshakeComplete):
-                assert type(ev).__name__ != "ConnectionClosed", ev  # closed: never NEED_DATA again
-                writer.write(client.data_to_send())
-                if ev is NEED_DATA:
-                    client.receive_data(await reader.read(4096))
-            writer.write(client.data_to_send())
+            reader, writer, client = await handshaken(port, IDENTITY, PSK)
             answer = b""
             for byte in get():
                 client.send_application_data(bytes([byte]))

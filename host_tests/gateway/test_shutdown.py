@@ -7,15 +7,13 @@ import asyncio
 import pytest
 from ztp.gateway import Gateway, GatewayConfig, GatewayMetrics, ServiceClient, SessionLimits
 from ztp.tls import (
-    NEED_DATA,
     AlertDescription,
     ClientConfig,
     ClientConnection,
-    HandshakeComplete,
 )
 from ztp.tls._alerts import AlertLevel
 
-from .harness import TOKEN, engine_fetch, running_gateway, stub_service
+from .harness import TOKEN, engine_fetch, handshaken, running_gateway, stub_service
 from .test_gateway import CONFIG, IDENTITY, PSK, fast_config, get, make_state
 
 
@@ -28,22 +26,6 @@ async def settle(gw: Gateway, active: int = 0) -> None:
     async with asyncio.timeout(10):
         while gw.active != active:
             await asyncio.sleep(0.01)
-
-
-async def handshaken(port: int):
-    """A client that completed the handshake and sent nothing else."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    client = ClientConnection(ClientConfig(identity=IDENTITY, psk=PSK))
-    client.start_handshake()
-    writer.write(client.data_to_send())
-    async with asyncio.timeout(10):
-        while not isinstance(ev := client.next_event(), HandshakeComplete):
-            assert type(ev).__name__ != "ConnectionClosed", ev  # closed: never NEED_DATA again
-            writer.write(client.data_to_send())
-            if ev is NEED_DATA:
-                client.receive_data(await reader.read(4096))
-    writer.write(client.data_to_send())
-    return reader, writer, client
 
 
 async def until_eof(reader: asyncio.StreamReader) -> bytes:
@@ -168,18 +150,18 @@ def test_failures_after_the_handshake_are_counted():
         state = make_state()
         async with stub_service(state) as url, running_gateway(url, fast_config()) as (gw, port):
             # a fatal alert from the verified client instead of a request
-            reader, writer, client = await handshaken(port)
+            reader, writer, client = await handshaken(port, IDENTITY, PSK)
             client._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
             writer.write(client.data_to_send())
             await until_eof(reader)
             writer.close()
             # TCP closed without a request
-            reader, writer, client = await handshaken(port)
+            reader, writer, client = await handshaken(port, IDENTITY, PSK)
             await settle(gw, 1)
             writer.close()
             await settle(gw)
             # close_notify without a request
-            reader, writer, client = await handshaken(port)
+            reader, writer, client = await handshaken(port, IDENTITY, PSK)
             client.close()
             writer.write(client.data_to_send())
             await until_eof(reader)
