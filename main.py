@@ -1,50 +1,16 @@
-# main.py: zero-touch provisioning at boot, then the application loop.
-#
-# 1. apply the stored configuration (boot counter: rolled back if it keeps failing at start)
-# 2. provision over the SAFE2 SIM (see lib/provision.py); a failure keeps the old configuration
-# 3. application loop; after it ran well for a while the configuration is confirmed (mark_good)
-import time
-
-import apply
-import board
-import fs
-import modem
-import provision
-
-_ROOT = "/ztp"
-_GOOD_AFTER_MS = 60000
+# main.py: runs at every power-up, after boot.py. Zero-touch provisioning comes first (the
+# frozen module ztpmain: board, stored configuration, provisioning over the SAFE2 SIM), then
+# ztpmain calls app() about every 500 ms for ever. Your application goes in app(); this file
+# stays on the board's flash, so it can be changed without rebuilding the firmware:
+#     mpremote cp main.py :main.py
+# Settings (board profile, watchdog, confirm delay, REPL window): /ztp/settings.json, see
+# lib/ztpmain.py. Ctrl-C in the first 2 s after reset gives the REPL with no watchdog armed.
+import ztpmain
 
 
-def log(msg):
-    print("ztp:", msg)
+def app():
+    # the application's own work; the configuration in force was applied by its handlers
+    pass
 
 
-def main(profile_name="mkrgsm1400"):
-    b = board.Board(board.PROFILES[profile_name], 16000, log)
-    files = fs.OsFs()
-    files.mkdir(_ROOT)
-    applier = apply.Applier(files, _ROOT, log)
-    alarm = b.pin_out("alarm")
-    if alarm is not None:
-        applier.register("iot:Alarm", apply.PinHandler(alarm))
-    body = bytearray(255)
-    applier.boot(body)
-    body = None
-    b.power_on_modem()
-    link = modem.Link(b.uart, b.clock)
-    opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
-    prov = provision.Provisioner(link, files, applier, b.device_id(), _ROOT + "/channel",
-                                 opt, b.rng, log, None)
-    prov.run()
-    t0 = time.ticks_ms()
-    confirmed = False
-    while True:
-        # the application's own work goes here
-        b.feed()
-        if not confirmed and time.ticks_diff(time.ticks_ms(), t0) > _GOOD_AFTER_MS:
-            applier.mark_good()
-            confirmed = True
-        time.sleep_ms(500)
-
-
-main()
+ztpmain.run(app)

@@ -1,41 +1,64 @@
 # board: everything that touches the hardware (the only module importing `machine`).
 #
-# Profiles:
-#   MKR_GSM_1400  SAMD21G18 + u-blox SARA-U201 (2G/3G). Pin names are SAMD21 CPU pins (the
-#                 generic SAMD21x18 MicroPython board has no MKR names), from the Arduino
-#                 MKR GSM 1400 variant (ArduinoCore-samd variants/mkrgsm1400): GSM_TX PA12
-#                 (SERCOM2 or 4 pad 0), GSM_RX PA13 (pad 1), GSM_RTS PA14 (pad 2), GSM_CTS PA15
-#                 (pad 3), GSM_RESETN PB08 (PA27 is the PMIC interrupt), LED PA20. GSM_RESETN
-#                 held high 100 ms then low starts the module (reference sketch).
-#   GENERIC       a modem on UART 1 without flow control (the firmware sends AT&K0) on a port
-#                 whose UART(1) has default pins (esp32, rp2, stm32). Not for samd: its UART
-#                 needs tx= and rx= (ValueError "Non-matching or missing rx/tx"): copy the
-#                 profile with the pins.
-# UART (MicroPython ports/samd/machine_uart.c): id = SERCOM number; tx=/rx= required, on the
-# same SERCOM (tx on pad 0, or 2 on the SAMD21); rts=/cts= exist only in builds with
-# MICROPY_HW_UART_RTSCTS (SAMD21: only boards built for 248K code; not SAMD_GENERIC_D21X18),
-# and giving them is what turns flow control on (RTS on pad 2, CTS on pad 3); no flow= and no
-# UART.RTS/CTS constants there (ports that have them, e.g. rp2, esp32, get flow= too). A
-# build without RTS/CTS refuses the keywords (TypeError): the UART is then made without, and
-# the modem is told AT&K0 (Board.flow_control False).
-# Receive buffer: a +CSIM: line for a 256-byte answer is ~530 characters, MicroPython's
-# default rxbuf is 256, so rxbuf >= 600.
+# Profiles (profile(name) builds the one in use; only it lives on the heap):
+#   mkrgsm1400  Arduino MKR GSM 1400: SAMD21G18 + u-blox SARA-U201 (2G/3G), pins from Arduino's
+#               variant (ArduinoCore-samd variants/mkrgsm1400): GSM_TX PA12, GSM_RX PA13,
+#               GSM_RTS PA14, GSM_CTS PA15 on SERCOM4 pads 0-3 (peripheral D; UART id 4, as
+#               Arduino's Serial2), GSM_RESETN PB08, GSM_DTR PA28, I2C on SERCOM2 (SDA PA08,
+#               SCL PA09: the BQ24195L PMIC at 0x6B and the crypto chip), ADC_VBAT PB09,
+#               LED PA20. CPU pin names, so the generic SAMD21 build works too.
+#   generic     a modem on UART 1 without flow control on a port whose UART(1) has default
+#               pins (esp32, rp2, stm32); no PMIC, no reset line.
+# Power-up order on the MKR (Arduino's initVariant, then MKRGSM's ModemClass::begin): PMIC
+# over I2C (battery sensed on ADC_VBAT), GSM_RESETN held high (modem in reset), GSM_DTR low,
+# the UART with RTS/CTS (or GSM_RTS driven low as a GPIO where the build has no RTS/CTS), then
+# power_on_modem() pulses GSM_RESETN. Nothing is written to the modem before all of that.
+# UART (MicroPython ports/samd/machine_uart.c): id = SERCOM number; tx=/rx= required; rts=/cts=
+# only in builds with MICROPY_HW_UART_RTSCTS (this repository's ARDUINO_MKR_GSM_1400 board has
+# it), and giving both is what turns flow control on; no flow= and no UART.RTS/CTS there
+# (ports that have them, e.g. rp2, esp32, get flow= too). Without RTS/CTS the firmware sends
+# AT&K0 and reads each reply before the next command, so a 640-byte ring holds the longest
+# +CSIM: line (~530 bytes); with RTS/CTS the SERCOM holds the modem back and 256 B suffice.
+# Watchdog: the samd port clamps the timeout to 512..16384 ms and rounds it down to a power of
+# two (wdt_period_ms); it cannot be stopped once armed.
 
 import time
 
 import machine
+from micropython import const
 
-MKR_GSM_1400 = {
-    "name": "MKR GSM 1400", "uart": 2, "baud": 115200, "tx": "PA12", "rx": "PA13",
-    "rts": "PA14", "cts": "PA15", "resetn": "PB08", "alarm": "PA20", "lte": False,
-    "flow_control": True, "rxbuf": 640,
-}
-GENERIC = {
-    "name": "generic", "uart": 1, "baud": 115200, "tx": None, "rx": None, "rts": None,
-    "cts": None, "resetn": None, "alarm": None, "lte": False, "flow_control": False,
-    "rxbuf": 640,
-}
-PROFILES = {"mkrgsm1400": MKR_GSM_1400, "generic": GENERIC}
+_PMIC_ADDR = const(0x6B)          # TI BQ24195L
+_VBAT_PRESENT = const(38400)      # Arduino: analogRead(ADC_BATTERY) > 600 of 1023, in u16
+
+
+def profile(name):
+    if name == "mkrgsm1400":
+        return {"name": "MKR GSM 1400", "uart": 4, "baud": 115200, "tx": "PA12", "rx": "PA13",
+                "rts": "PA14", "cts": "PA15", "resetn": "PB08", "dtr": "PA28", "alarm": "PA20",
+                "i2c": 2, "sda": "PA08", "scl": "PA09", "vbat": "PB09", "lte": False,
+                "flow_control": True}
+    if name == "generic":
+        return {"name": "generic", "uart": 1, "baud": 115200, "tx": None, "rx": None,
+                "rts": None, "cts": None, "resetn": None, "dtr": None, "alarm": None,
+                "i2c": None, "lte": False, "flow_control": False}
+    raise ValueError("unknown board profile %s" % name)
+
+
+def detect(machine_name, platform):
+    # the profile for this board: our MKR image names itself "Arduino MKR GSM 1400"; on any
+    # other samd build the MKR profile is the only samd one; every other port gets generic
+    if "MKR GSM 1400" in machine_name or platform == "samd":
+        return "mkrgsm1400"
+    return "generic"
+
+
+def wdt_period_ms(ms):
+    # what the samd port arms for WDT(timeout=ms): clamped, rounded down to 2**n
+    ms = 512 if ms < 512 else 16384 if ms > 16384 else ms
+    p = 512
+    while p * 2 <= ms:
+        p *= 2
+    return p
 
 
 class Clock:
@@ -60,18 +83,53 @@ class Board:
     # flow_control: RTS/CTS in use (the profile asked for it and the UART took it)
     def __init__(self, profile, wdt_ms=0, log=None):
         self.profile = profile
+        self.log = log
         self.wdt = machine.WDT(timeout=wdt_ms) if wdt_ms else None
         self.clock = Clock(self.wdt)
-        self._resetn = None
-        if profile["resetn"]:
-            self._resetn = machine.Pin(profile["resetn"], machine.Pin.OUT, value=0)
+        if profile["i2c"] is not None:
+            self._pmic()
+        self._resetn = self._out("resetn", 1)      # modem held in reset until power_on_modem
+        self._out("dtr", 0)
         self.flow_control = bool(profile["flow_control"] and profile["rts"])
-        self.uart = self._uart(log)
+        self.uart = self._uart()
+        # what resets a modem that stopped answering (None: the firmware sends AT+CFUN=16)
+        self.modem_power = self.power_on_modem if self._resetn is not None else None
 
-    def _uart(self, log):
+    def _out(self, name, v):
+        n = self.profile.get(name)
+        return machine.Pin(n, machine.Pin.OUT, value=v) if n else None
+
+    def _say(self, msg):
+        if self.log:
+            self.log(msg)
+
+    def _pmic(self):
+        # Arduino's initVariant for the MKR GSM 1400: sense the battery on ADC_VBAT (pin
+        # pulled low 10 ms first), then REG01 = 0x1B (charge, minimum system 3.5 V) if one is
+        # there, REG07 = 0x0B (0x2B: battery FET off without a battery), REG00 = 0x07 (input
+        # limits 3.88 V / 3 A): the SARA's 2 A transmit bursts need the input current limit
+        p = self.profile
+        try:
+            machine.Pin(p["vbat"], machine.Pin.OUT, value=0)
+            time.sleep_ms(10)
+            machine.Pin(p["vbat"], machine.Pin.IN)
+            time.sleep_ms(100)
+            battery = machine.ADC(machine.Pin(p["vbat"])).read_u16() > _VBAT_PRESENT
+            i2c = machine.I2C(p["i2c"], scl=machine.Pin(p["scl"]), sda=machine.Pin(p["sda"]),
+                              freq=100000)
+            if battery:
+                i2c.writeto_mem(_PMIC_ADDR, 0x01, b"\x1b")
+            i2c.writeto_mem(_PMIC_ADDR, 0x07, b"\x0b" if battery else b"\x2b")
+            i2c.writeto_mem(_PMIC_ADDR, 0x00, b"\x07")
+            self._say("PMIC set (battery %s)" % ("present" if battery else "absent"))
+        except OSError as e:
+            # no answer from the PMIC: the modem may brown out on transmit; go on and say so
+            self._say("PMIC not set: %s" % e)
+
+    def _uart(self):
         p = self.profile
         U = machine.UART
-        kw = {"baudrate": p["baud"], "rxbuf": p["rxbuf"], "timeout": 0}
+        kw = {"baudrate": p["baud"], "rxbuf": 640, "timeout": 0}
         if p["tx"]:
             kw["tx"] = machine.Pin(p["tx"])
             kw["rx"] = machine.Pin(p["rx"])
@@ -80,30 +138,38 @@ class Board:
             if hasattr(U, "RTS"):
                 fc["flow"] = U.RTS | U.CTS
             fc.update(kw)
+            fc["rxbuf"] = 256
             try:
                 return U(p["uart"], **fc)
             except (TypeError, ValueError) as e:
                 self.flow_control = False
-                if log:
-                    log("UART %d without RTS/CTS (%s): AT&K0" % (p["uart"], e))
+                self._say("UART %d without RTS/CTS (%s): GSM_RTS held low, AT&K0"
+                          % (p["uart"], e))
+        if p["rts"]:
+            # the modem starts with AT&K3 and holds its output while RTS is off: assert it
+            # (low) by hand, as Arduino's Uart does, until AT&K0 turns flow control off
+            machine.Pin(p["rts"], machine.Pin.OUT, value=0)
         return U(p["uart"], **kw)
 
     def power_on_modem(self):
-        # GSM_RESETN: high 100 ms, then low (MKR GSM 1400 reference sketch)
-        if self._resetn is not None:
-            self._resetn.value(1)
-            self.clock.sleep_ms(100)
-            self._resetn.value(0)
+        # GSM_RESETN (high = modem in reset), MKRGSM's ModemClass::begin: high 150 us, low
+        # 3 ms, high 600 ms, then low: the SARA boots (it answers AT a few seconds later).
+        # Also the recovery for a modem that stopped answering (Provisioner modem_power).
+        r = self._resetn
+        r.value(1)
+        time.sleep_us(150)
+        r.value(0)
+        time.sleep_ms(3)
+        r.value(1)
+        self.clock.sleep_ms(600)
+        r.value(0)
 
     def device_id(self):
         # raw bytes of the MCU's unique id (16 bytes on the SAMD21): the SAFE2 DeviceID
         return machine.unique_id()
 
     def pin_out(self, name):
-        n = self.profile.get(name)
-        if not n:
-            return None
-        return machine.Pin(n, machine.Pin.OUT, value=0)
+        return self._out(name, 0)
 
     def feed(self):
         if self.wdt is not None:

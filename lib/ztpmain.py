@@ -1,0 +1,104 @@
+# ztpmain: what main.py runs at power-up (frozen, so nothing of it is compiled at boot).
+#
+# 1. a window of repl_window_ms (default 2 s) before the watchdog is armed: Ctrl-C there
+#    (mpremote does it) ends main.py into the REPL with no watchdog running (the samd port's
+#    cannot be stopped once armed, so later a Ctrl-C races a reset)
+# 2. the board: PMIC, modem reset line, UART (board.Board), watchdog armed
+# 3. the stored configuration applied (boot counter: rolled back if it keeps failing)
+# 4. provisioning over the SAFE2 SIM (provision.Provisioner); a failure keeps the old
+#    configuration, and so does an unexpected error (logged: a crash here must not reboot-loop)
+# 5. the application loop: app() about every 500 ms; after good_after_ms the configuration is
+#    confirmed (Applier.mark_good, logged "configuration confirmed")
+# Settings: optional JSON object in /ztp/settings.json, keys "profile" ("mkrgsm1400",
+# "generic"; default by board.detect), "good_after_ms" (60000), "wdt_ms" (16384: the samd
+# maximum, a 16 s period), "repl_window_ms" (2000); at most 160 bytes. A file that cannot be
+# read or parsed is logged and the defaults are used.
+
+import os
+import sys
+import time
+
+import apply
+import board
+import fs
+import modem
+import provision
+
+ROOT = "/ztp"
+_DEFAULTS = (("profile", None), ("good_after_ms", 60000), ("wdt_ms", 16384),
+             ("repl_window_ms", 2000))
+
+
+def log(msg):
+    print("ztp:", msg)
+
+
+def settings(files, path=ROOT + "/settings.json"):
+    # the settings dict: defaults, overridden by the file's known keys of the right type
+    s = {}
+    for k, v in _DEFAULTS:
+        s[k] = v
+    buf = bytearray(160)
+    try:
+        n = fs.read_into(files, path, buf)
+        if n < 0:
+            return s
+        import json
+        got = json.loads(bytes(buf[0:n]))
+        if not isinstance(got, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        log("%s ignored: %s" % (path, e))
+        return s
+    for k, v in _DEFAULTS:
+        if k in got:
+            g = got[k]
+            if (isinstance(g, str) if k == "profile" else isinstance(g, int)):
+                s[k] = g
+            else:
+                log("%s: %s ignored (wrong type)" % (path, k))
+    return s
+
+
+def run(app=None):
+    files = fs.OsFs()
+    files.mkdir(ROOT)
+    s = settings(files)
+    name = s["profile"] or board.detect(os.uname().machine, sys.platform)
+    w = s["repl_window_ms"]
+    if w > 0:
+        log("Ctrl-C within %d ms for the REPL (watchdog not armed yet)" % w)
+        time.sleep_ms(w)
+    b = board.Board(board.profile(name), s["wdt_ms"], log)
+    log("board %s, watchdog %d ms" % (name, board.wdt_period_ms(s["wdt_ms"])))
+    applier = apply.Applier(files, ROOT, log)
+    alarm = b.pin_out("alarm")
+    if alarm is not None:
+        applier.register("iot:Alarm", apply.PinHandler(alarm))
+    body = bytearray(255)
+    applier.boot(body)
+    body = None
+    try:
+        if b.modem_power is not None:
+            b.modem_power()
+        link = modem.Link(b.uart, b.clock)
+        opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
+        prov = provision.Provisioner(link, files, applier, b.device_id(), ROOT + "/channel",
+                                     opt, b.rng, log, b.modem_power)
+        prov.run()
+    except Exception as e:
+        # a bug or a flash error must not reboot-loop the board: the old configuration stays
+        log("provisioning stopped by %s: %s" % (type(e).__name__, e))
+    link = opt = prov = None
+    good_after = s["good_after_ms"]
+    t0 = time.ticks_ms()
+    confirmed = False
+    while True:
+        if app is not None:
+            app()
+        b.feed()
+        if not confirmed and time.ticks_diff(time.ticks_ms(), t0) > good_after:
+            applier.mark_good()
+            confirmed = True
+            log("configuration confirmed")
+        time.sleep_ms(500)
