@@ -69,9 +69,11 @@ class Channels:
         if sw != _apdu.SW_OK:
             raise _apdu.ApduError("SELECT SAFE2: expected SW 9000, got %04X" % sw, sw)
 
-    def close(self, n=0):
-        # MANAGE CHANNEL close: 00 70 80 0N 00 (SAFE2-PROTOCOL.md). Forgets the channel even
-        # when the card refuses (it then is not open on the card either).
+    def close(self, n=0, stale=False):
+        # MANAGE CHANNEL close: 00 70 80 0N 00 (SAFE2-PROTOCOL.md). Forgotten when closed, and
+        # when the card says the channel is not open (6881 / 6A81); any other refusal keeps it
+        # remembered so the next boot closes it again (stale=True: that retry, forgotten
+        # whatever the answer, so a card that never closes it costs one APDU per boot only).
         if n == 0:
             n = self.open_channel
         if n == 0:
@@ -82,6 +84,8 @@ class Channels:
             self.open_channel = 0
         if sw != _apdu.SW_OK:
             self.log("MANAGE CHANNEL close %d: SW %04X" % (n, sw))
+            if not stale and sw != _SW_NO_CHANNEL and sw != _SW_FUNC_NOT_SUPP:
+                return
         self._forget()
         self.log("channel %d closed" % n)
 
@@ -90,7 +94,7 @@ class Channels:
         n = _fs.read_small_int(self.fs, self.path, 0)
         if 1 <= n <= 19:
             self.log("closing channel %d left open by a previous run" % n)
-            self.close(n)
+            self.close(n, True)
         elif self.fs.exists(self.path):
             self._forget()
 

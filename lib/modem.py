@@ -14,6 +14,8 @@ from micropython import const
 import at
 
 _POLL_MS = const(5)
+_PACE_MS = const(20)        # MKRGSM: >= 20 ms after the modem's last output before a command
+_WRITE_STALL_MS = const(2000)
 _CME_SIM_NOT_INSERTED = const(10)   # TS 27.007 9.2.1
 _CME_SIM_FAILURE = const(13)
 _CME_SIM_BUSY = const(14)
@@ -44,6 +46,11 @@ class NotRegistered(ModemError):
 
 
 class Link:
+    # Pacing: a command goes out no sooner than _PACE_MS after the last byte the modem sent
+    # (SARA-U2 may lose a command that follows its output too closely; Arduino's MKRGSM
+    # waits 20 ms). Writes: the UART may take part of a command (samd at timeout=0 takes what
+    # fits its TX ring, 256 B by default, and a long AT+CSIM is ~540 B): the rest is written
+    # as the ring drains; no progress for _WRITE_STALL_MS (CTS held off) is a ModemTimeout.
     def __init__(self, uart, clock, max_line=600, at_hook=None):
         self.uart = uart
         self.clock = clock
@@ -51,6 +58,34 @@ class Link:
         self._chunk = bytearray(64)
         self.at_hook = at_hook          # at_hook(direction, line): ">" sent, "<" URC/info
         self.urc_hook = None            # urc_hook(buf, n) for URCs (view valid during call)
+        self._last_rx = None            # ticks_ms of the modem's last byte (None: not yet)
+
+    def _read(self, k):
+        # up to k bytes from the UART into the engine (k <= room and chunk size)
+        got = self.uart.readinto(self._chunk, k)
+        if got:
+            self.engine.receive_data(self._chunk, got)
+            self._last_rx = self.clock.ticks_ms()
+
+    def _write(self, out):
+        clock = self.clock
+        if self._last_rx is not None:
+            wait = _PACE_MS - at.ticks_diff(clock.ticks_ms(), self._last_rx)
+            if wait > 0:
+                clock.sleep_ms(wait)
+        n = len(out)
+        k = self.uart.write(out) or 0
+        if k >= n:
+            return
+        t0 = clock.ticks_ms()
+        while k < n:
+            if at.ticks_diff(clock.ticks_ms(), t0) > _WRITE_STALL_MS:
+                raise ModemTimeout("UART write stalled after %d of %d bytes" % (k, n))
+            clock.sleep_ms(1)
+            w = self.uart.write(out[k:n])
+            if w:
+                k += w
+                t0 = clock.ticks_ms()
 
     def cmd(self, cmd, timeout_ms=1000, prefix=None, n=-1):
         # Sends one command, waits for its final result. Returns at.OK / at.ERROR /
@@ -60,7 +95,7 @@ class Link:
         out = eng.command(cmd, clock.ticks_ms(), timeout_ms, prefix, n)
         if self.at_hook is not None:
             self.at_hook(">", out[0:len(out) - 1])
-        self.uart.write(out)
+        self._write(out)
         chunk = self._chunk
         while True:
             ev = eng.next_event()
@@ -92,9 +127,7 @@ class Link:
                     k = room
                 if k > len(chunk):
                     k = len(chunk)
-                got = self.uart.readinto(chunk, k)
-                if got:
-                    eng.receive_data(chunk, got)
+                self._read(k)
                 continue
             eng.handle_timer(clock.ticks_ms())
             if eng.pending():
@@ -114,11 +147,7 @@ class Link:
             k = self.uart.any()
             if not k:
                 break
-            room = eng.room()
-            k = min(k, room, len(self._chunk))
-            got = self.uart.readinto(self._chunk, k)
-            if got:
-                eng.receive_data(self._chunk, got)
+            self._read(min(k, eng.room(), len(self._chunk)))
             while True:
                 ev = eng.next_event()
                 if ev == at.NEED_DATA:

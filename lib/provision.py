@@ -51,6 +51,7 @@ RESULT_NAMES = {
 # RRRR of a 000F status carrying the gateway's HTTP status: 404 = no configuration for this
 # device (docs/sim.md, docs/INTERFACES.md)
 _RESULT_HTTP_NOT_FOUND = const(0x0194)
+_LATE_REPLY_MS = const(300)   # how long a late reply is waited for after a timeout
 
 _STATE_NAMES = ("IDLE", "MODEM_START", "CLOSE_STALE", "OPEN_CHANNEL", "SELECT",
                 "SET_DEVICE_ID", "START_REQUEST", "WAIT_STATUS", "READ_CONFIG",
@@ -185,6 +186,12 @@ class Provisioner:
                 raise Failed(E_NO_CHANNEL, str(e), True)
             try:
                 self._session(ch)
+            except _modem.ModemTimeout:
+                # the reply to the command that timed out may still come: it would answer
+                # the close below (and every later command the one before it)
+                self.clock.sleep_ms(_LATE_REPLY_MS)
+                self.link.drain()
+                raise
             finally:
                 self._set_state(_CLOSE_CHANNEL)
                 try:

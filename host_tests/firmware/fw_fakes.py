@@ -271,6 +271,10 @@ class FakeModem:
         self.silence_at = None            # substring of the command that silences the modem
         self.silent_cmds = 0              # ... for this many commands (from that one on)
         self._held = b""
+        self.late_at = None               # substring of a command whose reply comes late
+        self.late_ms = 0                  # ... this long after the command (fake time)
+        self._late_now = False
+        self._late = []                   # [(due ms, bytes)]
         self.reset_count = 0
         self.sent = []                    # every command line received (bytes, no CR)
         self._in = bytearray()
@@ -293,6 +297,8 @@ class FakeModem:
         return len(b)
 
     def any(self):
+        while self._late and self.clock.now >= self._late[0][0]:
+            self._out.extend(self._late.pop(0)[1])
         n = len(self._out)
         if self.chunk and n > self.chunk:
             return self.chunk
@@ -311,6 +317,11 @@ class FakeModem:
         if self.garbage_before:
             self._out.extend(self.garbage_before)
             self.garbage_before = b""
+        if self._late_now or self._late:
+            # a modem answers in order: what follows a late reply comes after it
+            due = self.clock.now + self.late_ms if self._late_now else self._late[-1][0]
+            self._late.append((due, s))
+            return
         if self.hold_replies:
             # a late reply: it comes out in front of the next command's
             self.hold_replies -= 1
@@ -323,6 +334,9 @@ class FakeModem:
 
     def _command(self, line):
         self.sent.append(line)
+        self._late_now = self.late_at is not None and line.find(self.late_at) >= 0
+        if self._late_now:
+            self.late_at = None
         if self.silence_at is not None and line.find(self.silence_at) >= 0:
             self.silence_at = None
             self.silent = True

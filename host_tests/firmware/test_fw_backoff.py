@@ -1,7 +1,8 @@
 # Provisioner retries: the exact waits between attempts (backoff doubling from backoff_ms,
 # capped at backoff_max_ms, plus a jitter of at most half the backoff drawn from the injected
 # rng), and the number of attempts. Virtual clock that records every sleep; every attempt fails
-# the same retryable way (AT&K0 answered ERROR: E_MODEM), which sleeps nowhere else.
+# the same retryable way (AT&K0 answered ERROR: E_MODEM), which sleeps nowhere else but in
+# the link's command pacing (waits of at most 20 ms after the modem's last byte: left out).
 # Runs under pytest and MicroPython.
 import apply
 import modem
@@ -10,12 +11,14 @@ from fw_fakes import FakeClock, FakeModem, FakePin, FakeSim, RamFs
 
 
 class RecClock(FakeClock):
+    # sleeps: every wait longer than the link's 20 ms command pacing (paced: the others)
     def __init__(self, now=1000):
         FakeClock.__init__(self, now)
         self.sleeps = []
+        self.paced = []
 
     def sleep_ms(self, ms):
-        self.sleeps.append(ms)
+        (self.sleeps if ms > 20 else self.paced).append(ms)
         FakeClock.sleep_ms(self, ms)
 
 

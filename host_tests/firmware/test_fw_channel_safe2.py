@@ -81,6 +81,19 @@ def test_close_refused_by_card_still_forgets():
     assert any("6881" in line for line in logs)
 
 
+def test_close_refused_otherwise_stays_remembered_and_the_next_boot_retries_once():
+    # before: forgotten whatever the close answered, so a channel the card kept open was
+    # never closed again (three such runs and no channel is free)
+    ch, sim, fs, logs = rig(unhex("01 9000"), unhex("6985"))
+    ch.open()
+    ch.close()
+    assert fs.files[PATH] == b"1" and ch.open_channel == 0
+    ch2, sim2, fs2, logs2 = rig(unhex("6985"))
+    fs2.files[PATH] = b"1"
+    ch2.close_stale()                  # the retry at boot: forgotten whatever it answers
+    assert sim2.log == ["0070800100"] and PATH not in fs2.files
+
+
 def test_close_failing_on_the_link_keeps_it_remembered():
     ch, sim, fs, logs = rig(unhex("01 9000"))
     ch.open()

@@ -344,6 +344,23 @@ def test_modem_silent_after_open_channel_closed_at_next_attempt():
     assert sim.open == [] and "/ztp/channel" not in fs.files
 
 
+def test_a_late_reply_after_a_timeout_is_drained_before_the_close():
+    # SELECT answered 10.1 s later (timeout 10 s). Before: the close went out at once and
+    # read SELECT's late 9000 as its own answer; the close's real answer then answered the
+    # next command, and so on down the line. Now the late reply is drained first.
+    def setup(sim, m, fs):
+        m.late_at = b"AT+CSIM=34,"
+        m.late_ms = 10100
+        sim.faults[0xA4] = [b"\x69\x99"]    # what the late SELECT answer says
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    i = m.sent.index(_SELECT)
+    assert m.sent[i + 1] == _CLOSE_1
+    text = "\n".join(logs)
+    assert "6999" not in text and "closing channel 1 failed" not in text
+    assert sim.open == [] and "/ztp/channel" not in fs.files
+
+
 def test_modem_silent_for_good_after_open_ends_e_modem_channel_remembered():
     def setup(sim, m, fs):
         m.silence_at = b"AT+CSIM=34,"

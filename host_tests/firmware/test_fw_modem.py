@@ -1,5 +1,6 @@
 # lib/modem.py alone: Modem.start() against the fake modem, garbage in answers (runs under
 # pytest and MicroPython).
+import at
 import modem
 from fw_fakes import FakeClock, FakeModem, FakeSim, raises
 
@@ -138,11 +139,12 @@ def test_lte_modem_registers_on_roaming_stat_5():
 
 def test_lte_modem_keeps_polling_cereg_until_registered():
     # searching (2), then denied (3), then roaming (5): polled again after each wait, the
-    # waits doubling from 250 ms
+    # waits doubling from 250 ms (and 20 ms of pacing before each command after the first,
+    # but for the two that follow a registration wait: the fake modem answers at once)
     mo, m, logs, clock = _lte_start([2, 3, 5], deadline_ms=10000)
     assert m.sent.count(b"AT+CEREG?") == 3
     assert m.sent.count(b"AT+CREG?") == 3
-    assert clock.slept == 250 + 500
+    assert clock.slept == 250 + 500 + 20 * (len(m.sent) - 3)
     assert "registered (CEREG stat 5)" in logs
 
 
@@ -242,3 +244,67 @@ def test_pin_or_puk_request_stays_sim_fatal():
         e = raises(modem.SimFatal, _cpin_start,
                    [b"\r\n+CPIN: " + code + b"\r\n\r\nOK\r\n"])
         assert str(e) == "SIM not ready: +CPIN: " + code.decode()
+
+
+class _ShortWriteUart:
+    # a UART that takes at most `take` bytes a call (samd at timeout=0 with a full TX ring),
+    # 0 on every other call, and answers OK once the whole command (ending CR) arrived
+    def __init__(self, clock, take):
+        self.clock = clock
+        self.take = take
+        self.got = bytearray()
+        self.calls = 0
+        self.out = bytearray()
+        self.write_times = []
+
+    def write(self, b):
+        self.calls += 1
+        self.write_times.append(self.clock.now)
+        if self.calls % 2 == 0:
+            return 0
+        n = min(self.take, len(b))
+        self.got += bytes(b[0:n])
+        if self.got.endswith(b"\r"):
+            self.out += b"\r\nOK\r\n"
+        return n
+
+    def any(self):
+        return len(self.out)
+
+    def readinto(self, buf, n=-1):
+        if n < 0:
+            n = len(buf)
+        n = min(n, len(self.out))
+        buf[0:n] = self.out[0:n]
+        self.out = self.out[n:]
+        return n
+
+
+def test_a_short_write_is_finished_not_dropped():
+    # before: Link.cmd ignored write()'s count: a 540-byte AT+CSIM into a 256-byte TX ring
+    # lost its tail and the modem never answered
+    clock = FakeClock(1000)
+    u = _ShortWriteUart(clock, 100)
+    link = modem.Link(u, clock)
+    cmd = b"AT+CSIM=10," + b"A" * 500
+    assert link.cmd(cmd) == at.OK
+    assert bytes(u.got) == cmd + b"\r"
+
+
+def test_a_write_that_makes_no_progress_is_a_modem_timeout():
+    clock = FakeClock(1000)
+    u = _ShortWriteUart(clock, 0)
+    link = modem.Link(u, clock)
+    e = raises(modem.ModemTimeout, link.cmd, b"AT")
+    assert "stalled" in str(e)
+
+
+def test_commands_are_paced_20_ms_after_the_modems_last_byte():
+    # MKRGSM waits >= 20 ms after a response before the next command; before: at once
+    clock = FakeClock(1000)
+    u = _ShortWriteUart(clock, 1000)
+    link = modem.Link(u, clock)
+    link.cmd(b"AT")
+    t_reply = clock.now
+    link.cmd(b"AT")
+    assert u.write_times[-1] - t_reply >= 20
