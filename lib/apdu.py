@@ -105,8 +105,11 @@ class Apdu:
         self.rsp_len = 0                       # data bytes in rsp (SW excluded)
         self.sw = 0
         self.proactive = False                 # a 91xx was seen: proactive command pending
-        # AT+CSIM=<len>,"<hex>": 8 + 4 + 2 + 2 * (5 + 255) + 1
-        self._cmd = bytearray(17 + 2 * (5 + _MAX_DATA))
+        # AT+CSIM=<len>,"<hex>" (8 + 4 + 2 + 2 * (5 + 255) + 1 bytes) is built in place in
+        # the AT engine's command buffer (checked to be large enough)
+        self._cmd = link.engine.cmd_buffer
+        if len(self._cmd) < 17 + 2 * (5 + _MAX_DATA) + 1:
+            raise ValueError("AT engine command buffer too small for AT+CSIM")
         self._hdr = bytearray(5)
 
     def transmit(self, cla, ins, p1, p2, data=None, le=-1):

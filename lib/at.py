@@ -38,11 +38,6 @@ _TICKS_PERIOD = const(0x40000000)  # MicroPython ticks_ms wraps at 2**30 on most
 _TICKS_HALF = const(0x20000000)
 
 
-class AtError(Exception):
-    # remote misbehaviour: silent or confused modem
-    pass
-
-
 class AtUsageError(Exception):
     # local misuse of the engine (a command while another is pending, buffer overrun)
     pass
@@ -98,6 +93,9 @@ class AtEngine:
         self._discard = False                # dropping an over-long line up to LF
         self._tx = bytearray(max_cmd + 1)    # command + CR
         self._txv = memoryview(self._tx)
+        # a caller may build a long command in place here and pass it to command() (the
+        # APDU layer does: no second 540-byte buffer for AT+CSIM on the heap)
+        self.cmd_buffer = self._tx
         self._cmd_len = 0
         self._prefix = None
         self.info = bytearray(max_line)
@@ -122,7 +120,8 @@ class AtEngine:
             n = len(cmd)
         if n > len(self._tx) - 1:
             raise AtUsageError("command longer than %d bytes" % (len(self._tx) - 1))
-        self._tx[0:n] = cmd if n == len(cmd) else memoryview(cmd)[0:n]
+        if cmd is not self._tx:
+            self._tx[0:n] = cmd if n == len(cmd) else memoryview(cmd)[0:n]
         self._tx[n] = _CR
         self._cmd_len = n
         self._prefix = prefix
