@@ -62,12 +62,13 @@ def _nibble(c):
     return -1
 
 
-def parse_csim(line, n, out, off):
-    # line[:n] = b'+CSIM: <len>,"<HEX>"'. Decodes the hex into out[off:], returns the byte
-    # count (SW1 SW2 included). Strict: <len> matches the hex, even, >= 4, closing quote last.
-    i = 6                      # after '+CSIM:'
-    if n < 6 or not at._starts(line, 0, n, b"+CSIM:"):
-        raise CsimError("expected +CSIM: line")
+def parse_csim(line, n, out, off, prefix=b"+CSIM:"):
+    # line[:n] = b'+CSIM: <len>,"<HEX>"' (or +CGLA:, the same shape). Decodes the hex into
+    # out[off:], returns the byte count (SW1 SW2 included). Strict: <len> matches the hex,
+    # even, >= 4, closing quote last.
+    i = 6                      # after '+CSIM:' / '+CGLA:'
+    if n < 6 or not at._starts(line, 0, n, prefix):
+        raise CsimError("expected %s line" % prefix.decode())
     while i < n and line[i] == 32:
         i += 1
     ln = 0
@@ -105,6 +106,9 @@ class Apdu:
         self.rsp_len = 0                       # data bytes in rsp (SW excluded)
         self.sw = 0
         self.proactive = False                 # a 91xx was seen: proactive command pending
+        # -1: APDUs go through AT+CSIM; else through AT+CGLA on this +CCHO session (TS 27.007
+        # 8.43), for modems that refuse MANAGE CHANNEL in AT+CSIM (channel.Channels.open)
+        self.session = -1
         # AT+CSIM=<len>,"<hex>" (8 + 4 + 2 + 2 * (5 + 255) + 1 bytes) is built in place in
         # the AT engine's command buffer (checked to be large enough)
         self._cmd = link.engine.cmd_buffer
@@ -160,19 +164,21 @@ class Apdu:
         if nd > _MAX_DATA:
             raise ValueError("APDU data longer than 255 bytes")
         nbytes = 4 + (1 + nd if nd else 0) + (1 if le >= 0 else 0)
-        c[0:8] = b"AT+CSIM="
-        i = 8
-        nh = 2 * nbytes
-        if nh >= 100:
-            c[i] = 48 + nh // 100
+        sid = self.session
+        if sid < 0:
+            c[0:8] = b"AT+CSIM="
+            i = 8
+            prefix = b"+CSIM:"
+        else:
+            c[0:8] = b"AT+CGLA="
+            i = _put_dec(c, 8, sid)
+            c[i] = 44
             i += 1
-        if nh >= 10:
-            c[i] = 48 + (nh // 10) % 10
-            i += 1
-        c[i] = 48 + nh % 10
-        c[i + 1] = 44
-        c[i + 2] = 34
-        i += 3
+            prefix = b"+CGLA:"
+        i = _put_dec(c, i, 2 * nbytes)
+        c[i] = 44
+        c[i + 1] = 34
+        i += 2
         for k in range(4):
             i = _put_hex(c, i, h[k])
         if nd:
@@ -185,10 +191,10 @@ class Apdu:
         i += 1
         link = self.link
         for attempt in range(self.busy_tries):
-            r = link.cmd(c, 10000, b"+CSIM:", i)
+            r = link.cmd(c, 10000, prefix, i)
             if r == at.OK:
                 break
-            e = modem.cme_exception(link.engine, "AT+CSIM")
+            e = modem.cme_exception(link.engine, "AT+CSIM" if sid < 0 else "AT+CGLA")
             if isinstance(e, modem.SimBusy) and attempt + 1 < self.busy_tries:
                 self.log("SIM busy, retry")
                 link.clock.sleep_ms(200 << attempt)
@@ -196,15 +202,30 @@ class Apdu:
             raise e
         eng = link.engine
         if eng.info_len == 0:
-            raise CsimError("AT+CSIM: OK without a +CSIM: line")
+            raise CsimError("OK without a %s line" % prefix.decode())
         off = self.rsp_len
-        got = parse_csim(eng.info, eng.info_len, self.rsp, off)
+        got = parse_csim(eng.info, eng.info_len, self.rsp, off, prefix)
         # SW1 SW2 are the last two bytes; move them out of the data area
         sw = (self.rsp[off + got - 2] << 8) | self.rsp[off + got - 1]
         self.rsp_len = off + got - 2
         if sw >> 8 == 0x61 and self.rsp_len > off and self.rsp_len >= _RSP_CAP:
             raise TooLong("response longer than %d bytes" % _RSP_CAP, sw)
         return sw
+
+
+def _put_dec(buf, i, v):
+    # v (0..9999) in decimal at buf[i:], returns the index after it
+    if v >= 1000:
+        buf[i] = 48 + v // 1000
+        i += 1
+    if v >= 100:
+        buf[i] = 48 + (v // 100) % 10
+        i += 1
+    if v >= 10:
+        buf[i] = 48 + (v // 10) % 10
+        i += 1
+    buf[i] = 48 + v % 10
+    return i + 1
 
 
 def _put_hex(buf, i, b):

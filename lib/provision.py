@@ -179,7 +179,7 @@ class Provisioner:
             self.channels.close_stale()
             self._set_state(_OPEN_CHANNEL)
             try:
-                ch = self.channels.open()
+                ch = self.channels.open(_channel.SAFE2_AID)
             except _channel.NoFreeChannel as e:
                 self.modem.reset()
                 self._modem_up = False

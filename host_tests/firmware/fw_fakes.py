@@ -271,6 +271,9 @@ class FakeModem:
         self.silence_at = None            # substring of the command that silences the modem
         self.silent_cmds = 0              # ... for this many commands (from that one on)
         self._held = b""
+        self.csim_refuses_manage_channel = False   # AT+CSIM with INS 70: +CME ERROR: 3
+        self.ccho_prefix = True           # AT+CCHO answers "+CCHO: <n>" (False: bare "<n>")
+        self.sessions = {}                # AT+CCHO session id -> logical channel
         self.late_at = None               # substring of a command whose reply comes late
         self.late_ms = 0                  # ... this long after the command (fake time)
         self._late_now = False
@@ -386,7 +389,23 @@ class FakeModem:
             self.sim.open = []
             self.sim.selected = {}
             return self._reply(b"\r\nOK\r\n")
+        if line.startswith(b"AT+CCHO=\""):
+            return self._ccho(line[9:-1])
+        if line.startswith(b"AT+CCHC="):
+            ch = self.sessions.pop(int(line[8:]), None)
+            if ch is None:
+                return self._reply(b"\r\n+CME ERROR: 21\r\n")
+            self.sim.transmit(bytes([0, 0x70, 0x80, ch, 0]))
+            return self._reply(b"\r\nOK\r\n")
+        if line.startswith(b"AT+CGLA="):
+            sid, _, rest = line[8:].partition(b",")
+            ch = self.sessions.get(int(sid))
+            if ch is None:
+                return self._reply(b"\r\n+CME ERROR: 21\r\n")
+            return self._csim(b"AT+CGLA=" + rest, ch, b"+CGLA")
         if line.startswith(b"AT+CSIM="):
+            if self.csim_refuses_manage_channel and line[14:16] == b"70":
+                return self._reply(b"\r\n+CME ERROR: 3\r\n")
             if self.csim_errors:
                 return self._reply(self.csim_errors.pop(0))
             if self.csim_garble and line.find(self.csim_garble[0]) >= 0:
@@ -402,20 +421,40 @@ class FakeModem:
             return self._csim(line)
         return self._reply(b"\r\nERROR\r\n")
 
-    def _csim(self, line):
+    def _csim(self, line, channel=None, name=b"+CSIM"):
+        # AT+CSIM (or AT+CGLA on a session's channel: the modem puts the channel in CLA)
         body = line[8:]
         comma = body.find(b",")
         n = int(body[0:comma])
         hexs = body[comma + 2:-1]
         if len(hexs) != n or body[comma + 1] != 34 or body[-1] != 34:
             return self._reply(b"\r\nERROR\r\n")
-        rsp = self.sim.transmit(unhex(hexs.decode()))
+        apdu = bytearray(unhex(hexs.decode()))
+        if channel is not None:
+            apdu[0] = (apdu[0] & 0xFC) | channel
+        rsp = self.sim.transmit(bytes(apdu))
         h = tohex(rsp).encode()
         out = b""
         if self.urc_in_csim:
             out += b"\r\n+CREG: 1\r\n"
-        out += b'\r\n+CSIM: %d,"' % len(h) + h + b'"\r\n\r\nOK\r\n'
+        out += b'\r\n' + name + b': %d,"' % len(h) + h + b'"\r\n\r\nOK\r\n'
         return self._reply(out)
+
+    def _ccho(self, aid_hex):
+        # TS 27.007 8.45: MANAGE CHANNEL open + SELECT by AID, done by the modem
+        rsp = self.sim.transmit(bytes([0, 0x70, 0, 0, 1]))
+        if rsp[-2:] != b"\x90\x00":
+            return self._reply(b"\r\n+CME ERROR: 20\r\n")
+        ch = rsp[0]
+        aid = unhex(aid_hex.decode())
+        rsp = self.sim.transmit(bytes([ch, 0xA4, 4, 0x0C, len(aid)]) + aid)
+        if rsp[-2:] != b"\x90\x00":
+            self.sim.transmit(bytes([0, 0x70, 0x80, ch, 0]))
+            return self._reply(b"\r\n+CME ERROR: 100\r\n")
+        sid = 40 + ch
+        self.sessions[sid] = ch
+        pre = b"+CCHO: " if self.ccho_prefix else b""
+        return self._reply(b"\r\n" + pre + b"%d\r\n\r\nOK\r\n" % sid)
 
 
 def make_rig(body=REFERENCE_BODY, **sim_kw):

@@ -568,3 +568,36 @@ def test_at_k0_error_every_time_ends_e_modem_without_touching_the_sim():
     assert m.sent.count(b"AT&K0") == 3
     assert b"AT+CPIN?" not in m.sent and sim.log == []
     assert "/ztp/config.json" not in fs.files
+
+
+def test_modem_refusing_manage_channel_in_csim_provisions_over_ccho_cgla():
+    # Some modems refuse MANAGE CHANNEL through AT+CSIM. Before: E_MODEM on every attempt.
+    # Now AT+CCHO opens a session (the modem selects SAFE2), AT+CGLA carries the APDUs and
+    # AT+CCHC closes it; both answer shapes of AT+CCHO ("+CCHO: n", a bare "n") are taken.
+    for prefix in (True, False):
+        def setup(sim, m, fs):
+            m.csim_refuses_manage_channel = True
+            m.ccho_prefix = prefix
+        code, p, sim, m, fs, logs = run_flow(setup=setup)
+        assert code == provision.OK, p.detail
+        assert b'AT+CCHO="' + tohex(channel.SAFE2_AID).encode() + b'"' in m.sent
+        cgla = [c for c in m.sent if c.startswith(b"AT+CGLA=41,")]
+        assert len(cgla) >= 4                     # DeviceID, start, polls, read config
+        assert not [c for c in m.sent if c.startswith(b"AT+CSIM=") and c[14:16] != b"70"]
+        assert m.sent[-1] == b"AT+CCHC=41"
+        assert sim.open == [] and m.sessions == {}
+        assert "/ztp/channel" not in fs.files
+        assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+
+
+def test_ccho_session_left_open_by_a_crash_is_closed_at_boot():
+    def setup(sim, m, fs):
+        m.csim_refuses_manage_channel = True
+        m.sessions[42] = 2
+        sim.free.remove(2)
+        sim.open.append(2)
+        fs.files["/ztp/channel"] = b"s42"
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert m.sent.index(b"AT+CCHC=42") < m.sent.index(b'AT+CSIM=10,"0070000001"')
+    assert 42 not in m.sessions and "/ztp/channel" not in fs.files
