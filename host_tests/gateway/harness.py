@@ -94,11 +94,14 @@ async def engine_fetch(
     request: bytes | None,
     *,
     timeout: float = 10.0,
+    source: str | None = None,
     **client_kw,
 ) -> Fetch:
-    """One provisioning exchange with the engine's client, as a SIM does it."""
+    """One provisioning exchange with the engine's client, as a SIM does it (from the loopback
+    address ``source``, e.g. ``127.0.0.2``, when given)."""
     out = Fetch()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    local = (source, 0) if source is not None else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
     client = ClientConnection(ClientConfig(identity=identity, psk=psk, **client_kw))
     client.start_handshake()
     writer.write(client.data_to_send())

@@ -1,8 +1,8 @@
 """``ztp bench storm``: a fleet boot storm, N virtual SIMs provisioning at once.
 
 Server process (``_storm_server.py``, pinned to ``server_cpu``): the configuration service
-(uvicorn, SQLite) and the gateway, as ``ztp serve`` runs them, with the per-address rate limit
-sized for the storm (every SIM comes from 127.0.0.1: the operator NAT case).
+(uvicorn, SQLite) and the gateway, as ``ztp serve`` runs them, with the gateway's default limits
+(every SIM comes from 127.0.0.1: the carrier-NAT case).
 
 Driver process (this one, pinned to ``driver_cpu``): N ``ztp.sim.VirtualSim`` cards, each
 behind its own ``ztp.modem.VirtualModem`` used without a UART or firmware: the modem's
@@ -248,8 +248,8 @@ def run(sims: int = 1000, rtt_ms: int = 0, card_cost: bool = False,
         f"server process = service (uvicorn, SQLite) + gateway, as ztp serve, on {srv_core}; "
         f"SIM driver process = {sims} VirtualSim + VirtualModem toolkit cores + asyncio "
         f"sockets, on {drv_core}; CPU % = CPU seconds / storm wall time (100% = one core)",
-        "gateway per-address limit sized for the storm (all SIMs share 127.0.0.1, the "
-        "operator NAT case); per-identity limit at its default",
+        "gateway limits at their defaults (all SIMs share 127.0.0.1, the carrier-NAT case: "
+        "connection cap, per-address rate and per-identity rate as ztp serve runs them)",
         f"network RTT {rtt_ms} ms, SIM card time {'after-PPS model' if card_cost else 'none'}; "
         "SIMs use the gateway's IP literal (no DNS); handshakes/s = SIM TLS handshakes / "
         f"storm wall time; retries = applet attempts beyond one per SIM; import of {sims:,} "

@@ -3,12 +3,11 @@
 
 The same parts as ``ztp serve`` (uvicorn + the service app on SQLite in DATA_DIR, credentials
 bootstrapped into DATA_DIR/credentials.json, ``Gateway`` + ``ServiceClient`` logging in with
-the gateway's credentials), defaults everywhere except the gateway's per-address rate limit
-and connection cap: every virtual SIM connects from 127.0.0.1, as thousands of SIMs do from
-behind one operator NAT address, so the address bucket is sized for SIMS connections at once
-(burst SIMS, refill SIMS/s) and the cap is at least 2 * SIMS. The per-identity limit stays at
-its default (each SIM provisions once). Logs at info (JSON, one line per connection) to
-stderr. Prints ``SERVICE_URL GATEWAY_PORT`` once both listen; SIGTERM stops it.
+the gateway's credentials), with the gateway's default limits: every virtual SIM connects from
+127.0.0.1, as thousands of SIMs do from behind one carrier-NAT address, and the defaults must
+serve them (connection cap, per-address rate, per-identity rate; issue 13). Logs at info
+(JSON, one line per connection) to stderr. Prints ``SERVICE_URL GATEWAY_PORT`` once both
+listen; SIGTERM stops it. SIMS is accepted for compatibility and not used.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from pathlib import Path
 async def _main(data_dir: Path, sims: int) -> None:
     import uvicorn
 
-    from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
+    from ztp.gateway import Gateway, GatewayConfig, ServiceClient
     from ztp.gateway._cli import load_or_bootstrap_credentials, setup_logging
     from ztp.service import Settings, create_app
 
@@ -44,12 +43,8 @@ async def _main(data_dir: Path, sims: int) -> None:
     service = ServiceClient(
         url, None, "storm", credentials=(creds["gateway_id"], creds["gateway_secret"])
     )
-    config = GatewayConfig(
-        name="storm",
-        max_connections=max(1024, 2 * sims),
-        address_rate=RateLimit(per_second=max(100.0, float(sims)), burst=max(1000, sims)),
-    )
-    gw = Gateway(service, config)
+    del sims
+    gw = Gateway(service, GatewayConfig(name="storm"))
     _, port = await gw.start("127.0.0.1", 0)
     print(url, port, flush=True)
     stop = asyncio.Event()

@@ -1,14 +1,15 @@
 """ztp.gateway: the TLS 1.3 PSK gateway between SIMs and the configuration service.
 
 See docs/gateway.md. The sans-I/O parts (HTTP request reader, request policy, rate limiter,
-PSK cache, per-connection session) import without the TLS engine; the session and the asyncio
-server need ``ztp.tls``.
+connection admission, PSK cache, per-connection session) import without the TLS engine; the
+session and the asyncio server need ``ztp.tls``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._admission import Admitted, ConnectionAdmission, LogThrottle, Refused, address_key
 from ._http import NEED_DATA, HttpError, HttpLimits, Request, RequestReader, build_response
 from ._limits import RateLimit, RateLimiter
 from ._log import JsonFormatter, log_event
@@ -19,6 +20,8 @@ from ._service import ServiceClient, ServiceError, UpstreamResponse
 
 __all__ = [
     "NEED_DATA",
+    "Admitted",
+    "ConnectionAdmission",
     "ForwardRequest",
     "Gateway",
     "GatewayConfig",
@@ -27,11 +30,13 @@ __all__ = [
     "HttpError",
     "HttpLimits",
     "JsonFormatter",
+    "LogThrottle",
     "PskCache",
     "PskChangeWatcher",
     "PskKey",
     "RateLimit",
     "RateLimiter",
+    "Refused",
     "Request",
     "RequestReader",
     "RequestRejected",
@@ -39,6 +44,7 @@ __all__ = [
     "ServiceError",
     "SessionLimits",
     "UpstreamResponse",
+    "address_key",
     "build_response",
     "check_request",
     "log_event",

@@ -161,7 +161,12 @@ def start_metrics_server(registry: object, host: str, port: int) -> tuple[object
     show_default=True,
     help="Seconds from handshake to the complete request.",
 )
-@click.option("--max-connections", default=1024, show_default=True)
+@click.option(
+    "--max-connections",
+    default=4096,
+    show_default=True,
+    help="Connections at once, shared fairly between client addresses.",
+)
 @click.option(
     "--shutdown-grace",
     default=5.0,
@@ -177,7 +182,7 @@ def start_metrics_server(registry: object, host: str, port: int) -> tuple[object
 )
 @click.option(
     "--address-rate",
-    default=100.0,
+    default=250.0,
     show_default=True,
     help="New connections per second per client address (burst 10x).",
 )

@@ -4,8 +4,8 @@ Two uses (issue 6):
 - per identity: charged only after the identity's binder verified. The identity travels in
   clear in the ClientHello, so charging earlier would let anyone exhaust a victim SIM's quota
   by sending ClientHellos with the victim's ICCID;
-- per address: charged on every accepted TCP connection, deliberately loose because SIMs reach
-  us from a few operator NAT addresses (thousands of SIMs behind one address).
+- per address: charged on every admitted TCP connection (``_admission.py``), deliberately loose
+  because SIMs reach us from a few operator NAT addresses (thousands of SIMs behind one address).
 
 Time is a parameter (``now`` in seconds, monotonic), so tests drive it without sleeping. The
 number of tracked keys is capped: the least recently used bucket is dropped first, and a dropped
@@ -59,6 +59,10 @@ class RateLimiter:
         tokens, at = state
         elapsed = max(0.0, now - at)  # a clock that steps back must not mint tokens
         return min(float(self.limit.burst), tokens + elapsed * self.limit.per_second)
+
+    def available(self, key: Hashable, now: float) -> bool:
+        """Whether ``key`` has a token at time ``now`` (nothing is taken)."""
+        return self._tokens(key, now) >= 1.0
 
     def allow(self, key: Hashable, now: float) -> bool:
         """Take one token for ``key`` at time ``now``; False (nothing taken) when empty."""

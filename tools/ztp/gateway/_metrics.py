@@ -28,6 +28,12 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.connections_evicted = Counter(
+            "ztp_gateway_connections_evicted",
+            "unfinished handshakes cut off at the connection cap to make room for a "
+            "connection from an address holding fewer",
+            registry=r,
+        )
         self.connections_active = Gauge(
             "ztp_gateway_connections_active", "connections being served", registry=r
         )

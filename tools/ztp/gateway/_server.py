@@ -2,9 +2,13 @@
 
 The adapter stays thin (STYLE.md §2): read, feed, drain the events, write. Everything that needs
 I/O besides the socket goes through the :class:`ServiceClient` (PSK lookups through the
-:class:`PskCache`, forwarding, audit events). Limits enforced here: max concurrent connections
-and the per-address connection rate (at accept, before any TLS work), the per-identity rate
-(after the binder verified, through the session's ``Authenticated`` event).
+:class:`PskCache`, forwarding, audit events). Limits enforced here: the per-address connection
+rate and the connection cap shared fairly between addresses (at accept, before any TLS work;
+``_admission.py``: at the cap the address holding the most unfinished handshakes loses its
+oldest one to a newcomer from a smaller address), the per-identity rate (after the binder
+verified, through the session's ``Authenticated`` event). What an unauthenticated peer can
+make us log as often as it connects (refusals, evictions, failed handshakes) is logged at most
+once per address and ``log_interval_s``; the metrics count every one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from ztp.iccid import IccidError, parse_ef_iccid
 from ztp.tls import CipherSuite, KeyExchangeMode, ServerConfig, ServerConnection
 
+from ._admission import ConnectionAdmission, LogThrottle, Refused, address_key
 from ._http import NEED_DATA
 from ._limits import RateLimit, RateLimiter
 from ._log import log_event
@@ -40,6 +45,27 @@ __all__ = ["Gateway", "GatewayConfig"]
 
 _READ_SIZE = 4096
 _LINGER_MAX_BYTES = 64 * 1024
+# descriptors besides the SIMs' connections: the service pool (100), the change feed, logs,
+# and in `ztp serve` the service's side of the pool
+_SPARE_FILES = 256
+
+
+def _ensure_open_files(need: int) -> None:
+    """Raise the soft open-files limit to ``need`` (up to the hard limit): at the cap each
+    connection holds a descriptor, and a refused accept (EMFILE) would refuse everyone."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    if soft < need:
+        log_event(logging.WARNING, "open_files_limit", limit=soft, needed=need)
 
 
 @dataclass(frozen=True)
@@ -48,11 +74,16 @@ class GatewayConfig:
 
     name: str = "gateway"
     session: SessionLimits = field(default_factory=SessionLimits)
-    max_connections: int = 1024
+    # Shared fairly between addresses (_admission.py); room for a boot storm of slow SIMs
+    # behind one carrier-NAT address (start() raises the open-files limit to fit it).
+    max_connections: int = 4096
     # A SIM provisions rarely; leave room for its retries, not for a loop.
     identity_rate: RateLimit = field(default_factory=lambda: RateLimit.per_minute(10, burst=5))
-    # Loose: thousands of SIMs may share one operator NAT address.
-    address_rate: RateLimit = field(default_factory=lambda: RateLimit(per_second=100, burst=1000))
+    # Loose: thousands of SIMs may share one carrier-NAT address and boot at once (4,000 SIMs
+    # are all admitted within about 6 s); it bounds the TLS work one address can cause.
+    address_rate: RateLimit = field(default_factory=lambda: RateLimit(per_second=250, burst=2500))
+    # refusals, evictions and failed handshakes: one log line per address per interval
+    log_interval_s: float = 10.0
     linger_s: float = 2.0  # after our last byte, drain the client briefly so it reads it all
     # close(): stop accepting, let open connections finish for this long, then cut them off
     shutdown_grace_s: float = 5.0
@@ -79,6 +110,8 @@ class GatewayConfig:
             raise ValueError("GatewayConfig: linger_s must be >= 0 and write_timeout_s > 0")
         if self.shutdown_grace_s < 0:
             raise ValueError("GatewayConfig.shutdown_grace_s must be >= 0")
+        if self.log_interval_s < 0:
+            raise ValueError("GatewayConfig.log_interval_s must be >= 0")
 
 
 class Gateway:
@@ -122,13 +155,19 @@ class Gateway:
             max_psk_candidates=self.config.max_psk_candidates,
         )
         self._identity_limiter = RateLimiter(self.config.identity_rate)
-        self._address_limiter = RateLimiter(self.config.address_rate)
+        self._admission = ConnectionAdmission(self.config.max_connections, self.config.address_rate)
+        self._log_throttle = LogThrottle(self.config.log_interval_s)
+        self._evicted: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False  # close() ran out of grace: connections starting now end at once
         self._cut_now = asyncio.Event()
-        self.active = 0
+
+    @property
+    def active(self) -> int:
+        """Connections being served (admitted, not yet closed)."""
+        return self._admission.active
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -142,6 +181,7 @@ class Gateway:
         except ServiceError as exc:  # start anyway; the poller keeps trying
             log_event(logging.WARNING, "psk_changes_failed", error=str(exc))
         self._watch_task = asyncio.create_task(self.watcher.run(self._on_watch_error))
+        _ensure_open_files(self.config.max_connections + _SPARE_FILES)
         self._server = await asyncio.start_server(self._accept, host, port, backlog=512)
         sockname = self._server.sockets[0].getsockname()
         log_event(
@@ -226,34 +266,55 @@ class Gateway:
         self._conn_tasks.add(task)
         peer = writer.get_extra_info("peername")
         addr = str(peer[0]) if peer else "?"
+        key = address_key(addr)
+        admitted = False
         try:
             self.metrics.connections.inc()
-            if self.active >= self.config.max_connections:
-                self._reject_connection("max_connections", addr)
-            elif not self._address_limiter.allow(addr, self._clock()):
-                self._reject_connection("address_rate", addr)
-            else:
-                self.active += 1
-                self.metrics.connections_active.inc()
-                try:
-                    await self._serve(reader, writer, addr)
-                finally:
-                    self.active -= 1
-                    self.metrics.connections_active.dec()
+            decision = self._admission.admit(task, key, self._clock())
+            if isinstance(decision, Refused):
+                self._reject_connection(decision.reason, key)
+                return
+            admitted = True
+            self.metrics.connections_active.set(self._admission.active)
+            if decision.evict is not None:
+                self._evict(decision.evict, decision.evict_address or "?")  # type: ignore[arg-type]
+            await self._serve(reader, writer, addr, key)
         except asyncio.CancelledError:
-            # close() cancels the connections left after its grace period. Ending the handler
-            # normally keeps asyncio's stream callback from logging the cancellation as an
-            # error (Python 3.11).
+            # close() cancels the connections left after its grace period, and an eviction
+            # cancels its victim. Ending the handler normally keeps asyncio's stream callback
+            # from logging the cancellation as an error (Python 3.11).
             pass
         except Exception:  # a bug in one connection must not take the gateway down
             logging.getLogger("ztp.gateway").exception("connection_failed")
         finally:
+            if admitted:
+                self._admission.release(task)
+                self.metrics.connections_active.set(self._admission.active)
+            self._evicted.discard(task)
             writer.close()
             self._conn_tasks.discard(task)
 
-    def _reject_connection(self, reason: str, addr: str) -> None:
+    def _reject_connection(self, reason: str, key: str) -> None:
         self.metrics.connections_rejected.labels(reason).inc()
-        log_event(logging.WARNING, "connection_rejected", reason=reason, peer=addr)
+        suppressed = self._log_throttle.allow(("rejected", reason, key), self._clock())
+        if suppressed is not None:
+            log_event(
+                logging.WARNING,
+                "connection_rejected",
+                reason=reason,
+                peer=key,
+                suppressed=suppressed,
+            )
+
+    def _evict(self, victim: asyncio.Task[None], key: str) -> None:
+        """The cap is reached: cut off ``victim`` (the oldest unfinished handshake of the
+        address ``key`` holding the most) to make room for a connection from another one."""
+        self._evicted.add(victim)
+        victim.cancel()
+        self.metrics.connections_evicted.inc()
+        suppressed = self._log_throttle.allow(("evicted", key), self._clock())
+        if suppressed is not None:
+            log_event(logging.WARNING, "connection_evicted", peer=key, suppressed=suppressed)
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         if data:
@@ -263,7 +324,7 @@ class Gateway:
                 await writer.drain()
 
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, addr: str
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, addr: str, key: str
     ) -> None:
         tls = ServerConnection(self._tls_config, rng=self._rng)
         session = GatewaySession(tls, self._clock(), self.config.session)
@@ -298,7 +359,7 @@ class Gateway:
                 await self._refuse(session, ev)
                 self._responded(session, request_started)
             elif isinstance(ev, Closed):
-                self._on_closed(session, ev, addr)
+                self._on_closed(session, ev, addr, key)
                 await self._linger(reader, writer)
                 return
 
@@ -335,6 +396,9 @@ class Gateway:
         return dict(zip(identities, results, strict=True))
 
     def _on_authenticated(self, session: GatewaySession, ev: Authenticated, addr: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._admission.handshake_done(task)  # a verified SIM: never evicted
         self.metrics.handshakes.labels(ev.key_exchange_mode.lower(), ev.cipher_suite).inc()
         self.metrics.handshake_seconds.observe(ev.handshake_s)
         allowed = self._identity_limiter.allow(ev.identity, self._clock())
@@ -415,7 +479,7 @@ class Gateway:
         del session
         self.metrics.request_seconds.observe(self._clock() - started)
 
-    def _on_closed(self, session: GatewaySession, ev: Closed, addr: str) -> None:
+    def _on_closed(self, session: GatewaySession, ev: Closed, addr: str, key: str) -> None:
         identity = session.identity.hex() if session.identity else None
         if ev.reason == "responded":
             assert session.response_status is not None
@@ -428,6 +492,15 @@ class Gateway:
             self.metrics.timeouts.labels(ev.phase).inc()
             if session.response_status is not None:
                 self.metrics.requests.labels(str(session.response_status)).inc()
+        fields: dict[str, object] = {}
+        if session.identity is None and ev.reason != "responded":
+            # unauthenticated: anyone can repeat this as fast as they connect
+            suppressed = self._log_throttle.allow(
+                ("closed", ev.alert or ev.reason, key), self._clock()
+            )
+            if suppressed is None:
+                return
+            fields["suppressed"] = suppressed
         level = logging.INFO if ev.reason == "responded" else logging.WARNING
         log_event(
             level,
@@ -438,6 +511,7 @@ class Gateway:
             identity=identity,
             status=session.response_status,
             peer=addr,
+            **fields,
         )
 
     async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
