@@ -123,7 +123,9 @@ def make_app(state: ServiceState) -> Starlette:
 @contextlib.asynccontextmanager
 async def serve_app(app) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn on a free loopback port inside the running loop."""
-    sock = socket.socket()
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY only when the proto says TCP (else each keep-alive
+    # answer waits for a delayed ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

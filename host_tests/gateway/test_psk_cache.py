@@ -41,21 +41,110 @@ def test_pskkey_hides_key_and_checks_length():
         PskKey("x", b"short")
 
 
-def test_ttl_and_negative_ttl():
+def test_known_and_unknown_identities_cached_alike():
+    # issue 13 item 2: one TTL, so how long an entry lives does not tell whether it exists
     async def main():
         src, clock = Source(), Clock()
-        cache = PskCache(src.fetch, ttl_s=10, negative_ttl_s=2, clock=clock)
+        cache = PskCache(src.fetch, ttl_s=10, clock=clock)
         assert await cache.lookup(A) == (K1,)
-        assert await cache.lookup(A) == (K1,)
-        assert await cache.lookup(B) is None
         assert await cache.lookup(B) is None
         assert src.calls == 2
-        clock.now = 3
-        assert await cache.lookup(B) is None  # negative entry expired
-        assert src.calls == 3
-        clock.now = 11
+        clock.now = 9.9
+        assert await cache.lookup(A) == (K1,)
+        assert await cache.lookup(B) is None
+        assert (src.calls, cache.hits) == (2, 2)
+        clock.now = 10
         await cache.lookup(A)
-        assert src.calls == 4
+        await cache.lookup(B)
+        assert src.calls == 4  # both expired together
+
+    asyncio.run(main())
+
+
+def test_gateway_caches_unknown_identities_as_long_as_known_ones():
+    # the probe of the report: both kinds looked up, then again 35 s later. It was: known
+    # ones cached 300 s, unknown ones 30 s, so the second probe told them apart.
+    from ztp.gateway import Gateway, ServiceClient
+
+    async def main():
+        src, clock = Source(), Clock()
+        service = ServiceClient("http://127.0.0.1:9", "t", "gw")
+        service.get_psks = src.fetch  # the service, answering as Source does
+        gw = Gateway(service, clock=clock)
+        assert await gw.psk_cache.lookup(A) == (K1,)
+        assert await gw.psk_cache.lookup(B) is None
+        clock.now = 35
+        hits = gw.psk_cache.hits
+        assert await gw.psk_cache.lookup(A) == (K1,)
+        assert await gw.psk_cache.lookup(B) is None
+        assert gw.psk_cache.hits - hits == 2  # both answered from the cache
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+class SlowSource(Source):
+    """The service's known-identity answer costs more (keys opened, lookup audited)."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    async def fetch(self, identity):
+        self.clock.now += 0.004 if identity in self.keys else 0.001
+        return await super().fetch(identity)
+
+
+def test_a_miss_answers_at_the_floor_known_or_not():
+    async def main():
+        clock = Clock()
+        src = SlowSource(clock)
+        slept = []
+
+        async def sleep(seconds):
+            slept.append(seconds)
+            clock.now += seconds
+
+        cache = PskCache(src.fetch, miss_floor_s=0.05, clock=clock, sleep=sleep)
+        took = {}
+        for identity in (A, B):
+            start = clock.now
+            await cache.lookup(identity)
+            took[identity] = clock.now - start
+        assert took[A] == pytest.approx(0.05) and took[B] == pytest.approx(0.05)
+        assert slept == [pytest.approx(0.046), pytest.approx(0.049)]
+        # hits are not padded: cached known and unknown entries answer alike at once
+        await cache.lookup(A)
+        await cache.lookup(B)
+        assert len(slept) == 2
+        # a service slower than the floor is not delayed further
+        src.keys[b"x" * 10] = (K1,)
+        cache.miss_floor_s = 0.002
+        start = clock.now
+        await cache.lookup(b"x" * 10)
+        assert clock.now - start == pytest.approx(0.004) and len(slept) == 2
+
+    asyncio.run(main())
+
+
+def test_imported_sim_leaves_the_unknown_cache_at_the_next_poll():
+    # unknown identities now live as long as known ones: the change feed must end a negative
+    # entry when the SIM is imported, or a newly imported SIM would wait out the TTL
+    async def main():
+        src = Source()
+        cache = PskCache(src.fetch, ttl_s=300)
+        feed = {"last": 1, "ids": ()}
+
+        async def changes(after):
+            return feed["last"], feed["ids"]
+
+        watcher = PskChangeWatcher(cache, changes)
+        await watcher.poll_once()
+        assert await cache.lookup(B) is None
+        src.keys[B] = (K2,)  # imported
+        feed.update(last=2, ids=(B,))
+        await watcher.poll_once()
+        assert await cache.lookup(B) == (K2,)
 
     asyncio.run(main())
 

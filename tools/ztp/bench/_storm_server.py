@@ -7,19 +7,21 @@ the gateway's credentials), with the gateway's default limits: every virtual SIM
 127.0.0.1, as thousands of SIMs do from behind one carrier-NAT address, and the defaults must
 serve them (connection cap, per-address rate, per-identity rate; issue 13). Logs at info
 (JSON, one line per connection) to stderr. Prints ``SERVICE_URL GATEWAY_PORT`` once both
-listen; SIGTERM stops it. SIMS is accepted for compatibility and not used.
+listen; SIGTERM stops it. SIMS is accepted for compatibility and not used. An optional third
+argument sets the gateway's PSK lookup floor in seconds (``ztp bench timing --floor``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import socket
 import sys
 from pathlib import Path
 
 
-async def _main(data_dir: Path, sims: int) -> None:
+async def _main(data_dir: Path, sims: int, floor_s: float | None = None) -> None:
     import uvicorn
 
     from ztp.gateway import Gateway, GatewayConfig, ServiceClient
@@ -30,7 +32,8 @@ async def _main(data_dir: Path, sims: int) -> None:
     settings = Settings.from_env(data_dir, create_key=True)
     creds, _ = load_or_bootstrap_credentials(settings, data_dir)
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY only when the proto says TCP (see ztp serve)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -44,7 +47,10 @@ async def _main(data_dir: Path, sims: int) -> None:
         url, None, "storm", credentials=(creds["gateway_id"], creds["gateway_secret"])
     )
     del sims
-    gw = Gateway(service, GatewayConfig(name="storm"))
+    config = GatewayConfig(name="storm")
+    if floor_s is not None:
+        config = dataclasses.replace(config, psk_lookup_floor_s=floor_s)
+    gw = Gateway(service, config)
     _, port = await gw.start("127.0.0.1", 0)
     print(url, port, flush=True)
     stop = asyncio.Event()
@@ -62,4 +68,5 @@ async def _main(data_dir: Path, sims: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(Path(sys.argv[1]), int(sys.argv[2])))
+    floor = float(sys.argv[3]) if len(sys.argv) > 3 else None
+    asyncio.run(_main(Path(sys.argv[1]), int(sys.argv[2]), floor))

@@ -190,3 +190,38 @@ def storm_cmd(
         json_path,
         markdown,
     )
+
+
+@bench.command("timing")
+@click.option("--identities", default=40, show_default=True, help="Known; as many unknown.")
+@click.option("--gap", default=35.0, show_default=True, help="Seconds between the two rounds.")
+@click.option(
+    "--floor", default=None, type=float,
+    help="Override the gateway's PSK lookup floor (seconds; 0 shows what it hides).",
+)  # fmt: skip
+@click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
+@click.option("--client-cpu", default=1, show_default=True, help="-1: no pinning.")
+@_output_options
+def timing_cmd(
+    identities: int,
+    gap: float,
+    floor: float | None,
+    server_cpu: int,
+    client_cpu: int,
+    json_path: Path | None,
+    markdown: bool,
+) -> None:
+    """Timing probe: can known PSK identities be told from unknown ones (issue 13)?"""
+    from ._timing import run
+
+    _emit(
+        lambda: run(
+            identities,
+            gap,
+            floor,
+            None if server_cpu < 0 else server_cpu,
+            None if client_cpu < 0 else client_cpu,
+        ),
+        json_path,
+        markdown,
+    )

@@ -356,7 +356,11 @@ def serve_command(
     metrics = parse_hostport(metrics_listen) if metrics_listen else None
 
     async def main() -> None:
-        sock = socket.socket(socket.AF_INET6 if ":" in s_host else socket.AF_INET)
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and without it every keep-alive answer waits ~40 ms for a delayed ACK (the
+        # headers and the body are two writes)
+        family = socket.AF_INET6 if ":" in s_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((s_host, s_port))
         bound_port = sock.getsockname()[1]

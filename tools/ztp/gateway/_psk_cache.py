@@ -2,12 +2,19 @@
 
 Theory of operation. A handshake needs the candidate keys of the identity in the ClientHello.
 The service is the source of truth (``GET /v1/gateway/psks/{identity_hex}``); the gateway keeps
-answers for ``ttl_s`` and unknown identities for ``negative_ttl_s`` (so a flood of random
-identities costs the service one lookup per identity per window, bounded by ``max_entries``).
-A poller reads ``GET /v1/gateway/psk-changes?after=N`` and drops the identities it lists, so a
-rotated or revoked key stops working within one poll interval; when polling fails, entries
-still expire after ``ttl_s`` (fail closed: an expired entry is fetched again, and a failed fetch
+its answers for ``ttl_s``, known and unknown identities alike (so a flood of random identities
+costs the service one lookup per identity per window, bounded by ``max_entries``). A poller
+reads ``GET /v1/gateway/psk-changes?after=N`` and drops the identities it lists, so a rotated
+or revoked key stops working within one poll interval, and a SIM imported while its identity
+was cached as unknown is known from the next poll on; when polling fails, entries still
+expire after ``ttl_s`` (fail closed: an expired entry is fetched again, and a failed fetch
 means no key, never a stale one).
+
+Timing (issue 13 item 2). Whether an identity exists must not show in when the gateway answers.
+Known and unknown answers share one TTL, so a cached entry is as fast and lives as long either
+way. A lookup that misses the cache returns no earlier than ``miss_floor_s`` after it started:
+the service answers a known identity more slowly than an unknown one (it opens the sealed keys
+and audits the lookup), and the floor, above the service's usual answer time, hides that.
 
 Races: a lookup that was in flight while its identity was invalidated is answered (it was
 correct when asked) but not stored, and later lookups start a fresh fetch instead of joining it.
@@ -50,15 +57,19 @@ class PskCache:
         fetch: Fetch,
         *,
         ttl_s: float = 300.0,
-        negative_ttl_s: float = 30.0,
         max_entries: int = 100_000,
+        miss_floor_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
+        if not ttl_s > 0 or miss_floor_s < 0:
+            raise ValueError("PskCache: ttl_s must be > 0 and miss_floor_s >= 0")
         self._fetch = fetch
         self.ttl_s = ttl_s
-        self.negative_ttl_s = negative_ttl_s
         self.max_entries = max_entries
+        self.miss_floor_s = miss_floor_s
         self._clock = clock
+        self._sleep = sleep
         self._entries: OrderedDict[bytes, tuple[float, tuple[PskKey, ...] | None]] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[tuple[PskKey, ...] | None]] = {}
         self._generation: dict[bytes, int] = {}
@@ -71,6 +82,7 @@ class PskCache:
 
     async def lookup(self, identity: bytes) -> tuple[PskKey, ...] | None:
         """The candidate keys of ``identity``, or None when the service does not know it.
+        A miss returns ``miss_floor_s`` after the call at the earliest.
 
         Raises:
             Exception: whatever ``fetch`` raised (the service is unreachable): the caller must
@@ -92,7 +104,11 @@ class PskCache:
             self._inflight[identity] = fut
         # shield: one waiter being cancelled (its connection timed out) must not cancel the
         # fetch the others are waiting on.
-        return await asyncio.shield(fut)
+        keys = await asyncio.shield(fut)
+        wait = now + self.miss_floor_s - self._clock()
+        if wait > 0:
+            await self._sleep(wait)
+        return keys
 
     async def _load(self, identity: bytes) -> tuple[PskKey, ...] | None:
         gen = self._generation.get(identity, 0)
@@ -104,8 +120,8 @@ class PskCache:
             if self._inflight.get(identity) is fut:
                 self._inflight.pop(identity, None)
         if gen == self._generation.get(identity, 0) and epoch == self._epoch:
-            ttl = self.ttl_s if keys else self.negative_ttl_s
-            self._entries[identity] = (self._clock() + ttl, keys or None)
+            # one TTL for known and unknown identities: how long an entry lives must not tell
+            self._entries[identity] = (self._clock() + self.ttl_s, keys or None)
             self._entries.move_to_end(identity)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

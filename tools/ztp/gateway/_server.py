@@ -88,8 +88,12 @@ class GatewayConfig:
     # close(): stop accepting, let open connections finish for this long, then cut them off
     shutdown_grace_s: float = 5.0
     write_timeout_s: float = 20.0
+    # known and unknown identities alike, so that timing does not tell them apart
     psk_ttl_s: float = 300.0
-    psk_negative_ttl_s: float = 30.0
+    # a PSK lookup that misses the cache answers no earlier than this after it started: above
+    # the service's usual answer time, so that a known identity (keys opened, lookup audited)
+    # and an unknown one take as long
+    psk_lookup_floor_s: float = 0.05
     psk_poll_interval_s: float = 2.0
     key_exchange_modes: tuple[KeyExchangeMode, ...] = (
         KeyExchangeMode.PSK_DHE_KE,
@@ -110,6 +114,8 @@ class GatewayConfig:
             raise ValueError("GatewayConfig: linger_s must be >= 0 and write_timeout_s > 0")
         if self.shutdown_grace_s < 0:
             raise ValueError("GatewayConfig.shutdown_grace_s must be >= 0")
+        if self.psk_lookup_floor_s < 0 or not self.psk_ttl_s > 0:
+            raise ValueError("GatewayConfig: psk_lookup_floor_s must be >= 0, psk_ttl_s > 0")
         if self.log_interval_s < 0:
             raise ValueError("GatewayConfig.log_interval_s must be >= 0")
 
@@ -140,9 +146,9 @@ class Gateway:
         self._clock = clock
         self._rng = rng
         self.psk_cache = PskCache(
-            service.get_psks,
+            self._fetch_psks,
             ttl_s=self.config.psk_ttl_s,
-            negative_ttl_s=self.config.psk_negative_ttl_s,
+            miss_floor_s=self.config.psk_lookup_floor_s,
             clock=clock,
         )
         self.watcher = PskChangeWatcher(
@@ -373,10 +379,7 @@ class Gateway:
                 self.metrics.psk_lookups.labels("not_iccid").inc()
                 return None  # not an EF_ICCID: no SIM has it, don't ask the service
             hits = self.psk_cache.hits
-            started = self._clock()
             keys = await self.psk_cache.lookup(identity)
-            if self.psk_cache.hits == hits:
-                self.metrics.upstream_seconds.labels("psk").observe(self._clock() - started)
             self.metrics.psk_lookups.labels(
                 "unknown" if keys is None else "hit" if self.psk_cache.hits > hits else "miss"
             ).inc()
@@ -394,6 +397,14 @@ class Gateway:
             )
             return None
         return dict(zip(identities, results, strict=True))
+
+    async def _fetch_psks(self, identity: bytes) -> tuple[PskKey, ...] | None:
+        """The PSK cache's fetch: the service's answer, timed (without the cache's floor)."""
+        started = self._clock()
+        try:
+            return await self.service.get_psks(identity)
+        finally:
+            self.metrics.upstream_seconds.labels("psk").observe(self._clock() - started)
 
     def _on_authenticated(self, session: GatewaySession, ev: Authenticated, addr: str) -> None:
         task = asyncio.current_task()
