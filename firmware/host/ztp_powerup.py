@@ -1,0 +1,88 @@
+# ztp_powerup: the board's power-up in the heap run, `micropython -X heapsize=N -m ztp_powerup`:
+# what ports/samd/main.c does before its REPL, on the host doubles.
+#
+#   1. the doubles' wiring (machine._setup, samd._setup: the modem's pty, the flash image
+#      file), measured: gc.mem_alloc() after minus before (both collected) is the heap the
+#      board does not spend (its Pin table, WDT and Flash are constant objects, its machine
+#      module is not on the heap), printed as "machine-double: credit=<bytes>"; the harness
+#      gives the run the board's heap plus that credit, in whole 16-byte GC blocks
+#   2. what the unix port made that the board does not have, dropped: the posix root mount
+#      (paths are the board's from here), sys.argv
+#   3. the port's frozen _boot.py (ports/samd/modules/_boot.py), line for line: samd.Flash(),
+#      VfsLfs1 (progsize=256; formatted if it does not mount), mounted at "/", "/lib" on
+#      sys.path, its names deleted, gc.collect()
+#   4. boot.py, then main.py, from the file system, as pyexec_file_if_exists does: compiled
+#      from the file into these globals (the board's __main__), __file__ set, a missing file
+#      skipped, an exception ending the run with its traceback
+import gc
+import sys
+
+gc.collect()
+_a0 = gc.mem_alloc()
+import machine  # noqa: E402
+import samd  # noqa: E402
+
+machine._setup()
+samd._setup()
+gc.collect()
+_credit = gc.mem_alloc() - _a0
+sys.stderr.write("machine-double: credit=%d\n" % _credit)
+del machine, samd, _a0, _credit
+
+import vfs  # noqa: E402
+
+vfs.umount("/")
+while sys.argv:
+    sys.argv.pop()
+
+# ---- ports/samd/modules/_boot.py ----
+import samd  # noqa: E402
+
+bdev = samd.Flash()
+
+# Try to mount the filesystem, and format the flash if it doesn't exist.
+fs_type = vfs.VfsLfs2 if hasattr(vfs, "VfsLfs2") else vfs.VfsLfs1
+
+try:
+    fs = fs_type(bdev, progsize=256)
+except:  # noqa: E722  (as _boot.py)
+    fs_type.mkfs(bdev, progsize=256)
+    fs = fs_type(bdev, progsize=256)
+vfs.mount(fs, "/")
+sys.path.append("/lib")
+
+del fs, fs_type, bdev, vfs, samd, sys
+gc.collect()
+# ---- end of _boot.py (which also deletes gc; kept here for the probe, deleted below) ----
+
+import os  # noqa: E402
+
+if int(os.getenv("ZTP_HEAP_PROBE") or "0"):
+    import sys  # noqa: E402
+
+    sys.stderr.write("machine-double: probe boot alloc=%d free=%d\n"
+                     % (gc.mem_alloc(), gc.mem_free()))
+    del sys
+del gc
+
+# pyexec_file_if_exists("boot.py"), then (boot.py did not fail) pyexec_file_if_exists("main.py"):
+# compiled from the file into these globals. The name is made at run time (the board interns
+# it in its heap's qstr pool; a literal here would be a frozen, ROM qstr); it stays referenced
+# while main.py runs (about 32 B the board does not hold: the run is that much stricter), and
+# __file__ is not set (pyexec sets it to that qstr: one dict entry).
+try:
+    os.stat("boot.py")
+    _run = True
+except OSError:
+    _run = False
+if _run:
+    execfile(b"boot.py".decode())  # noqa: F821  (MicroPython builtin)
+try:
+    os.stat("main.py")
+    _run = True
+except OSError:
+    _run = False
+del os
+if _run:
+    del _run
+    execfile(b"main.py".decode())  # noqa: F821
