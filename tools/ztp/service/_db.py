@@ -1,9 +1,9 @@
 """Engine, sessions and migrations.
 
-SQLite: one file in WAL mode, foreign keys on, a busy timeout, and write transactions opened
-with ``BEGIN IMMEDIATE`` so two writers never deadlock on a read->write lock upgrade (they
-queue on the busy timeout instead). PostgreSQL: psycopg 3; writers lock the rows they
-read-modify-write (``SELECT ... FOR UPDATE``).
+SQLite: one file in WAL mode, private to the service's user (0600, as its -wal and -shm),
+foreign keys on, a busy timeout, and write transactions opened with ``BEGIN IMMEDIATE`` so two
+writers never deadlock on a read->write lock upgrade (they queue on the busy timeout instead).
+PostgreSQL: psycopg 3; writers lock the rows they read-modify-write (``SELECT ... FOR UPDATE``).
 
 SQLite writers of one process also queue on a mutex before ``BEGIN IMMEDIATE``: SQLite's own
 busy handler polls with sleeps of 1, 2, 5, ... 100 ms, so under concurrent requests a writer
@@ -24,8 +24,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from ._files import private_sqlite
 
 __all__ = ["Database", "downgrade", "migrate"]
 
@@ -48,6 +50,8 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            # created 0600 before SQLite opens it: the -wal and -shm files get its mode
+            private_sqlite(make_url(url).database or "")
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._files import private_dir, private_file
 from ._keys import MasterKeyError, MasterKeyring
 
 __all__ = ["Settings", "default_data_dir"]
@@ -73,6 +74,8 @@ class Settings:
         ``ZTP_DATABASE_URL`` (default ``sqlite:///<data_dir>/ztp.db``); master key from
         ``ZTP_MASTER_KEY``, else the file ``ZTP_MASTER_KEY_FILE``, else
         ``<data_dir>/master.key`` (generated with mode 0600 when ``create_key`` and absent).
+        The data directory is created 0700; an existing key file or SQLite directory that
+        other users can read is tightened, with a warning (``_files.py``).
 
         Raises:
             MasterKeyError: no master key could be found (fail closed), or it is malformed.
@@ -89,10 +92,13 @@ class Settings:
                         f"no master key: set ZTP_MASTER_KEY or create {key_file} "
                         "(`ztp service init` generates one)"
                     )
-                key_file.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(key_file.parent)
                 MasterKeyring.generate().write_file(key_file)
+            else:
+                private_file(key_file)  # tightened (with a warning) if others can read it
             keyring = MasterKeyring.from_file(key_file)
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            # the database's directory is private; Database makes its files 0600
+            private_dir(Path(url.removeprefix("sqlite:///")).parent)
         return cls(database_url=url, master_key=keyring,
                    sms_centre=os.environ.get("ZTP_SMSC_URL") or None)
