@@ -199,6 +199,7 @@ class HeapRig:
         self._seeds: dict[str, Path] = {}
         self._n = 0
         self._lock = threading.Lock()
+        self._seed_lock = threading.RLock()  # seeds are made once, one at a time
 
     # -- lifecycle
     def __enter__(self) -> HeapRig:
@@ -269,10 +270,14 @@ class HeapRig:
     def seed(self, name: str) -> Path:
         """The starting file system image of a path (made once)."""
         assert self.build is not None and self.budget is not None
-        with self._lock:
+        with self._seed_lock:
             have = self._seeds.get(name)
-        if have is not None:
+            if have is None:
+                have = self._seeds[name] = self._make_seed(name)
             return have
+
+    def _make_seed(self, name: str) -> Path:
+        assert self.build is not None and self.budget is not None
         spec = PATHS[name]
         img = self._tmp / f"seed-{name}.img"
         if spec.after is None:
@@ -284,8 +289,6 @@ class HeapRig:
             if not r.ok:
                 raise HeapBuildError(f"making the file system for {name}: the {spec.after} "
                                      f"run failed ({r.reason}): " + " | ".join(r.tail[-8:]))
-        with self._lock:
-            self._seeds[name] = img
         return img
 
     def files(self, image: Path) -> dict[str, bytes]:
@@ -353,64 +356,58 @@ class _suppress:
 # ---- the search ----------------------------------------------------------------------------
 def min_heap(rig: HeapRig, name: str, lo: int = 8 * STEP, hi_limit: int = 48 * STEP,
              say: Callable[[str], None] | None = None) -> PathReport:
-    """The smallest heap, in STEP (1 KB) steps, at which path `name` completes (see the module
-    doc); also runs it at the board's heap."""
+    """The smallest heap, in STEP (1 KB) steps, at which path `name` completes.
+
+    First the board's own heap (`at_board`). Then, assuming that a larger heap never fails
+    where a smaller one passes: bisection between `lo` (taken to fail) and the largest whole
+    step at or below the board's heap, or, when the board's heap fails, steps upward until
+    one passes (up to `hi_limit`). The answer is run again, and so is one step below it:
+    `verified` when the answer passes and the step below fails. When no whole step at or
+    below the board's heap passes but the board's heap does, the answer is the board's heap.
+    """
     assert rig.budget is not None
     say = say or (lambda m: None)
     rep = PathReport(PATHS[name])
-    results: dict[int, RunResult] = {}
 
     def trial(heap: int) -> bool:
         r = rig.run(name, heap)
         rep.runs.append(r)
-        results[heap] = r
         say(f"{name} heap {heap:,} B: {'pass' if r.ok else 'FAIL ' + r.reason} "
             f"({r.elapsed_s:.1f} s)")
         return r.ok
 
     board = rig.budget.gc_heap
-    rep.at_board = None
-    ok_board = trial(board)
-    rep.at_board = results[board]
-    top = board // STEP  # largest step at or below the board's heap
-    if not ok_board:
-        k = top + 1
-        while k * STEP <= hi_limit and not trial(k * STEP):
-            k += 1
-        if k * STEP > hi_limit:
-            rep.note = f"fails at every heap up to {hi_limit:,} B"
-            return rep
-        good = k
-        bad = top  # at or below the board's heap (which failed): assumed to fail
+    board_ok = trial(board)
+    rep.at_board = rep.runs[-1]
+    top = board // STEP
+    if board_ok:
         if not trial(top * STEP):
-            bad = top
-        lo_k = bad
+            rep.min_heap = board
+            rep.verified = trial(board)
+            if not rep.verified:
+                rep.note = f"{board:,} B failed when run again"
+            return rep
+        good, bad = top, lo // STEP - 1
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if trial(mid * STEP):
+                good = mid
+            else:
+                bad = mid
     else:
-        good = top + 1  # the board's heap (not a whole step) stands for "top + 1"
-        lo_k = lo // STEP - 1
-        if trial(top * STEP):
-            good = top
-            bad = lo_k
-            while good - bad > 1:
-                mid = (good + bad) // 2
-                if trial(mid * STEP):
-                    good = mid
-                else:
-                    bad = mid
-        else:
-            bad = top
-    rep.min_heap = good * STEP if good * STEP <= board or not ok_board else board
-    if good == top + 1 and ok_board:
-        rep.min_heap = board
-    # check again: pass at the answer, fail one step below
-    again = trial(rep.min_heap) if rep.min_heap != board else results[board].ok
-    below_heap = (good - 1) * STEP
-    below = trial(below_heap) if below_heap >= lo else False
+        good = top + 1
+        while not trial(good * STEP):
+            good += 1
+            if good * STEP > hi_limit:
+                rep.note = f"fails at every heap up to {hi_limit:,} B"
+                return rep
+    rep.min_heap = good * STEP
+    again = trial(good * STEP)
+    below = trial((good - 1) * STEP)
     rep.verified = again and not below
     if not rep.verified:
-        rep.note = (f"not repeatable: {rep.min_heap:,} B {'passed' if again else 'failed'} "
-                    f"again, {below_heap:,} B {'passed' if below else 'failed'}")
-    _ = lo_k
+        rep.note = (f"not repeatable: {good * STEP:,} B {'passed' if again else 'failed'} "
+                    f"again, {(good - 1) * STEP:,} B {'passed' if below else 'failed'}")
     return rep
 
 

@@ -33,6 +33,7 @@ GC_BLOCK = 16
 _CREDIT_RE = re.compile(r"machine-double: credit=(\d+)")
 _PROBE_RE = re.compile(r"machine-double: probe (\w+) alloc=(\d+)")
 _FIRST_BYTE = "machine-double: before first modem byte:"
+_EXC_RE = re.compile(r"^[A-Z]\w*(Error|Exception|Exit|Interrupt)\b")
 
 
 @dataclass
@@ -165,6 +166,14 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
     confirmed = any(t.startswith(CONFIRMED) for t in res.log)
     if failed:
         res.reason = failed[0]
+        if failed[0] == "Traceback":
+            # the exception line ends the traceback ("MemoryError: ...", "OSError: 28")
+            ends = [t for t in res.tail if _EXC_RE.match(t)]
+            if ends:
+                res.reason = ends[-1]
+        elif failed[0] == "MemoryError":
+            lines = [t for t in res.tail if "MemoryError" in t]
+            res.reason = lines[0] if lines else failed[0]
     elif confirmed:
         missing = [e for e in expect if e not in seen]
         res.reason = f"missing {missing[0]!r}" if missing else ""
