@@ -339,3 +339,26 @@ def test_no_secret_in_logs():
         assert CONFIG.decode() not in text
 
     run(main())
+
+
+def test_hello_retry_request_through_the_gateway():
+    # issue 13 item 7: a client offering psk_dhe_ke only, with x25519 listed but no share,
+    # gets a HelloRetryRequest and then its configuration (was: handshake_failure)
+    from ztp.tls import KeyExchangeMode
+
+    async def main():
+        state = make_state()
+        async with stub_service(state) as url, running_gateway(url, fast_config()) as (gw, port):
+            got = await engine_fetch(
+                port,
+                IDENTITY,
+                PSK,
+                get(),
+                key_exchange_modes=(KeyExchangeMode.PSK_DHE_KE,),
+                empty_key_share=True,
+            )
+            assert got.status == 200 and got.body == CONFIG
+            assert got.handshake.key_exchange_mode is KeyExchangeMode.PSK_DHE_KE
+            assert bytes(got.wire_in).startswith(bytes.fromhex("16030300"))  # the HRR record
+
+    run(main())

@@ -110,6 +110,19 @@ def test_openssl_client_psk_ke_where_server_prefers_it(suite):
     assert outcome.events[-1] == ConnectionClosed(clean=True)
 
 
+def test_openssl_client_key_share_in_another_group_gets_hello_retry_request():
+    # OpenSSL sends a share for its first group only (P-256, which we do not implement) and
+    # lists X25519 too; without -allow_no_dhe_kex it offers psk_dhe_ke alone: our server asks
+    # for an x25519 share (HelloRetryRequest, RFC 8446 §4.1.4) instead of handshake_failure
+    server = server_with(TEXT_IDENTITY)
+    proc = s_client(server.port, CCM, "-groups", "P-256:X25519")
+    outcome = server.join()
+    assert outcome.error is None, outcome.error
+    assert proc.stdout == b"pong:hello\n"
+    assert [e.group for e in server.captured["hello"].key_share] == [0x0017]
+    assert outcome.events[0] == HandshakeComplete(TEXT_IDENTITY, "1", PSK_DHE_KE, CCM, "gw.example")
+
+
 def test_openssl_client_wrong_key_gets_decrypt_error():
     server = server_with(TEXT_IDENTITY)
     proc = s_client(server.port, CCM, key=b"\x01" * 16)

@@ -309,7 +309,8 @@ def server_hello(c: ClientConnection, **changes) -> bytes:
         ({"pre_shared_key": 1}, IllegalParameter),
         ({"key_share": KeyShareEntry(0x1D, b"\x09" * 32)}, IllegalParameter),  # not offered
         ({"random": HRR_RANDOM, "selected_group": 0x17, "pre_shared_key": None}, IllegalParameter),
-        ({"random": HRR_RANDOM, "cookie": b"c", "pre_shared_key": None}, HandshakeFailure),
+        # an HRR that would change nothing (RFC 8446 §4.1.4)
+        ({"random": HRR_RANDOM, "pre_shared_key": None}, IllegalParameter),
     ],
 )
 def test_server_hello_rejections(changes, error):
@@ -444,6 +445,12 @@ def _server_in(state: ServerState):
     c, s = make_pair()
     if state is ServerState.EXPECT_CLIENT_HELLO:
         return s, lambda m: record(ContentType.HANDSHAKE, m)
+    if state is ServerState.EXPECT_SECOND_CLIENT_HELLO:
+        c = client(key_exchange_modes=(KeyExchangeMode.PSK_DHE_KE,), empty_key_share=True)
+        c.start_handshake()
+        s.receive_data(c.data_to_send())
+        assert drain(s) == [] and s.state is state  # our HelloRetryRequest went out
+        return s, lambda m: record(ContentType.HANDSHAKE, m)
     c.start_handshake()
     s.receive_data(c.data_to_send())
     drain(s)
@@ -459,6 +466,7 @@ def _server_in(state: ServerState):
 
 ALLOWED_SERVER = {
     ServerState.EXPECT_CLIENT_HELLO: {HandshakeType.CLIENT_HELLO},
+    ServerState.EXPECT_SECOND_CLIENT_HELLO: {HandshakeType.CLIENT_HELLO},
     ServerState.EXPECT_FINISHED: {HandshakeType.FINISHED},
     ServerState.CONNECTED: {HandshakeType.KEY_UPDATE},
 }

@@ -52,6 +52,7 @@ def rewrite_hello(client: ClientConnection, psk: bytes, *, resign: bool = True, 
     ks.update_transcript(message)
     ks.early_secret(psk)
     client._key_schedule = ks
+    client._hello, client._hello_message = hello, message  # what a HelloRetryRequest repeats
     return record(ContentType.HANDSHAKE, message, 0x0301)
 
 

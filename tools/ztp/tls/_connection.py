@@ -16,12 +16,15 @@ Profile decisions (see docs/tls.md): external PSKs only; one PSK per client; the
 validates the binder of the first offered identity it knows (all candidate keys of that
 identity are tried, without early exit, the list padded with random dummy keys to
 ``max_psk_candidates``); an unknown identity costs the same number of dummy binders and ends
-in the same ``decrypt_error`` as a wrong key. No HelloRetryRequest, no tickets, no 0-RTT
-(early data is skipped on the server, RFC 8446 §4.2.10).
+in the same ``decrypt_error`` as a wrong key. A HelloRetryRequest (for x25519) only when the
+client offers psk_dhe_ke, lists x25519 in supported_groups, sends no x25519 share and offers no
+psk_ke we would choose (issue 13); the client answers one. No tickets, no 0-RTT (early data is
+skipped on the server, RFC 8446 §4.2.10).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import os
@@ -58,8 +61,9 @@ from ._events import (
     PskRequest,
     _NeedData,
 )
-from ._key_schedule import KeySchedule, compute_binder, next_traffic_secret
+from ._key_schedule import KeySchedule, compute_binder, message_hash, next_traffic_secret
 from ._messages import (
+    HRR_RANDOM,
     MAX_FRAGMENT_LENGTHS,
     RECORD_SIZE_LIMIT_MAX_TLS13,
     RECORD_SIZE_LIMIT_MIN,
@@ -68,6 +72,7 @@ from ._messages import (
     CipherSuite,
     ClientHello,
     EncryptedExtensions,
+    ExtensionType,
     Finished,
     Group,
     HandshakeType,
@@ -135,7 +140,9 @@ class ClientConfig:
     """Client settings. ``identity``: raw PSK identity (SAFE2: the 10 EF_ICCID bytes);
     ``psk``: raw key (SAFE2: 16 bytes, SHA-256). ``max_fragment_length`` is in bytes
     (512, 1024, 2048 or 4096; RFC 6066); ``middlebox_compat`` sends a 32-byte
-    legacy_session_id and a change_cipher_spec (RFC 8446 §D.4)."""
+    legacy_session_id and a change_cipher_spec (RFC 8446 §D.4). ``empty_key_share``: with
+    psk_dhe_ke, list x25519 in supported_groups but send no share (RFC 8446 §4.2.8 allows an
+    empty client_shares), so the server asks for one with a HelloRetryRequest."""
 
     identity: bytes
     psk: bytes
@@ -146,6 +153,7 @@ class ClientConfig:
     record_size_limit: int | None = None
     max_fragment_length: int | None = None
     middlebox_compat: bool = False
+    empty_key_share: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.identity) <= 0xFFFF:
@@ -517,6 +525,28 @@ def _x25519(private_key: X25519PrivateKey, peer_public: bytes) -> bytes:
         raise IllegalParameter("x25519 key share gives an all-zero secret") from None
 
 
+_RETRY_MAY_CHANGE = frozenset({ExtensionType.PADDING, ExtensionType.COOKIE})
+
+
+def _retry_invariant(hello: ClientHello) -> ClientHello:
+    """What RFC 8446 §4.1.2 keeps equal between ClientHello1 and ClientHello2: everything but
+    key_share, early_data, cookie, padding and the PSK ages and binders."""
+    assert hello.pre_shared_key is not None
+    offered = hello.pre_shared_key
+    return dataclasses.replace(
+        hello,
+        key_share=None,
+        early_data=False,
+        other_extensions=tuple(
+            (t, d) for t, d in hello.other_extensions if t not in _RETRY_MAY_CHANGE
+        ),
+        pre_shared_key=OfferedPsks(
+            tuple(PskIdentity(p.identity) for p in offered.identities),
+            (bytes(32),) * len(offered.binders),
+        ),
+    )
+
+
 # -- client -----------------------------------------------------------------------------------
 
 
@@ -560,6 +590,9 @@ class ClientConnection(_Connection):
         self._server_hs_secret = b""
         self._client_hs_secret = b""
         self._mode: KeyExchangeMode | None = None
+        self._hello: ClientHello | None = None  # our (latest) ClientHello
+        self._hello_message = b""
+        self._retry_suite: int | None = None  # set once we answered a HelloRetryRequest
 
     def _error_state(self) -> Enum:
         return ClientState.ERROR
@@ -578,12 +611,11 @@ class ClientConnection(_Connection):
         config = self._config
         if config.middlebox_compat:
             self._session_id = self._rng(32)
-        key_share = supported_groups = None
+        key_share: tuple[KeyShareEntry, ...] | None = None
+        supported_groups = None
         if KeyExchangeMode.PSK_DHE_KE in config.key_exchange_modes or config.send_key_share:
-            self._private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
-            public = self._private_key.public_key().public_bytes_raw()
-            key_share = (KeyShareEntry(Group.X25519, public),)
             supported_groups = (Group.X25519,)
+            key_share = () if config.empty_key_share else (self._new_key_share(),)
         mfl_code = None
         if config.max_fragment_length is not None:
             mfl_code = {v: k for k, v in MAX_FRAGMENT_LENGTHS.items()}[config.max_fragment_length]
@@ -600,27 +632,80 @@ class ClientConnection(_Connection):
             key_share=key_share,
             pre_shared_key=OfferedPsks((PskIdentity(config.identity, 0),), (bytes(32),)),
         )
+        self._send_client_hello(hello, b"", LEGACY_CLIENT_HELLO_RECORD_VERSION)
+        self._set_state(ClientState.EXPECT_SERVER_HELLO)
+
+    def _new_key_share(self) -> KeyShareEntry:
+        self._private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
+        return KeyShareEntry(Group.X25519, self._private_key.public_key().public_bytes_raw())
+
+    def _send_client_hello(
+        self, hello: ClientHello, transcript_prefix: bytes, record_version: int | None = None
+    ) -> None:
+        """Sign (binder) and queue ``hello``; the transcript restarts from the prefix."""
         buf = Buffer()
         push_client_hello(buf, hello)
         message = buf.data
         assert hello.pre_shared_key is not None
-        # RFC 8446 §4.2.11.2: the binder covers the ClientHello up to the binders list
+        # RFC 8446 §4.2.11.2: the binder covers the transcript up to the binders list
         truncated = message[: len(message) - hello.pre_shared_key.binders_length()]
-        message = message[:-32] + compute_binder(config.psk, truncated)
-        self._key_schedule.update_transcript(message)
-        self._key_schedule.early_secret(config.psk)
-        self._send(ContentType.HANDSHAKE, message, LEGACY_CLIENT_HELLO_RECORD_VERSION)
-        self._set_state(ClientState.EXPECT_SERVER_HELLO)
+        message = message[:-32] + compute_binder(self._config.psk, transcript_prefix + truncated)
+        self._key_schedule = KeySchedule()
+        self._key_schedule.update_transcript(transcript_prefix + message)
+        self._key_schedule.early_secret(self._config.psk)
+        self._hello = hello
+        self._hello_message = message
+        self._send(ContentType.HANDSHAKE, message, record_version)
+
+    def _on_hello_retry_request(self, hello: ServerHello, message: bytes) -> None:
+        """RFC 8446 §4.1.4: check the HRR, then send ClientHello2 with what it asks for."""
+        config = self._config
+        first = self._hello
+        assert first is not None
+        if self._retry_suite is not None:
+            # "If a client receives a second HelloRetryRequest in the same connection [...],
+            # it MUST abort the handshake with an "unexpected_message" alert."
+            raise UnexpectedMessage("second HelloRetryRequest")
+        if hello.supported_versions != TLS_1_3 or hello.legacy_version != TLS_1_2:
+            raise IllegalParameter("HelloRetryRequest does not select TLS 1.3")
+        if hello.legacy_session_id_echo != self._session_id:
+            raise IllegalParameter("legacy_session_id_echo differs from legacy_session_id")
+        if hello.cipher_suite not in config.cipher_suites:
+            raise IllegalParameter(f"HelloRetryRequest cipher suite {hello.cipher_suite:#06x}")
+        if hello.legacy_compression_method != 0:
+            raise IllegalParameter("non-zero legacy_compression_method")
+        key_share = first.key_share
+        if hello.selected_group is not None:
+            # §4.2.8: a group we listed in supported_groups and sent no share for
+            offered = first.supported_groups or ()
+            shared = {e.group for e in first.key_share or ()}
+            if hello.selected_group not in offered or hello.selected_group in shared:
+                raise IllegalParameter(f"HelloRetryRequest for group {hello.selected_group}")
+            key_share = (self._new_key_share(),)
+        elif hello.cookie is None:
+            # "Clients MUST abort the handshake with an "illegal_parameter" alert if the
+            # HelloRetryRequest would not result in any change in the ClientHello."
+            raise IllegalParameter("HelloRetryRequest that changes nothing")
+        other = tuple((t, d) for t, d in first.other_extensions if t != ExtensionType.COOKIE)
+        if hello.cookie is not None:
+            cookie = len(hello.cookie).to_bytes(2, "big") + hello.cookie
+            other += ((ExtensionType.COOKIE, cookie),)  # §4.2.2: echoed in ClientHello2
+        second = dataclasses.replace(
+            first, key_share=key_share, early_data=False, other_extensions=other
+        )
+        self._retry_suite = hello.cipher_suite
+        self._send_client_hello(second, message_hash(self._hello_message) + message)
 
     def _on_server_hello(self, message: bytes) -> None:
         hello: ServerHello = _pull_exact(message, pull_server_hello)
         config = self._config
         if hello.is_hello_retry_request:
-            if hello.selected_group is not None:
-                # RFC 8446 §4.1.4: a group we did not offer, or one we already sent a share
-                # for (x25519 is our only group) -> illegal_parameter
-                raise IllegalParameter(f"HelloRetryRequest for group {hello.selected_group}")
-            raise HandshakeFailure("HelloRetryRequest is not supported")
+            self._on_hello_retry_request(hello, message)
+            return
+        if self._retry_suite is not None and hello.cipher_suite != self._retry_suite:
+            # §4.1.4: "the client MUST check that the cipher suite supplied in the ServerHello
+            # is the same as that in the HelloRetryRequest"
+            raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest")
         if hello.supported_versions is None:
             raise ProtocolVersion("server did not select TLS 1.3")
         if hello.supported_versions != TLS_1_3 or hello.legacy_version != TLS_1_2:
@@ -731,6 +816,7 @@ class ClientConnection(_Connection):
 
 class ServerState(Enum):
     EXPECT_CLIENT_HELLO = "EXPECT_CLIENT_HELLO"
+    EXPECT_SECOND_CLIENT_HELLO = "EXPECT_SECOND_CLIENT_HELLO"  # after our HelloRetryRequest
     WAIT_PSKS = "WAIT_PSKS"
     EXPECT_FINISHED = "EXPECT_FINISHED"
     CONNECTED = "CONNECTED"
@@ -753,10 +839,15 @@ class ServerConnection(_Connection):
 
     _HANDLERS = {
         ServerState.EXPECT_CLIENT_HELLO: {HandshakeType.CLIENT_HELLO: "_on_client_hello"},
+        ServerState.EXPECT_SECOND_CLIENT_HELLO: {
+            HandshakeType.CLIENT_HELLO: "_on_second_client_hello"
+        },
         ServerState.EXPECT_FINISHED: {HandshakeType.FINISHED: "_on_finished"},
         ServerState.CONNECTED: {HandshakeType.KEY_UPDATE: "_on_key_update"},
     }
-    _CCS_STATES = frozenset({ServerState.WAIT_PSKS, ServerState.EXPECT_FINISHED})
+    _CCS_STATES = frozenset(
+        {ServerState.EXPECT_SECOND_CLIENT_HELLO, ServerState.WAIT_PSKS, ServerState.EXPECT_FINISHED}
+    )
 
     def __init__(self, config: ServerConfig, rng: Rng = os.urandom) -> None:
         super().__init__(rng, ServerState.EXPECT_CLIENT_HELLO)
@@ -765,6 +856,12 @@ class ServerConnection(_Connection):
         self._pending: _PendingHello | None = None
         self._client_hs_secret = b""
         self._complete: HandshakeComplete | None = None
+        # after a HelloRetryRequest: the first ClientHello, the suite chosen then, and the
+        # transcript the second ClientHello's binder covers (message_hash(CH1) + HRR)
+        self._first_hello: ClientHello | None = None
+        self._retry_suite: CipherSuite | None = None
+        self._transcript_prefix = b""
+        self._sent_ccs = False
 
     def _error_state(self) -> Enum:
         return ServerState.ERROR
@@ -805,8 +902,8 @@ class ServerConnection(_Connection):
         self._finish_client_hello(pending, pending.candidates)
         return True
 
-    def _on_client_hello(self, message: bytes) -> None:
-        hello: ClientHello = _pull_exact(message, pull_client_hello)
+    def _check_client_hello(self, hello: ClientHello) -> CipherSuite:
+        """Checks every ClientHello passes; returns the cipher suite we choose."""
         config = self._config
         # RFC 8446 §4.2.1: without supported_versions this is a TLS 1.2 (or older) ClientHello
         if hello.supported_versions is None or TLS_1_3 not in hello.supported_versions:
@@ -822,25 +919,111 @@ class ServerConnection(_Connection):
         if hello.psk_key_exchange_modes is None:
             # RFC 8446 §4.2.9: "clients MUST supply a "psk_key_exchange_modes" extension"
             raise MissingExtension("pre_shared_key without psk_key_exchange_modes")
+        # RFC 8446 §9.2: "If containing a "supported_groups" extension, it MUST also contain a
+        # "key_share" extension, and vice versa. [...] Servers receiving a ClientHello which
+        # does not conform to these requirements MUST abort the handshake with a
+        # "missing_extension" alert."
         if hello.key_share is not None and hello.supported_groups is None:
-            # RFC 8446 §9.2: key_share requires supported_groups
             raise MissingExtension("key_share without supported_groups")
+        if hello.supported_groups is not None and hello.key_share is None:
+            raise MissingExtension("supported_groups without key_share")
+        return suite
+
+    def _select_mode(self, hello: ClientHello) -> KeyExchangeMode | None:
+        """Our most preferred mode the client offers and can do now; None: psk_dhe_ke only,
+        and a HelloRetryRequest for x25519 would make it possible."""
+        assert hello.psk_key_exchange_modes is not None
         x25519_share = next((e for e in hello.key_share or () if e.group == Group.X25519), None)
-        mode = None
-        for candidate in config.key_exchange_modes:
+        retry = False
+        for candidate in self._config.key_exchange_modes:
             if candidate not in hello.psk_key_exchange_modes:
                 continue
             if candidate == KeyExchangeMode.PSK_DHE_KE and x25519_share is None:
-                continue  # no HelloRetryRequest: fall back to the next mode, if any
-            mode = candidate
-            break
+                # RFC 8446 §4.1.4 / §4.2.8: a HelloRetryRequest only for a group the client
+                # supports; psk_ke, when both sides allow it, needs no second round trip
+                retry = Group.X25519 in (hello.supported_groups or ())
+                continue
+            if x25519_share is not None and len(x25519_share.key_exchange) != X25519_KEY_LENGTH:
+                raise IllegalParameter("x25519 key share is not 32 bytes")
+            return candidate
+        if retry:
+            return None
+        raise HandshakeFailure("no PSK key exchange mode in common")
+
+    def _on_client_hello(self, message: bytes) -> None:
+        hello: ClientHello = _pull_exact(message, pull_client_hello)
+        suite = self._check_client_hello(hello)
+        mode = self._select_mode(hello)
         if mode is None:
-            raise HandshakeFailure("no PSK key exchange mode in common")
-        if x25519_share is not None and len(x25519_share.key_exchange) != X25519_KEY_LENGTH:
-            raise IllegalParameter("x25519 key share is not 32 bytes")
+            self._send_hello_retry_request(message, hello, suite)
+            return
         if hello.early_data:
             # RFC 8446 §4.2.10: refuse 0-RTT by skipping records that fail to decrypt
-            self._records.early_data_skip_budget = config.max_early_data_skip
+            self._records.early_data_skip_budget = self._config.max_early_data_skip
+        self._accept_client_hello(message, hello, suite, mode)
+
+    def _send_hello_retry_request(
+        self, message: bytes, hello: ClientHello, suite: CipherSuite
+    ) -> None:
+        """RFC 8446 §4.1.4: ask for an x25519 key share. No PSK work yet: the binder of the
+        second ClientHello is the one that counts (§4.2.11.2), so this answer is the same
+        whatever the identity."""
+        hrr = ServerHello(
+            random=HRR_RANDOM,
+            legacy_session_id_echo=hello.legacy_session_id,
+            cipher_suite=suite,
+            supported_versions=TLS_1_3,
+            selected_group=Group.X25519,
+        )
+        buf = Buffer()
+        push_server_hello(buf, hrr)
+        # §4.4.1: the transcript continues with message_hash(ClientHello1), then the HRR
+        self._transcript_prefix = message_hash(message) + buf.data
+        self._key_schedule.update_transcript(self._transcript_prefix)
+        self._first_hello = hello
+        self._retry_suite = suite
+        self._send(ContentType.HANDSHAKE, buf.data)
+        if hello.legacy_session_id:
+            # RFC 8446 §D.4: after the server's first handshake message, which may be an HRR
+            self._send(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            self._sent_ccs = True
+        if hello.early_data:
+            # §4.2.10: early data after ClientHello1 is skipped (here it cannot be decrypted
+            # at all: no read key), up to the same budget
+            self._records.early_data_skip_budget = self._config.max_early_data_skip
+        self._set_state(ServerState.EXPECT_SECOND_CLIENT_HELLO)
+
+    def _on_second_client_hello(self, message: bytes) -> None:
+        hello: ClientHello = _pull_exact(message, pull_client_hello)
+        first = self._first_hello
+        assert first is not None
+        self._records.early_data_skip_budget = 0  # early data ends before ClientHello2
+        suite = self._check_client_hello(hello)
+        if suite != self._retry_suite:
+            # §4.1.4: the same cipher suite as in the HelloRetryRequest
+            raise IllegalParameter("second ClientHello changes the cipher suite")
+        shares = hello.key_share or ()
+        if len(shares) != 1 or shares[0].group != Group.X25519:
+            # §4.2.8: "the client MUST replace the original "key_share" extension with one
+            # containing only a new KeyShareEntry for the group indicated"
+            raise IllegalParameter("second ClientHello must carry one x25519 key share")
+        if hello.early_data:
+            # §4.2.10: "A client MUST NOT include the "early_data" extension in its followup
+            # ClientHello."
+            raise IllegalParameter("early_data in the second ClientHello")
+        if _retry_invariant(hello) != _retry_invariant(first):
+            # §4.1.2: "the client MUST send the same ClientHello without modification",
+            # except key_share, early_data, cookie, the PSK ages and binders, and padding
+            raise IllegalParameter("second ClientHello differs from the first")
+        mode = self._select_mode(hello)
+        assert mode is not None  # an x25519 share is there now
+        self._accept_client_hello(message, hello, suite, mode)
+
+    def _accept_client_hello(
+        self, message: bytes, hello: ClientHello, suite: CipherSuite, mode: KeyExchangeMode
+    ) -> None:
+        config = self._config
+        assert hello.pre_shared_key is not None
         identities = tuple(
             p.identity for p in hello.pre_shared_key.identities[: config.max_psk_identities]
         )
@@ -865,7 +1048,8 @@ class ServerConnection(_Connection):
         hello, message = pending.hello, pending.message
         offered = hello.pre_shared_key
         assert offered is not None
-        truncated = message[: len(message) - offered.binders_length()]
+        # after a HelloRetryRequest the binder covers message_hash(CH1) + HRR too (§4.2.11.2)
+        truncated = self._transcript_prefix + message[: len(message) - offered.binders_length()]
         # Select the first offered identity we know; RFC 8446 §4.2.11 asks to validate the
         # binder of that one PSK only. Its candidate keys are padded with random dummy keys to
         # max_psk_candidates (an unknown identity: dummies only), every binder is computed and
@@ -923,10 +1107,11 @@ class ServerConnection(_Connection):
         push_server_hello(buf, server_hello)
         ks.update_transcript(buf.data)
         self._send(ContentType.HANDSHAKE, buf.data)
-        if hello.legacy_session_id:
+        if hello.legacy_session_id and not self._sent_ccs:
             # RFC 8446 §D.4: middlebox compatibility, "immediately after its first handshake
-            # message"
+            # message" (the HelloRetryRequest, if there was one)
             self._send(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            self._sent_ccs = True
         ks.handshake_secret(shared_secret)
         self._client_hs_secret = ks.client_handshake_traffic_secret()
         server_hs = ks.server_handshake_traffic_secret()

@@ -147,6 +147,12 @@ class KeySchedule:
         return self.secret
 
 
+def message_hash(client_hello: bytes) -> bytes:
+    """RFC 8446 §4.4.1: after a HelloRetryRequest, ClientHello1 is replaced in the transcript
+    by this synthetic message: type message_hash (254), length 32, Hash(ClientHello1)."""
+    return bytes([254, 0, 0, HASH_LEN]) + hashlib.sha256(client_hello).digest()
+
+
 def compute_binder(
     psk: bytes, truncated_client_hello: bytes, label: bytes = b"ext binder"
 ) -> bytes:
@@ -154,8 +160,9 @@ def compute_binder(
 
     ``truncated_client_hello`` is the ClientHello handshake message up to, not including, the
     binders list (its 2-byte length excluded); its inner lengths already count the binders.
-    ``label`` is ``b"ext binder"`` for external PSKs; ``b"res binder"`` only for RFC 8448
-    vectors.
+    After a HelloRetryRequest it is preceded by the transcript so far: ``message_hash(CH1) +
+    HRR + Truncate(CH2)`` (§4.2.11.2). ``label`` is ``b"ext binder"`` for external PSKs;
+    ``b"res binder"`` only for RFC 8448 vectors.
     """
     early = hkdf_extract(_ZEROS, psk)
     binder_key = derive_secret(early, label, empty_hash())

@@ -142,6 +142,15 @@ class RecordLayer:
             fragment = bytes(self._buffer[HEADER_LENGTH : HEADER_LENGTH + length])
             del self._buffer[: HEADER_LENGTH + length]
             if not protected:
+                if (
+                    content_type == ContentType.APPLICATION_DATA
+                    and self.read_cipher is None
+                    and 0 < length <= self.early_data_skip_budget
+                ):
+                    # 0-RTT data after a ClientHello we answered with a HelloRetryRequest
+                    # (RFC 8446 §4.2.10): skipped, within the same budget
+                    self.early_data_skip_budget -= length
+                    continue
                 if length == 0:
                     # RFC 8446 §5.1: no zero-length fragments of handshake or alert records
                     raise UnexpectedMessage(f"empty {content_type.name} record")
