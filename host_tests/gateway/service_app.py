@@ -69,7 +69,9 @@ def make_app(state: ServiceState) -> Starlette:
     async def events(request: Request) -> Response:
         if not authorized(request):
             return deny()
-        state.events.append(await request.json())
+        event = await request.json()
+        event["gateway_header"] = request.headers.get("x-ztp-gateway")
+        state.events.append(event)
         return Response(status_code=204)
 
     def device_call(request: Request) -> tuple[bytes, str] | Response:

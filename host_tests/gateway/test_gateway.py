@@ -145,7 +145,33 @@ def test_iccid_mismatch_is_403_and_audited():
             assert ev["kind"] == "iccid_mismatch"
             assert ev["identity"] == IDENTITY.hex()
             assert ev["detail"]["requested_iccid"] == OTHER.hex()
-            assert ev["detail"]["gateway"] == "gw-test"
+            # the gateway's name travels as X-ZTP-Gateway (the audit row's gateway column),
+            # not inside the detail (issue 13 item 7)
+            assert ev["gateway_header"] == "gw-test"
+            assert "gateway" not in ev["detail"]
+
+    run(main())
+
+
+def test_iccid_mismatch_past_the_rate_limit_is_still_audited():
+    # issue 13 item 5: it was answered 429 and never audited
+    async def main():
+        state = make_state()
+        cfg = fast_config(identity_rate=RateLimit(per_second=1 / 3600, burst=1))
+        async with stub_service(state) as url, running_gateway(url, cfg) as (gw, port):
+            assert (await engine_fetch(port, IDENTITY, PSK, get())).status == 200
+            assert (await engine_fetch(port, IDENTITY, PSK, get())).status == 429  # limit
+            for _ in range(3):
+                got = await engine_fetch(port, IDENTITY, PSK, get(identity_hex=OTHER.hex()))
+                assert got.status == 403
+            assert len(state.forwarded) == 1
+            assert [e["kind"] for e in state.events] == ["iccid_mismatch"] * 3
+            for ev in state.events:
+                assert ev["identity"] == IDENTITY.hex()
+                assert ev["detail"]["requested_iccid"] == OTHER.hex()
+                assert ev["detail"]["rate_limited"] is True
+            m = gw.metrics.registry.get_sample_value
+            assert m("ztp_gateway_rate_limited_total") == 4
 
     run(main())
 

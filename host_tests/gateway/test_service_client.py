@@ -28,7 +28,8 @@ def test_lookup_changes_events_forward():
                     {
                         "kind": "iccid_mismatch",
                         "identity": ID.hex(),
-                        "detail": {"requested_iccid": "00" * 10, "gateway": "gw-test"},
+                        "detail": {"requested_iccid": "00" * 10},
+                        "gateway_header": "gw-test",  # the audit row's gateway column
                     }
                 ]
                 fwd = ForwardRequest("GET", f"/v1/config/00aa?iccid={ID.hex()}", "00aa", ID.hex())

@@ -123,3 +123,18 @@ def test_unknown_identity_ends_with_alert_event():
     (closed,) = drain(session, 1.0)
     assert closed == Closed("alert", "EXPECT_FINISHED", "decrypt_error")
     assert session.data_to_send() == bytes.fromhex("15030300020233")
+
+
+def test_rate_limited_iccid_mismatch_is_refused_as_a_mismatch():
+    # past the limit a mismatch still reaches the audit (issue 13 item 5)
+    client, session = new_pair()
+    handshake(client, session)
+    session.refuse_request(429, "rate_limited", "quota")
+    other = "98440552908136983604"
+    client.send_application_data(f"GET /v1/config/0011?iccid={other} HTTP/1.1\r\n\r\n".encode())
+    session.receive_data(client.data_to_send(), 2.0)
+    (ev,) = drain(session, 2.0)
+    assert isinstance(ev, Refuse)
+    assert (ev.refusal.status, ev.refusal.kind) == (403, "iccid_mismatch")
+    assert ev.refusal.detail["requested_iccid"] == other
+    assert ev.refusal.detail["rate_limited"] is True

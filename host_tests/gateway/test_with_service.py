@@ -60,6 +60,13 @@ def test_real_service_fetch_mismatch_audit_and_revocation(tmp_path):
                 events = await asyncio.to_thread(admin.audit)
                 kinds = [e.get("kind") or e.get("action") for e in events]
                 assert any("iccid_mismatch" in str(k) for k in kinds), events
+                # the gateway column names the gateway, the actor its credential (issue 13)
+                for e in events:
+                    if e["action"] in ("gateway.iccid_mismatch", "psk.lookup", "config.deliver"):
+                        assert (e["gateway"], e["actor"]) == ("gw-real", creds.gateway_id), e
+                        assert "gateway" not in e["detail"], e
+                [mismatch] = [e for e in events if e["action"] == "gateway.iccid_mismatch"]
+                assert mismatch["detail"]["requested_iccid"] == build_ef_iccid(OTHER_ICCID).hex()
 
                 # suspend the SIM: the change feed drops the cached key, handshakes fail
                 await asyncio.to_thread(admin.suspend_sim, ICCID)

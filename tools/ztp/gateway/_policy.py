@@ -52,7 +52,7 @@ class RequestRejected(Exception):
     status: int
     kind: str
     reason: str
-    detail: dict[str, str] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.status} {self.kind}: {self.reason}"

@@ -469,8 +469,9 @@ class Gateway:
             reason=rej.reason,
         )
         extra: tuple[tuple[str, str], ...] = ()
-        if rej.kind == "rate_limited":
+        if rej.kind == "rate_limited" or rej.detail.get("rate_limited"):
             self.metrics.rate_limited.inc()
+        if rej.kind == "rate_limited":
             retry = self._identity_limiter.retry_after(identity, self._clock())
             extra = (("Retry-After", str(max(1, round(retry)))),)
         if rej.kind == "iccid_mismatch":

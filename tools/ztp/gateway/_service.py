@@ -1,8 +1,9 @@
 """HTTP client for the configuration service's gateway-facing API (docs/INTERFACES.md).
 
 Every call carries ``Authorization: Bearer <gateway token>``. Device requests additionally
-carry the verified identity (``X-ZTP-Identity``), the tag of the key whose binder verified
-(``X-ZTP-Key-Tag``) and the gateway's name (``X-ZTP-Gateway``). Answers are parsed strictly:
+carry the verified identity (``X-ZTP-Identity``) and the tag of the key whose binder verified
+(``X-ZTP-Key-Tag``); every call names the gateway (``X-ZTP-Gateway``), which the service
+records in its audit rows. Answers are parsed strictly:
 a malformed answer is a :class:`ServiceError`, never a half-understood key list.
 
 The two calls on the per-connection path (key lookups and forwarding) go through
@@ -150,7 +151,13 @@ class ServiceClient:
         if self._token is None:
             await self._login(None)
         token = self._token
-        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
+        # every call names this gateway: the service records it in the audit rows' gateway
+        # column (the credential's client id goes in the actor column)
+        headers = {
+            **kwargs.pop("headers", {}),
+            "Authorization": f"Bearer {token}",
+            "X-ZTP-Gateway": self.gateway_name,
+        }
         resp = await self._send(method, url, headers=headers, **kwargs)
         if resp.status_code == 401 and self._credentials is not None:
             await self._login(token)  # expired: log in again and retry once
@@ -237,15 +244,12 @@ class ServiceClient:
         return last, tuple(_unhex(i, "identity") for i in identities)
 
     async def post_event(self, kind: str, identity: bytes, detail: dict[str, Any]) -> None:
-        """Audit an event (e.g. ``iccid_mismatch``) through ``POST /v1/gateway/events``."""
+        """Audit an event (e.g. ``iccid_mismatch``) through ``POST /v1/gateway/events``; the
+        gateway's name travels as ``X-ZTP-Gateway`` (the audit row's gateway column)."""
         resp = await self._request(
             "POST",
             "/v1/gateway/events",
-            json={
-                "kind": kind,
-                "identity": identity.hex(),
-                "detail": {**detail, "gateway": self.gateway_name},
-            },
+            json={"kind": kind, "identity": identity.hex(), "detail": detail},
         )
         if not 200 <= resp.status_code < 300:
             raise ServiceError(f"POST /v1/gateway/events: got {resp.status_code}")
@@ -261,11 +265,7 @@ class ServiceClient:
             ServiceError: unreachable (502), timed out (504), 401 (the gateway's own token was
                 refused: not the SIM's fault, 502) or a 5xx (502).
         """
-        headers = {
-            "X-ZTP-Identity": identity.hex(),
-            "X-ZTP-Key-Tag": key_tag,
-            "X-ZTP-Gateway": self.gateway_name,
-        }
+        headers = {"X-ZTP-Identity": identity.hex(), "X-ZTP-Key-Tag": key_tag}
         if request.content_type:
             headers["Content-Type"] = request.content_type
         resp = await self._request(

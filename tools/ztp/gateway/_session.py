@@ -7,7 +7,8 @@ adapter answers the events that need I/O:
 
 - :class:`PskLookup` -> look the identities up (service, cache), then ``supply_psks(...)``;
 - :class:`Authenticated` -> the binder verified: charge the per-identity rate limit, and if it
-  is exhausted call ``refuse_request(429, ...)`` (the request is still read, then refused);
+  is exhausted call ``refuse_request(429, ...)`` (the request is still read and checked, then
+  refused; an ICCID mismatch is refused as such, 403, so that it is audited past the limit too);
 - :class:`Forward` -> send the checked request to the service, then ``respond(...)``;
 - :class:`Refuse` -> (audit ``iccid_mismatch``), then ``respond(refusal.status)``;
 - :class:`Closed` -> write what ``data_to_send()`` holds and close the socket.
@@ -328,13 +329,20 @@ class GatewaySession:
             return
         assert self.identity is not None
         self._set_state(SessionState.WAIT_RESPONSE)
-        if self._refusal is not None:
-            self._events.append(Refuse(self._refusal))
-            return
         try:
             fwd = check_request(req, self.identity)  # type: ignore[arg-type]
         except RequestRejected as rej:
+            if self._refusal is not None and rej.kind == "iccid_mismatch":
+                # past its limit too: still a mismatch, answered 403 and audited (issue 13)
+                rej = RequestRejected(
+                    rej.status, rej.kind, rej.reason, {**rej.detail, "rate_limited": True}
+                )
+            elif self._refusal is not None:
+                rej = self._refusal
             self._events.append(Refuse(rej))
+            return
+        if self._refusal is not None:
+            self._events.append(Refuse(self._refusal))
             return
         self._events.append(Forward(fwd))
 

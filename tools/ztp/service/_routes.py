@@ -589,7 +589,7 @@ Q_ICCID_HEX = Param("iccid", S_IDENT, True, "hex of the EF_ICCID bytes")
 
 
 @route("GET", "/v1/gateway/psks/{identity_hex}", tx="write", scope="gateway",
-       tags=("gateway",),
+       tags=("gateway",), headers=(H_GATEWAY,),
        summary="Usable PSKs of a SIM by PSK identity (hex of EF_ICCID); 404 unknown/suspended",
        responses={"200": ("keys", JSON, obj({
            "identity": S_STR, "iccid": S_STR,
@@ -610,6 +610,7 @@ def gateway_psk_changes(call: Call) -> Response:
 
 
 @route("POST", "/v1/gateway/events", tx="write", scope="gateway", tags=("gateway",),
+       headers=(H_GATEWAY,),
        summary="Record a gateway event (e.g. iccid_mismatch) in the audit log",
        request={JSON: obj({"kind": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
                            "identity": S_IDENT, "detail": {"type": "object"}}, ("kind",))},
