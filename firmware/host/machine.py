@@ -224,8 +224,12 @@ def _setup():
     _reset_cause = _env_int("ZTP_RESET_CAUSE", 1)
     uid = os.getenv("ZTP_UNIQUE_ID")
     if uid:
+        h = uid.encode()
         for i in range(16):
-            _uid[i] = int(uid[2 * i:2 * i + 2], 16)
+            a = h[2 * i]
+            b = h[2 * i + 1]
+            _uid[i] = (a - 48 if a < 58 else (a | 32) - 87) << 4 | (
+                b - 48 if b < 58 else (b | 32) - 87)
     path = os.getenv("ZTP_UART_PTY")
     if path:
         _io = open(path, "r+b")

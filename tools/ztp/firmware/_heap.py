@@ -197,6 +197,7 @@ class HeapRig:
         self._stacks: asyncio.Queue[Any] | None = None
         self._all: list[Any] = []
         self._seeds: dict[str, Path] = {}
+        self._ptys: dict[int, str] = {}
         self._n = 0
         self._lock = threading.Lock()
         self._seed_lock = threading.RLock()  # seeds are made once, one at a time
@@ -232,10 +233,15 @@ class HeapRig:
         from ztp.demo import Stack, StackOptions
 
         self._stacks = asyncio.Queue()
-        for _ in range(self.n_stacks):
+        for i in range(self.n_stacks):
             stack = Stack(StackOptions(fast_hashing=True))
             await stack.__aenter__()
             self._all.append(stack)
+            # the double opens the modem's pty through a link of one length for every stack
+            # (see _image_for)
+            link = self._tmp / f"pty-{i:02d}"
+            link.symlink_to(stack.pty)
+            self._ptys[id(stack)] = str(link)
             self._stacks.put_nowait(stack)
 
     async def _stop(self) -> None:
@@ -247,7 +253,9 @@ class HeapRig:
     def _image_for(self, seed: Path) -> Iterator[Path]:
         with self._lock:
             self._n += 1
-            img = self._tmp / f"run-{self._n}.img"
+            # fixed-length names: the doubles' setup reads the paths, and strings of another
+            # length could leave other holes, so another credit (it is checked per run)
+            img = self._tmp / f"run-{self._n:06d}.img"
         shutil.copyfile(seed, img)
         try:
             yield img
@@ -300,7 +308,7 @@ class HeapRig:
         assert self.build is not None and self.budget is not None
         empty = self._tmp / "empty"
         empty.mkdir(exist_ok=True)
-        img = self._tmp / "calibrate.img"
+        img = self._tmp / "run-000000.img"
         make_fs(self.build, img, self.budget.fs_blocks, empty)
         r = self._call(self._run(None, _SEED_HEAP, False, image=img, credit=0, timeout=20))
         if r.credit <= 0:
@@ -323,7 +331,8 @@ class HeapRig:
             assert image is not None
             return await power_up(
                 self.build.micropython, image=image, blocks=self.budget.fs_blocks,
-                heapsize=heap + credit, heap=heap, pty=stack.pty, unique_id=DEMO_DEVICE_ID,
+                heapsize=heap + credit, heap=heap, pty=self._ptys[id(stack)],
+                unique_id=DEMO_DEVICE_ID,
                 expect=spec.expect if spec else (), timeout_s=timeout, probe=probe)
         finally:
             stack.modem.core.sim_busy_commands = 0
