@@ -9,6 +9,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ServiceError",
+    "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
 ]
@@ -62,3 +63,14 @@ class PayloadTooLarge(ServiceError):
 class UnsupportedMediaType(ServiceError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(ServiceError):
+    """Throttled; the answer carries ``Retry-After: retry_after_s``."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after_s = retry_after_s

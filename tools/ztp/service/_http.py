@@ -27,12 +27,14 @@ from ._errors import (
     Forbidden,
     PayloadTooLarge,
     ServiceError,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 from ._keys import SecretHasher
 from ._settings import Settings
 from ._store import Actor, Store
+from ._throttle import LoginThrottle
 
 __all__ = ["ROUTES", "Call", "RouteSpec", "error_response", "route"]
 
@@ -46,10 +48,13 @@ class AppState:
     db: Database
     hasher: SecretHasher
     tokens: TokenCache = field(default=None)  # type: ignore[assignment]
+    logins: LoginThrottle = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.tokens is None:
             self.tokens = TokenCache(self.settings.token_cache_s)
+        if self.logins is None:
+            self.logins = LoginThrottle(self.settings.login_limits)
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,8 @@ def error_response(exc: ServiceError) -> JSONResponse:
     if exc.status == 401:
         body["error_description"] = exc.detail  # RFC 6749 §5.2 / RFC 6750 §3
         headers["WWW-Authenticate"] = f'Bearer error="{exc.code}"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_s)  # RFC 9110 §10.2.3
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 

@@ -123,7 +123,8 @@ TOKEN_REQUEST = obj({"grant_type": {"enum": ["client_credentials"]}, "client_id"
 
 
 @route("POST", "/v1/auth/token", tx="none", scope=None, tags=("auth",),
-       summary="OAuth2 client-credentials grant (RFC 6749 §4.4): credentials -> bearer token",
+       summary="OAuth2 client-credentials grant (RFC 6749 §4.4): credentials -> bearer token; "
+               "429 with Retry-After after too many failed logins from one address",
        request={"application/x-www-form-urlencoded": TOKEN_REQUEST, JSON: TOKEN_REQUEST},
        responses={"200": ("token", JSON, obj({"access_token": S_STR, "token_type": S_STR,
                                               "expires_in": S_INT, "scope": S_STR},
@@ -154,8 +155,17 @@ def token(call: Call) -> Response:
         raise Unauthorized("client_id and client_secret are required", code="invalid_client")
     requested = parse_scopes(fields.get("scope") or None)
     db, st = call.state.db, call.settings
-    with db.read() as session:  # Argon2 verify outside any write lock
-        client_pk, granted = check_client(session, call.state.hasher, cid, secret)
+    # Throttled before any Argon2 work: failed logins per client address, and one
+    # verification at a time (issue 13; _throttle.py)
+    address = call.request.client.host if call.request.client else "?"
+    logins = call.state.logins
+    logins.check(address, call.now_ms)
+    with logins.turn(), db.read() as session:  # Argon2 verify outside any write lock
+        try:
+            client_pk, granted = check_client(session, call.state.hasher, cid, secret)
+        except Unauthorized:
+            logins.failed(address, call.now_ms)
+            raise
     with db.write() as session:
         tok, scopes = issue_token(session, client_pk, granted, requested, call.now_ms,
                                   st.token_ttl_s)

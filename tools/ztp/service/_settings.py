@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._files import private_dir, private_file
 from ._keys import MasterKeyError, MasterKeyring
+from ._throttle import LoginLimits
 
 __all__ = ["Settings", "default_data_dir"]
 
@@ -48,6 +49,8 @@ class Settings:
             database (``_auth.TokenCache``): a revocation made through another process
             sharing the database takes effect within this bound; one made through this
             process takes effect at once. 0 disables the cache.
+        login_limits: throttling of ``POST /v1/auth/token`` (failed logins per client
+            address, concurrent Argon2 verifications; ``_throttle.py``).
         sms_centre: where OTA rotation packets go (``POST /v1/rotations/run``): the URL of an
             SMS centre (``ztp.modem.SmsCentre``), an object with ``deliver(iccid, tpdu) ->
             PoR | None`` (tests), or None (rotations can be started but not sent).
@@ -64,6 +67,7 @@ class Settings:
     token_cache_s: float = 1.0
     clock_ms: Callable[[], int] = field(default=_wall_clock_ms, repr=False)
     sms_centre: object = None
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
 
     @classmethod
     def from_env(
