@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ztp.iccid import build_ef_iccid
-from ztp.modem import Faults, LatencyModel, Network, VirtualModem
+from ztp.modem import Faults, Habits, LatencyModel, Network, VirtualModem
 from ztp.sim import CardState, CostModel, ExchangeRecord, RetryPolicy, VirtualSim
 
 __all__ = [
@@ -117,7 +117,8 @@ class StackOptions:
         device_id: what the firmware sends with SET DEVICEID.
         config_body: the configuration set for (ICCID, DeviceID); None: none set.
         host: the gateway host name stored on the card (resolved by the modem's network DNS).
-        latency, faults: the virtual modem's knobs. sim_cost: the card's time model
+        latency, faults, habits: the virtual modem's knobs (``habits``: RTS at start, command
+            pacing, RESET_N pulse, UICC access; docs/modem.md). sim_cost: the card's time model
             (None: the card takes no time). retry: the applet's retry policy.
         gateway_config: ``ztp.gateway.GatewayConfig`` (None: defaults, name "demo").
         fast_hashing: small Argon2 parameters for the service's secrets (tests only).
@@ -135,6 +136,7 @@ class StackOptions:
     host: str = DEMO_HOST
     latency: LatencyModel = field(default_factory=LatencyModel)
     faults: Faults = field(default_factory=Faults)
+    habits: Habits = field(default_factory=Habits)
     sim_cost: CostModel | None = field(default_factory=lambda: CostModel().after_pps())
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=5, base_s=2, cap_s=8, watchdog_s=20)
@@ -393,7 +395,7 @@ class Stack:
         opt = self.options
         network = Network(dns={opt.host: "127.0.0.1"})
         modem = VirtualModem(self.sim, network=network, latency=opt.latency, faults=opt.faults,
-                             apply_card_cost=opt.sim_cost is not None)
+                             apply_card_cost=opt.sim_cost is not None, habits=opt.habits)
         modem.observers.append(lambda kind, info: self.emit("modem", kind, **info))
         self.modem = modem
         self._exit.push_async_callback(modem.close)

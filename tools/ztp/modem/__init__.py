@@ -1,7 +1,9 @@
 """Virtual u-blox SARA-U201 modem: AT interpreter, SIM Toolkit terminal (BIP), virtual network.
 
 See docs/modem.md. ``VirtualModem(sim, network=Network(...), latency=LatencyModel(...),
-faults=Faults(...))``; ``await modem.serve_pty()`` / ``await modem.serve_tcp(host, port)``.
+faults=Faults(...), habits=Habits(...))``; ``await modem.serve_pty()`` /
+``await modem.serve_tcp(host, port)``; hardware lines ``modem.set_rts(bool)``,
+``modem.set_reset_line(bool)``.
 """
 
 from ztp.modem._at import (
@@ -14,10 +16,13 @@ from ztp.modem._at import (
     RebootRequest,
     Registration,
 )
+from ztp.modem._habits import EarlyCommand, Habits
 from ztp.modem._modem import Faults, LatencyModel, UartLine, VirtualModem
 from ztp.modem._network import Network
+from ztp.modem._reset import ResetAction, ResetLine, ResetPulse
 from ztp.modem._smsc import SmsCentre, SmsDelivery, SmsFaults
 from ztp.modem._terminal import TERMINAL_PROFILE, CloseLink, OpenLink, SendLink, ToolkitTerminal
+from ztp.modem._uicc import UiccAccess, UiccError, cla_for_channel
 
 __all__ = [
     "NEED_DATA",
@@ -26,7 +31,9 @@ __all__ = [
     "CardCommand",
     "CloseLink",
     "CmeError",
+    "EarlyCommand",
     "Faults",
+    "Habits",
     "LatencyModel",
     "ModemIdentity",
     "Network",
@@ -34,11 +41,17 @@ __all__ = [
     "OpenLink",
     "RebootRequest",
     "Registration",
+    "ResetAction",
+    "ResetLine",
+    "ResetPulse",
     "SendLink",
     "SmsCentre",
     "SmsDelivery",
     "SmsFaults",
     "ToolkitTerminal",
     "UartLine",
+    "UiccAccess",
+    "UiccError",
     "VirtualModem",
+    "cla_for_channel",
 ]

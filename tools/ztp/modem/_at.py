@@ -6,7 +6,8 @@ cannot (talk to the SIM, reboot), else ``NEED_DATA``; ``data_to_send()`` returns
 the host (echo, information text, result codes, URCs). Registration progress is a deadline:
 ``timer()`` / ``handle_timer(now_ms)``.
 
-Abbreviations: DS = u-blox SARA-U2 AT commands manual (UBX-13002752), TE = the host (terminal
+Abbreviations: DS = u-blox SARA-U2 AT commands manual (UBX-13002752), SIM = SARA-G3/U2
+system integration manual (UBX-13000995; see ``_habits``), TE = the host (terminal
 equipment), MT = the modem, URC = unsolicited result code, CME = mobile equipment error.
 
 Theory of operation
@@ -17,11 +18,21 @@ ERROR at its end. With echo on (``ATE1``, the default), every byte is echoed as 
 A line holds basic commands (``E0``, ``&K3``) and extended ones (``+CMEE=2``) separated by
 ``;``; they run in order and one final result code ends the line (first error wins).
 
-``AT+CSIM`` needs the card. The core then returns ``CardCommand(apdu)`` and stops consuming input
-until the driver calls ``card_answered(response)`` (response data + SW1 SW2, passed through
-unchanged: 61xx/6Cxx/91xx handling is the host's business) or ``card_failed(cme)``. URCs raised
-while a command line runs are held back and sent after its final result code, so they never
-split a reply.
+``AT+CSIM``, ``AT+CCHO``, ``AT+CGLA`` and ``AT+CCHC`` need the card. Each runs a UICC
+procedure (``_uicc``: one APDU for +CSIM/+CGLA, MANAGE CHANNEL + SELECT [+ GET RESPONSE] for
++CCHO); for every APDU the core returns ``CardCommand(apdu)`` and stops consuming input until
+the driver calls ``card_answered(response)`` (response data + SW1 SW2) or ``card_failed(cme)``.
++CSIM answers are passed through unchanged (61xx/6Cxx/91xx are the host's business) unless
+``Habits`` says otherwise. URCs raised while a command line runs are held back and sent after
+its final result code, so they never split a reply.
+
+Hardware flow control (DS &K; SIM §1.9.1.4 table 11): with ``&K3`` (the default) output is
+held while the DTE's RTS is off (``set_rts(False, now_ms)``) and released when RTS comes on or
+``AT&K0`` turns flow control off; ``data_to_send()`` returns nothing meanwhile. Input is still
+read and executed. Command pacing (DS §2.2.5.1): with ``Habits.min_command_gap_ms`` a line
+whose "A" arrives sooner than that after the last final result code, information text or URC
+the DTE could see is ignored or answered ERROR (``Habits.early_command``); one millisecond tick
+is forgiven for the two sides' clocks. Echo does not count as output for the gap.
 """
 
 from __future__ import annotations
@@ -29,8 +40,13 @@ from __future__ import annotations
 import enum
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+from ztp.modem._cme import CME_TEXT, CmeError
+from ztp.modem._habits import EarlyCommand, Habits
+from ztp.modem._uicc import Procedure, UiccAccess, UiccError
 
 __all__ = [
     "NEED_DATA",
@@ -48,30 +64,6 @@ log = logging.getLogger(__name__)
 CR: Final = 0x0D  # S3, V.250 §6.2.1
 LF: Final = 0x0A  # S4
 BS: Final = 0x08  # S5
-
-# 3GPP TS 27.007 §9.2 mobile termination error result codes (numeric and verbose forms).
-class CmeError(enum.IntEnum):
-    PHONE_FAILURE = 0
-    OPERATION_NOT_ALLOWED = 3
-    OPERATION_NOT_SUPPORTED = 4
-    SIM_NOT_INSERTED = 10
-    SIM_FAILURE = 13
-    SIM_BUSY = 14
-    NO_NETWORK_SERVICE = 30
-    UNKNOWN = 100
-
-
-_CME_TEXT: Final = {
-    CmeError.PHONE_FAILURE: "phone failure",
-    CmeError.OPERATION_NOT_ALLOWED: "operation not allowed",
-    CmeError.OPERATION_NOT_SUPPORTED: "operation not supported",
-    CmeError.SIM_NOT_INSERTED: "SIM not inserted",
-    CmeError.SIM_FAILURE: "SIM failure",
-    CmeError.SIM_BUSY: "SIM busy",
-    CmeError.NO_NETWORK_SERVICE: "no network service",
-    CmeError.UNKNOWN: "unknown",
-}
-
 
 class _Syntax(Exception):
     """A malformed command: plain ERROR whatever +CMEE says (V.250 §5.7.1)."""
@@ -99,7 +91,8 @@ NEED_DATA: Final = _NeedData()
 
 @dataclass(frozen=True)
 class CardCommand:
-    """The host's AT+CSIM wants ``apdu`` sent to the card; answer with ``card_answered``."""
+    """A UICC access command (+CSIM, +CGLA, +CCHO, +CCHC) wants ``apdu`` sent to the card;
+    answer with ``card_answered`` (or ``card_failed``)."""
 
     apdu: bytes
 
@@ -221,6 +214,10 @@ class AtCore:
         greeting: DS +CSGT greeting text sent when the modem has booted (None: none, the
             factory default).
         ipr: initial +IPR value (0 = autobauding).
+        habits: real-module habits (``Habits``): initial RTS, command pacing, UICC access.
+
+    The DTE's RTS line (``rts``) is an input like the bytes: ``set_rts(asserted, now_ms)``.
+    It survives reboots (it is the DTE's wire); flow control (&K) does not.
     """
 
     def __init__(
@@ -232,9 +229,13 @@ class AtCore:
         max_line: int = 600,
         greeting: str | None = None,
         ipr: int = 0,
+        habits: Habits | None = None,
     ) -> None:
         if ipr not in _IPR_RATES:
             raise ValueError(f"ipr must be one of {_IPR_RATES}, got {ipr}")
+        self.habits = habits or Habits()
+        self.uicc = UiccAccess(self.habits)
+        self.rts = self.habits.rts_asserted
         self.identity = identity or ModemIdentity()
         self._network = network or NetworkConditions()
         self.max_line = max_line
@@ -252,11 +253,24 @@ class AtCore:
         self._now_ms = now_ms
         self._waiting_card = False
         self._events: list[CardCommand | RebootRequest] = []
+        self._procedure: tuple[Procedure[Any], Callable[[Any], list[bytes]]] | None = None
+        # Arrival time of the buffered input: (absolute end offset of a chunk, its now_ms).
+        self._in_marks: list[tuple[int, int]] = []
+        self._in_total = 0  # bytes ever received
+        self._in_done = 0  # bytes ever consumed (or dropped)
+        # Pacing (Habits.min_command_gap_ms): when the DTE last could see a response or URC.
+        self._last_response_ms: int | None = None
+        self._response_held = False  # a response is waiting behind RTS
+        self._a_ms: int | None = None  # arrival of the 'A' that may start a line
+        self._line_early = False
+        self._discarding = False  # dropping an early line up to its CR (EarlyCommand.IGNORE)
         # SIM status, set by the driver after it initialised the card.
         self.iccid: str | None = None
         self.sim_present = False
         self.sim_busy_commands = 0  # fault knob: next N SIM commands answer +CME ERROR: 14
         self.commands_seen = 0
+        self.early_commands = 0  # lines refused for starting inside min_command_gap_ms
+        self.output_dropped = 0  # bytes lost because the held output was full
         self._power_on(now_ms)
 
     # ------------------------------------------------------------------ lifecycle
@@ -268,24 +282,40 @@ class AtCore:
         self._ps = Registration.NOT_SEARCHING
         self._reg_deadline: int | None = None
         self._in.clear()
+        self._in_marks.clear()
+        self._in_done = self._in_total
         self._line.clear()
         self._line_started = False
         self._line_overflow = False
+        self._prefix_a = False
+        self._a_ms = None
+        self._line_early = False
+        self._discarding = False
         self._pending = None
         self._waiting_card = False
+        self._close_procedure()
+        self.uicc.reset()
         self._events.clear()
         self._held_urcs.clear()
         self._radio_on(now_ms)
         if self.greeting is not None:
-            self._out += b"\r\n" + self.greeting.encode() + b"\r\n"
+            self._write(b"\r\n" + self.greeting.encode() + b"\r\n")
+            self._mark_response()
 
     def reboot(self, now_ms: int) -> None:
-        """The modem restarts: settings back to defaults, line input and pending work lost.
+        """The modem restarts: settings back to defaults, line input, output not yet sent,
+        pending work and logical channel sessions lost.
 
         The driver closes the SIM Toolkit channels and re-initialises the card itself.
         """
         log.info("AT core: reboot")
+        self._out.clear()
         self._power_on(now_ms)
+
+    def set_habits(self, habits: Habits) -> None:
+        """Change the habits now (the RTS line keeps its state; see ``set_rts``)."""
+        self.habits = habits
+        self.uicc.habits = habits
 
     def set_network(self, network: NetworkConditions, now_ms: int) -> None:
         """Change the radio conditions (fault knob): registration is redone from searching."""
@@ -344,14 +374,61 @@ class AtCore:
 
         Processing happens in ``next_event``; the time is what commands run at.
         """
-        self._in += data
+        if data:
+            self._in += data
+            self._in_total += len(data)
+            self._in_marks.append((self._in_total, now_ms))
         self.handle_timer(now_ms)
 
     def data_to_send(self) -> bytes:
-        """Bytes for the host: echo, replies, URCs."""
+        """Bytes for the host: echo, replies, URCs. Nothing while RTS holds the output."""
+        if self.output_held:
+            return b""
         out = bytes(self._out)
         self._out.clear()
         return out
+
+    @property
+    def output_held(self) -> bool:
+        """True while hardware flow control (&K3) holds the output: the DTE's RTS is off."""
+        return self.settings.flow_control == 3 and not self.rts
+
+    def set_rts(self, asserted: bool, now_ms: int) -> None:
+        """The DTE's RTS line changed (True: ON, the DTE can take data) at ``now_ms``.
+
+        With &K3, output produced while RTS is off waits in the modem (up to
+        ``Habits.max_held_output`` bytes) and is released when RTS comes on (SIM §1.9.1.4
+        table 11: "Data sent by the module is buffered by the module and will be correctly
+        received by the DTE when it is ready to receive data").
+        """
+        self._now_ms = max(self._now_ms, now_ms)
+        if asserted != self.rts:
+            log.info("AT core: RTS %s", "on" if asserted else "off")
+        was_held = self.output_held
+        self.rts = asserted
+        if was_held and not self.output_held:
+            self._released()
+
+    def _released(self) -> None:
+        """Held output can flow now: for pacing, the DTE sees held responses only now."""
+        if self._response_held:
+            self._response_held = False
+            self._last_response_ms = self._now_ms
+
+    def _write(self, data: bytes) -> None:
+        if self.output_held and len(self._out) + len(data) > self.habits.max_held_output:
+            self.output_dropped += len(data)
+            log.warning("AT core: output held by RTS is full, %d bytes dropped", len(data))
+            return
+        self._out += data
+
+    def _mark_response(self) -> None:
+        """A final result code, information text or URC was just written (DS §2.2.5.1 counts
+        the gap from these)."""
+        if self.output_held:
+            self._response_held = True
+        else:
+            self._last_response_ms = self._now_ms
 
     def inject_urc(self, text: str) -> None:
         """Queue an unsolicited result code (held back while a command line runs)."""
@@ -362,7 +439,8 @@ class AtCore:
         if self._pending is not None:
             self._held_urcs.append(frame)
         else:
-            self._out += frame
+            self._write(frame)
+            self._mark_response()
 
     def next_event(self) -> CardCommand | RebootRequest | _NeedData:
         """Run buffered input; return what the driver must do next, or ``NEED_DATA``.
@@ -375,37 +453,99 @@ class AtCore:
                 return self._events.pop(0)
             if self._waiting_card or not self._in:
                 return NEED_DATA
-            self._consume(self._in.pop(0))
+            while self._in_marks[0][0] <= self._in_done:
+                self._in_marks.pop(0)
+            at_ms = self._in_marks[0][1]
+            self._in_done += 1
+            self._consume(self._in.pop(0), at_ms)
 
-    def card_answered(self, response: bytes) -> None:
-        """The card's answer (data + SW1 SW2) to the last ``CardCommand``."""
+    def card_answered(self, response: bytes, now_ms: int | None = None) -> None:
+        """The card's answer (data + SW1 SW2) to the last ``CardCommand``, at ``now_ms``."""
         if not self._waiting_card or self._pending is None:
             raise RuntimeError("card_answered() without a pending CardCommand")
+        if now_ms is not None:
+            self._now_ms = max(self._now_ms, now_ms)
         if len(response) < 2 or len(response) > 258:
             self.card_failed(CmeError.SIM_FAILURE)
             return
         self._waiting_card = False
-        hexa = response.hex().upper().encode()
-        self._pending.out.append(b'+CSIM: %d,"%s"' % (len(hexa), hexa))
+        try:
+            lines = self._advance(response)
+        except _NeedsCard as need:
+            self._waiting_card = True
+            self._events.append(CardCommand(need.apdu))
+            return
+        except _Cme as err:
+            self._finish(self._error(err.code))
+            return
+        self._pending.out.extend(lines)
         self._run_pending()
 
-    def card_failed(self, code: CmeError) -> None:
+    def card_failed(self, code: CmeError, now_ms: int | None = None) -> None:
         """The card could not answer the last ``CardCommand`` (e.g. SIM_FAILURE, SIM_BUSY)."""
         if not self._waiting_card or self._pending is None:
             raise RuntimeError("card_failed() without a pending CardCommand")
+        if now_ms is not None:
+            self._now_ms = max(self._now_ms, now_ms)
         self._waiting_card = False
+        self._close_procedure()
         self._finish(self._error(code))
 
+    # ------------------------------------------------------------------ UICC procedures
+    def _begin(self, proc: Procedure[Any], done: Callable[[Any], list[bytes]]) -> list[bytes]:
+        """Start a UICC procedure; ``done(result)`` gives the information text lines."""
+        self._close_procedure()
+        self._procedure = (proc, done)
+        return self._advance(None)
+
+    def _advance(self, response: bytes | None) -> list[bytes]:
+        """Feed the card's answer to the running procedure (None: start it).
+
+        Raises ``_NeedsCard`` for its next APDU, ``_Cme`` when it fails.
+        """
+        assert self._procedure is not None
+        proc, done = self._procedure
+        try:
+            apdu = next(proc) if response is None else proc.send(response)
+        except StopIteration as stop:
+            self._procedure = None
+            return done(stop.value)
+        except UiccError as err:
+            self._procedure = None
+            log.info("AT core: %s", err)
+            raise _Cme(err.code) from None
+        raise _NeedsCard(apdu)
+
+    def _close_procedure(self) -> None:
+        if self._procedure is not None:
+            self._procedure[0].close()
+            self._procedure = None
+
     # ------------------------------------------------------------------ line discipline
-    def _consume(self, byte: int) -> None:
+    def _consume(self, byte: int, at_ms: int) -> None:
+        if self._discarding:
+            # An early line (EarlyCommand.IGNORE): lost up to and including its CR.
+            if byte == CR:
+                self._discarding = False
+            return
+        if not self._line_started and byte in (0x41, 0x61):
+            self._a_ms = at_ms
+            if self._early(at_ms) and self.habits.early_command is EarlyCommand.IGNORE:
+                log.info("AT core: command %d ms after the last response, ignored",
+                         at_ms - (self._last_response_ms or 0))
+                self.early_commands += 1
+                self._discarding = True
+                self._prefix_a = False
+                return
         if self.settings.echo:
-            self._out.append(byte)
+            self._write(bytes((byte,)))
         if not self._line_started:
             # V.250 §5.2.1: characters before "AT" are ignored.
             if byte in (0x54, 0x74) and self._prefix_a:
                 self._line_started = True
                 self._line.clear()
                 self._line_overflow = False
+                self._line_early = self._a_ms is not None and self._early(self._a_ms)
             self._prefix_a = byte in (0x41, 0x61)
             return
         if byte == CR:
@@ -414,6 +554,12 @@ class AtCore:
             line = bytes(self._line)
             self._line.clear()
             if self._line_overflow:
+                self._emit_final(b"ERROR")
+            elif self._line_early:
+                # EarlyCommand.ERROR: DS §2.2.5.1 pacing not respected.
+                log.info("AT core: command inside the %d ms gap, ERROR",
+                         self.habits.min_command_gap_ms)
+                self.early_commands += 1
                 self._emit_final(b"ERROR")
             else:
                 self._start_line(line)
@@ -424,6 +570,17 @@ class AtCore:
             self._line_overflow = True
         else:
             self._line.append(byte)
+
+    def _early(self, at_ms: int) -> bool:
+        """A line starting at ``at_ms`` comes too soon after the last response (DS §2.2.5.1).
+
+        Both ends count whole milliseconds on clocks of their own: a DTE that waited 20 ticks
+        may have waited 19.x ms, which this clock can see as 19. So one tick is forgiven: with
+        a 20 ms gap, 19 ms passes and 18 ms does not.
+        """
+        gap = self.habits.min_command_gap_ms
+        last = self._last_response_ms
+        return gap > 0 and last is not None and at_ms - last < gap - 1
 
     def _start_line(self, body: bytes) -> None:
         self.commands_seen += 1
@@ -464,22 +621,24 @@ class AtCore:
     def _finish(self, final: bytes) -> None:
         pending = self._pending
         self._pending = None
+        self._close_procedure()
         for text in pending.out if pending else ():
-            self._out += b"\r\n" + text + b"\r\n"
+            self._write(b"\r\n" + text + b"\r\n")
         self._emit_final(final)
         for urc in self._held_urcs:
-            self._out += urc
+            self._write(urc)
         self._held_urcs.clear()
 
     def _emit_final(self, final: bytes) -> None:
-        self._out += b"\r\n" + final + b"\r\n"
+        self._write(b"\r\n" + final + b"\r\n")
+        self._mark_response()
 
     def _error(self, code: CmeError) -> bytes:
         # 27.007 §9.1 +CMEE: 0 plain ERROR, 1 numeric, 2 verbose.
         if self.settings.cmee == 1:
             return b"+CME ERROR: %d" % code
         if self.settings.cmee == 2:
-            return b"+CME ERROR: " + _CME_TEXT[code].encode()
+            return b"+CME ERROR: " + CME_TEXT[code].encode()
         return b"ERROR"
 
     # ------------------------------------------------------------------ commands
@@ -519,7 +678,10 @@ class AtCore:
         # DS &K: 0 = no flow control, 3 = RTS/CTS; 4 (XON/XOFF) is not supported here.
         if args not in (b"0", b"3"):
             raise _Syntax()
+        was_held = self.output_held
         self.settings.flow_control = int(args)
+        if was_held and not self.output_held:
+            self._released()  # &K0: "data sent by the module ... regardless of RTS" (SIM t. 11)
         return []
 
     def _cmd_and_f(self, kind: bytes, args: bytes) -> list[bytes]:
@@ -674,18 +836,81 @@ class AtCore:
         m = re.fullmatch(rb'([0-9]{1,4}),"([0-9A-Fa-f]*)"', args)
         if m is None:
             raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
-        length, hexa = int(m.group(1)), m.group(2)
-        if length != len(hexa) or length % 2 or not 8 <= length <= _CSIM_MAX_HEX:
+        apdu = _apdu_arg(m.group(1), m.group(2))
+        self._require_card()
+        return self._begin(self.uicc.csim(apdu), lambda resp: [_hex_answer(b"+CSIM", resp)])
+
+    def _cmd_ccho(self, kind: bytes, args: bytes) -> list[bytes]:
+        # 27.007 §8.45: AT+CCHO=<dfname> -> <sessionid>; we prefix "+CCHO: " as many modems do
+        # (Habits.ccho_prefix; what the SARA-U2 firmware prints is not confirmed).
+        self._require_logical_channels()
+        if kind == b"=?":
+            return []
+        if kind != b"=":
+            raise _Syntax()
+        m = re.fullmatch(rb'"((?:[0-9A-Fa-f]{2}){1,16})"', args)
+        if m is None:
             raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+        self._require_card()
+        prefix = b"+CCHO: " if self.habits.ccho_prefix else b""
+        return self._begin(self.uicc.open_channel(bytes.fromhex(m.group(1).decode())),
+                           lambda sessionid: [prefix + b"%d" % sessionid])
+
+    def _cmd_cchc(self, kind: bytes, args: bytes) -> list[bytes]:
+        # 27.007 §8.46: AT+CCHC=<sessionid> -> OK.
+        self._require_logical_channels()
+        if kind == b"=?":
+            return []
+        if kind != b"=":
+            raise _Syntax()
+        if not re.fullmatch(rb"[0-9]{1,5}", args):
+            raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+        self._require_card()
+        return self._begin(self.uicc.close_channel(int(args)), lambda _: [])
+
+    def _cmd_cgla(self, kind: bytes, args: bytes) -> list[bytes]:
+        # 27.007 §8.43: AT+CGLA=<sessionid>,<length>,<command> -> +CGLA: <length>,<response>.
+        self._require_logical_channels()
+        if kind == b"=?":
+            return []
+        if kind != b"=":
+            raise _Syntax()
+        m = re.fullmatch(rb'([0-9]{1,5}),([0-9]{1,4}),"([0-9A-Fa-f]*)"', args)
+        if m is None:
+            raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+        apdu = _apdu_arg(m.group(2), m.group(3))
+        self._require_card()
+        return self._begin(self.uicc.channel_access(int(m.group(1)), apdu),
+                           lambda resp: [_hex_answer(b"+CGLA", resp)])
+
+    def _require_logical_channels(self) -> None:
+        if not self.habits.logical_channel_commands:
+            raise _Cme(CmeError.OPERATION_NOT_SUPPORTED)  # as any unsupported command
+
+    def _require_card(self) -> None:
+        """A UICC access command may go ahead (SIM present, no SIM-busy fault left)."""
         self._require_sim()
         if self.sim_busy_commands > 0:
             self.sim_busy_commands -= 1
             raise _Cme(CmeError.SIM_BUSY)
-        raise _NeedsCard(bytes.fromhex(hexa.decode()))
 
     def _require_sim(self) -> None:
         if not self.sim_present:
             raise _Cme(CmeError.SIM_NOT_INSERTED)
+
+
+def _apdu_arg(length: bytes, hexa: bytes) -> bytes:
+    """<length>,<command> of +CSIM / +CGLA: <length> counts hex characters (27.007 §8.17)."""
+    n = int(length)
+    if n != len(hexa) or n % 2 or not 8 <= n <= _CSIM_MAX_HEX:
+        raise _Cme(CmeError.OPERATION_NOT_ALLOWED)
+    return bytes.fromhex(hexa.decode())
+
+
+def _hex_answer(name: bytes, resp: bytes) -> bytes:
+    """``+CSIM: <length>,"<response>"`` (the same shape for +CGLA)."""
+    hexa = resp.hex().upper().encode()
+    return b'%s: %d,"%s"' % (name, len(hexa), hexa)
 
 
 def _basic_flag(args: bytes) -> bool:
@@ -800,4 +1025,7 @@ _HANDLERS: Final = {
     b"+CGREG": AtCore._cmd_cgreg,
     b"+IPR": AtCore._cmd_ipr,
     b"+CSIM": AtCore._cmd_csim,
+    b"+CCHO": AtCore._cmd_ccho,
+    b"+CCHC": AtCore._cmd_cchc,
+    b"+CGLA": AtCore._cmd_cgla,
 }

@@ -10,6 +10,7 @@ import signal
 import click
 
 from ztp.modem._at import Registration
+from ztp.modem._habits import Habits
 from ztp.modem._modem import Faults, LatencyModel, VirtualModem
 from ztp.modem._network import Network
 
@@ -56,11 +57,19 @@ def _parse_hostport(value: str) -> tuple[str, int]:
               show_default=True, help="Network registration outcome ('none' = no network).")
 @click.option("--data-only", is_flag=True, help="Data-only SIM: +CREG never registers.")
 @click.option("--greeting", default=None, help="Greeting text sent after boot (+CSGT).")
+@click.option("--rts-off", is_flag=True,
+              help="RTS not driven (as a floating pin): output held until AT&K0.")
+@click.option("--min-command-gap-ms", type=int, default=0, show_default=True,
+              help="Lose commands sent sooner than this after a response (SARA-U2: 20).")
+@click.option("--csim-refuse", "csim_refuse", multiple=True,
+              type=click.Choice(["manage-channel", "get-response"]),
+              help="AT+CSIM refuses this APDU (+CME ERROR: 3); repeatable.")
 @click.option("-v", "--verbose", count=True, help="Log modem activity (-vv: debug).")
 def modem_command(
     sim_state: str, pty: bool, tcp: str | None, dns: tuple[str, ...], baud: int | None,
     rtt_ms: int, registration_delay_ms: int, boot_ms: int, registration: str,
-    data_only: bool, greeting: str | None, verbose: int,
+    data_only: bool, greeting: str | None, rts_off: bool, min_command_gap_ms: int,
+    csim_refuse: tuple[str, ...], verbose: int,
 ) -> None:
     """Run the virtual modem until interrupted; prints where the host can connect."""
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
@@ -72,6 +81,9 @@ def modem_command(
         latency = LatencyModel(uart_baud=baud, network_rtt_ms=rtt_ms,
                                registration_delay_ms=registration_delay_ms, boot_ms=boot_ms)
         faults = Faults(registration=_REGISTRATION[registration], data_only=data_only)
+        habits = Habits(rts_asserted=not rts_off, min_command_gap_ms=min_command_gap_ms,
+                        csim_refuses_manage_channel="manage-channel" in csim_refuse,
+                        csim_refuses_get_response="get-response" in csim_refuse)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     endpoint = _parse_hostport(tcp) if tcp is not None else None
@@ -83,7 +95,7 @@ def modem_command(
 
     async def main() -> None:
         modem = VirtualModem(sim, network=network, latency=latency, faults=faults,
-                             greeting=greeting)
+                             greeting=greeting, habits=habits)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,6 +6,11 @@ and ``_terminal.ToolkitTerminal``.
 
 Card access is serialized: the host's AT+CSIM and the toolkit's FETCH / TERMINAL RESPONSE /
 ENVELOPE take turns, one APDU at a time, each followed by the SIM's cost-model time.
+
+Hardware lines: the DTE's RTS (``set_rts``) goes to the AT core, which holds its output while
+flow control is on and RTS is off; GSM_RESETN (``set_reset_line``) goes to ``ResetLine``
+(``_reset``), whose actions this driver carries out (silence, reset, boot). Both may be called
+from another thread (the firmware under test runs in one): they are handed to the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import fcntl
 import logging
 import os
 import random
+import threading
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -32,7 +38,9 @@ from ztp.modem._at import (
     RebootRequest,
     Registration,
 )
+from ztp.modem._habits import Habits
 from ztp.modem._network import Network
+from ztp.modem._reset import ResetAction, ResetLine, ResetPulse
 from ztp.modem._terminal import CloseLink, OpenLink, SendLink, ToolkitTerminal
 from ztp.stk import TransportProtocol
 
@@ -170,10 +178,12 @@ class VirtualModem:
         latency: see ``LatencyModel``; faults: see ``Faults``.
         identity: IMEI and identification strings; greeting: DS +CSGT text sent after boot.
         apply_card_cost: sleep the SIM's cost-model time after each APDU.
+        habits: real-module habits (``Habits``): RTS at start, command pacing, RESET_N
+            minimum pulse, UICC access commands and filters.
 
     Observers (``modem.observers.append(fn)``) get ``fn(kind, info)`` for "at_rx", "at_tx"
-    (bytes on the UART), "apdu" (command, response, source "host"/"toolkit"), "link" (BIP
-    socket events) and "boot".
+    (bytes on the UART), "apdu" (command, response, source "host"/"toolkit"/"modem"), "link"
+    (BIP socket events), "boot", "rts" (asserted) and "reset_line" (high, actions).
     """
 
     def __init__(
@@ -186,8 +196,13 @@ class VirtualModem:
         identity: ModemIdentity | None = None,
         greeting: str | None = None,
         apply_card_cost: bool = True,
+        habits: Habits | None = None,
     ) -> None:
         self.sim = sim
+        self.habits = habits or Habits()
+        self._reset_line = ResetLine(self.habits.min_reset_pulse_ms)
+        self._silent = False  # GSM_RESETN high: deaf and silent
+        self._loop_thread: int | None = None
         self.network = network or Network()
         self.latency = latency or LatencyModel()
         self.faults = faults or Faults()
@@ -226,11 +241,12 @@ class VirtualModem:
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._t0 = self._loop.time()
         await self.network.start()
         self._toolkit.dns_servers = (self.network.dns_address,)
         self._core = AtCore(0, identity=self.identity, network=self._conditions(),
-                            greeting=self.greeting)
+                            greeting=self.greeting, habits=self.habits)
         self._core.sim_busy_commands = self.faults.sim_busy_commands
         await self._power_up()
         for coro in (self._host_loop(), self._toolkit_loop(), self._output_loop()):
@@ -295,6 +311,8 @@ class VirtualModem:
         core = self._core
         assert core is not None
         async with self._card_lock:
+            if self._reset_line.in_reset:
+                return  # GSM_RESETN went high again meanwhile: the next release boots
             try:
                 atr = self.sim.reset()
             except Exception as err:  # a card that does not answer reset: no SIM
@@ -328,16 +346,117 @@ class VirtualModem:
         """Reboot the modem (fault knob, or AT+CFUN=15/16): channels closed, SIM reset,
         settings back to defaults, UART deaf for ``boot_ms``, greeting (if any) sent."""
         log.info("modem: reboot")
-        self.reboots += 1
+        self._go_down()
+        await self._boot()
+
+    def _go_down(self) -> None:
+        """Everything running stops: SIM Toolkit links, the answer to a pending APDU, input."""
         self._generation += 1
         self._toolkit.stop()
         self._run_toolkit_actions()
         while not self._host_in.empty():
             self._host_in.get_nowait()
+
+    async def _boot(self) -> None:
+        self.reboots += 1
         assert self._core is not None
         self._core.reboot(self.now_ms())
         self._core.sim_busy_commands = self.faults.sim_busy_commands
         await self._power_up()
+
+    # ------------------------------------------------------------------ hardware lines
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args, now_ms)`` on the event loop (``now_ms`` = the time of this call):
+        at once from the loop's thread, else thread-safely.
+
+        Raises:
+            RuntimeError: the modem was not started.
+        """
+        if self._loop is None:
+            raise RuntimeError("modem not started")
+        now_ms = self.now_ms()
+        if threading.get_ident() == self._loop_thread:
+            fn(*args, now_ms)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args, now_ms)
+
+    @property
+    def rts(self) -> bool:
+        """The DTE's RTS line as the modem sees it (True: ON)."""
+        return self.core.rts
+
+    def set_rts(self, asserted: bool) -> None:
+        """The DTE drives RTS ON (True, the LOW level on the SARA's 1.8 V UART) or OFF.
+
+        With flow control on (&K3, the default) the modem holds its output while RTS is
+        OFF and sends it when RTS comes ON; AT&K0 makes it send regardless. A pty/TCP host
+        has no RTS wire: the line keeps ``Habits.rts_asserted`` until this is called.
+        Callable from any thread.
+        """
+        self._in_loop(self._apply_rts, asserted)
+
+    def _apply_rts(self, asserted: bool, now_ms: int) -> None:
+        self._notify("rts", asserted=asserted)
+        self.core.set_rts(asserted, now_ms)
+        self._flush_core()
+
+    @property
+    def reset_pulses(self) -> list[ResetPulse]:
+        """Every completed high pulse on GSM_RESETN: start, length, whether it reset."""
+        return list(self._reset_line.pulses)
+
+    @property
+    def reset_line_high(self) -> bool:
+        return self._reset_line.high
+
+    def set_reset_line(self, high: bool) -> None:
+        """The MCU drives GSM_RESETN (True: high = the SARA's RESET_N low = held in reset).
+
+        While high the modem is deaf and silent; held ``Habits.min_reset_pulse_ms`` (SARA-U2
+        data sheet: 50 ms) it resets (SIM Toolkit links dropped, logical channels and AT
+        state lost); released after that it boots as ``reboot()`` does (``boot_ms``, the
+        greeting). A shorter pulse is ignored. Callable from any thread.
+        """
+        self._in_loop(self._apply_reset_line, high)
+
+    def _apply_reset_line(self, high: bool, now_ms: int) -> None:
+        actions = self._reset_line.set(high, now_ms)
+        self._notify("reset_line", high=high, actions=[a.value for a in actions])
+        self._reset_actions(actions)
+        self._wake.set()  # the toolkit loop watches the reset deadline
+
+    def _reset_actions(self, actions: list[ResetAction]) -> None:
+        for action in actions:
+            log.info("modem: GSM_RESETN: %s", action.value)
+            if action is ResetAction.HOLD:
+                self._silent = True
+                self._drop_host_output()
+            elif action is ResetAction.RESET:
+                self._go_down()
+            elif action is ResetAction.RESUME:
+                self._silent = False
+            elif action is ResetAction.BOOT:
+                self._silent = False
+                self._spawn(self._boot())
+
+    def _drop_host_output(self) -> None:
+        if self._core is not None:
+            self._core.data_to_send()
+        while not self._host_out.empty():
+            self._host_out.get_nowait()
+            self._host_out.task_done()
+
+    def set_habits(self, habits: Habits) -> None:
+        """Change the habits now. ``rts_asserted`` only sets the line at start: use
+        ``set_rts`` to move it."""
+        self.habits = habits
+        self._reset_line.min_pulse_ms = habits.min_reset_pulse_ms
+        if self._core is not None:
+            self._core.set_habits(habits)
+
+    def update_habits(self, **changes: Any) -> None:
+        """``set_habits(replace(self.habits, **changes))``."""
+        self.set_habits(replace(self.habits, **changes))
 
     def set_faults(self, faults: Faults) -> None:
         """Change the fault knobs now (registration changes restart the registration)."""
@@ -447,7 +566,7 @@ class VirtualModem:
         if self._core is None:
             return
         data = self._core.data_to_send()
-        if data:
+        if data and not self._silent:
             self._host_out.put_nowait(data)
 
     def _byte_time_s(self) -> float:
@@ -458,6 +577,9 @@ class VirtualModem:
     def feed(self, data: bytes) -> None:
         """Bytes from the host (the transports call this)."""
         assert self._loop is not None
+        if self._silent:
+            log.info("modem: %d bytes while held in reset, ignored", len(data))
+            return
         if self._loop.time() < self._booting_until:
             log.info("modem: %d bytes while booting, ignored", len(data))
             return
@@ -488,12 +610,12 @@ class VirtualModem:
                 except Exception as err:  # the card crashed: report SIM failure, keep going
                     log.exception("modem: card failed on %s", event.apdu.hex())
                     if gen == self._generation:
-                        core.card_failed(CmeError.SIM_FAILURE)
+                        core.card_failed(CmeError.SIM_FAILURE, self.now_ms())
                     del err
                     continue
                 if gen != self._generation:
                     return  # rebooted meanwhile: the answer is lost, as on a real modem
-                core.card_answered(response)
+                core.card_answered(response, self.now_ms())
             elif isinstance(event, RebootRequest):
                 self._flush_core()
                 await self._host_out.join()
@@ -504,6 +626,8 @@ class VirtualModem:
         while True:
             data = await self._host_out.get()
             try:
+                if self._silent:
+                    continue  # held in reset: nothing leaves the UART
                 data = self._uart.corrupt(data)
                 per_byte = self._byte_time_s()
                 step = 64 if per_byte else len(data)
@@ -524,6 +648,7 @@ class VirtualModem:
         while True:
             now = self.now_ms()
             core = self.core
+            self._reset_actions(self._reset_line.handle_timer(now))
             attached = core.packet_attached
             core.handle_timer(now)
             self._flush_core()
@@ -546,7 +671,8 @@ class VirtualModem:
             if apdu is not None:
                 await asyncio.sleep(0)
                 continue
-            deadlines = [d for d in (core.timer(), self._toolkit.timer()) if d is not None]
+            deadlines = [d for d in (core.timer(), self._toolkit.timer(),
+                                     self._reset_line.timer()) if d is not None]
             timeout = max(0.0, (min(deadlines) - self.now_ms()) / 1000) if deadlines else None
             self._wake.clear()
             if self._toolkit.has_pending_apdu():
