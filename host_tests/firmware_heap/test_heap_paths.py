@@ -110,3 +110,26 @@ def test_rollback_left_the_previous_configuration(
     assert files["/ztp/config.prev"] == _CONFIG_PREV.encode()  # restored, then replaced
     assert files["/ztp/config.json"] == DEMO_CONFIG.encode()   # provisioned and confirmed
     assert "/ztp/trial" not in files
+
+
+def test_bench_reports_the_credit_and_every_path(
+        rig: HeapRig, runs: dict[tuple[str, str], RunResult | Path]) -> None:
+    # `ztp bench firmware`'s heap rows, fed with these runs (the bench's own search is slower)
+    from ztp.bench._common import Table
+    from ztp.bench._firmware import heap_rows
+    from ztp.firmware._heap import HeapReport, PathReport
+
+    assert rig.budget is not None and rig.build is not None
+    paths = {n: PathReport(PATHS[n], min_heap=rig.budget.gc_heap,
+                           at_board=_run(runs, n, BOARD), runs=[_run(runs, n, BOARD)],
+                           verified=True) for n in PATHS}
+    rep = HeapReport(board=rig.budget, credit=rig.credit, build=rig.build, paths=paths,
+                     probes={n: _run(runs, n, BOARD) for n in PATHS})
+    table = Table(title="t", columns=["metric", "how", "measured", "goal", "of goal"])
+    data = heap_rows(table, rep)
+    rows = {r[0]: r for r in table.rows}
+    assert rows["host doubles (credited)"][2] == f"{rig.credit:,} B"
+    assert data["credit"] == rig.credit
+    assert [f"heap: {n}" for n in PATHS] == [r[0] for r in table.rows][:len(PATHS)]
+    assert rows["heap: at the board's heap"][2] == "all pass"
+    assert rows["heap: every path"][3] == f"{HEAP_GOAL:,} B"
