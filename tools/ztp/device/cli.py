@@ -7,10 +7,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ztp.device._mpy import FIRMWARE_FILES, REPO, FirmwareCheckError
+
+if TYPE_CHECKING:
+    from ztp.firmware._image import Budget
 
 
 def _fmt_line(direction: str, line: bytes) -> str:
@@ -69,21 +73,75 @@ def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None
 
 
 @click.command("build")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("build/mpy"),
-              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="output directory  [default: build/mpy; with --image, build/image]")
 @click.option("--march", default="armv6m", show_default=True, help="SAMD21 = armv6m")
 @click.option("--opt", type=click.IntRange(0, 3), default=3, show_default=True,
               help="mpy-cross -O: 3 as the frozen build (no line numbers), 0 keeps line "
                    "numbers for tracebacks (about 1.7 KB more)")
-def build_cmd(out_dir: Path, march: str, opt: int) -> None:
-    """Compile lib/ with mpy-cross into .mpy files for a board."""
+@click.option("--image", is_flag=True,
+              help="build the MKR GSM 1400 firmware image (MicroPython with lib/ frozen) "
+                   "instead of .mpy files: firmware.elf/.bin/.uf2 and its flash/RAM budget")
+@click.option("--micropython-src", "mp_src", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="with --image: the MicroPython v1.28.0 tree [default: "
+                                 "$ZTP_MICROPYTHON_SRC, the vendored tarball, else a git clone]")
+@click.option("--codesize", default=None,
+              help="with --image: MICROPY_HW_CODESIZE, e.g. 208K [default: the board's]")
+def build_cmd(out_dir: Path | None, march: str, opt: int, image: bool, mp_src: Path | None,
+              codesize: str | None) -> None:
+    """Compile lib/ with mpy-cross into .mpy files for a board, or (--image) build the MKR
+    GSM 1400 firmware image with lib/ frozen into it."""
+    if image:
+        _build_image(out_dir or Path("build/image"), mp_src, codesize)
+        return
+    if mp_src is not None or codesize is not None:
+        raise click.UsageError("--micropython-src and --codesize go with --image")
     from ztp.device._mpy import build
 
+    out_dir = out_dir or Path("build/mpy")
     try:
         files = build(out_dir, march, opt)
     except FirmwareCheckError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{len(files)} modules -> {out_dir}")
+
+
+def budget_rows(budget: Budget) -> list[tuple[str, str, str]]:
+    """The budget table of `ztp build --image`: (what, bytes, note) rows."""
+    b = budget
+    return [
+        ("code", f"{b.code_used:,} / {b.code_size:,}",
+         f"{100 * b.code_used / b.code_size:.1f}% of the code region, "
+         f"{b.code_size - b.code_used:,} free"),
+        ("frozen", f"{b.frozen:,}", "lib/*.py + _boot.py, inside code"),
+        ("ROMFS", f"{b.romfs:,}", ""),
+        ("file system", f"{b.fs:,}", "littlefs on the internal flash"),
+        ("static RAM", f"{b.static_ram:,}", ".data + .bss"),
+        ("GC heap", f"{b.gc_heap:,}", "_sstack - _ebss"),
+    ]
+
+
+def _build_image(out_dir: Path, mp_src: Path | None, codesize: str | None) -> None:
+    from ztp.firmware._image import BOARD, ImageError, build_image
+    from ztp.firmware._source import SourceError
+
+    click.echo(f"building {BOARD} (samd port, lib/ frozen; about 30 s unless cached)...",
+               err=True)
+    try:
+        img = build_image(mp_src, out_dir, codesize)
+    except (ImageError, SourceError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{BOARD} image, code region {img.codesize}"
+               f"{' (from the cache)' if img.cached else ''} -> {out_dir}")
+    click.echo(f"  {img.bin.name}  for the MKR's SAM-BA bootloader: "
+               f"ztp flash --image {img.bin} --port PORT")
+    click.echo(f"  {img.uf2.name}  only for boards with a UF2 bootloader (not the MKR)")
+    click.echo(f"  {img.elf.name}  with symbols (debugger, budget); {img.map.name} the link map")
+    rows = budget_rows(img.budget)
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for what, n, note in rows:
+        click.echo(f"  {what:<{w0}}  {n:>{w1}} B  {note}".rstrip())
 
 
 # run on the board before the copy: /lib made if missing (mpremote's `mkdir` fails when it
@@ -109,11 +167,21 @@ def flash_commands(port: str, lib_dir: Path, mpy: bool) -> list[str]:
 
 
 @click.command("flash")
-@click.option("--port", default="auto", show_default=True, help="mpremote connect target")
+@click.option("--port", default="auto", show_default=True,
+              help="mpremote connect target; with --image/--board the bootloader's serial port")
 @click.option("--mpy", is_flag=True, help="copy the .mpy build instead of the sources")
-def flash_cmd(port: str, mpy: bool) -> None:
-    """Copy boot.py, main.py and lib/ to a board with mpremote (boards with room; the MKR
-    GSM 1400 needs lib/ frozen: see firmware/README.md). Safe to repeat."""
+@click.option("--image", "image", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="write this firmware.bin with bossac (MKR GSM 1400: SAM-BA "
+                                 "bootloader, offset 0x2000) instead of copying files")
+@click.option("--board", type=click.Choice(["mkrgsm1400"]), default=None,
+              help="build (or take from the cache) this board's image and write it with bossac")
+def flash_cmd(port: str, mpy: bool, image: Path | None, board: str | None) -> None:
+    """Copy boot.py, main.py and lib/ to a board with mpremote (boards with room; safe to
+    repeat), or write the MKR GSM 1400 image (lib/ frozen) with bossac: --image FILE.bin or
+    --board mkrgsm1400. See firmware/README.md."""
+    if image is not None or board is not None:
+        _flash_image(port, image, mpy)
+        return
     from ztp.device._mpy import build
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +193,36 @@ def flash_cmd(port: str, mpy: bool) -> None:
         r = subprocess.run(flash_commands(port, lib_dir, mpy))
     if r.returncode:
         raise click.ClickException(f"mpremote failed ({r.returncode})")
+
+
+def _flash_image(port: str, image: Path | None, mpy: bool) -> None:
+    from ztp.firmware._flash import DOUBLE_TAP, FlashError, bossac_command
+
+    if mpy:
+        raise click.UsageError("--mpy copies files; the image has lib/ frozen in it")
+    if port == "auto":
+        raise click.UsageError("give --port: the bootloader's serial port (e.g. /dev/ttyACM0)")
+    if image is None:
+        from ztp.firmware._image import ImageError, build_image
+        from ztp.firmware._source import SourceError
+
+        try:
+            image = build_image().bin
+        except (ImageError, SourceError) as e:
+            raise click.ClickException(str(e)) from e
+    try:
+        cmd = bossac_command(image, port)
+    except FlashError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(DOUBLE_TAP)
+    click.echo("$ " + " ".join(cmd))
+    r = subprocess.run(cmd)
+    if r.returncode:
+        raise click.ClickException(
+            f"bossac failed ({r.returncode}): is the board in its bootloader (double-tap "
+            f"RESET) and {port} its port?")
+    click.echo("flashed; the file system was erased with the old image: copy main.py (and "
+               "boot.py) with `mpremote connect PORT cp main.py boot.py :`")
 
 
 @click.command("firmware-check")
@@ -200,7 +298,7 @@ def demo_cmd(quiet: bool) -> None:
     click.echo("firmware (lib/) against the scripted fake SARA modem + SAFE2 SIM "
                "(virtual clock)")
     code = p.run()
-    click.echo(f"result: {provision.RESULT_NAMES[code]}; alarm pin = {pin.v}; "
+    click.echo(f"result: {provision.result_name(code)}; alarm pin = {pin.v}; "
                f"config.json = {fs.files.get('/ztp/config.json', b'').decode()}")
     if code not in (0, 1):
         sys.exit(code)
