@@ -15,6 +15,8 @@ MICROPY_PY_TERMIOS = 0
 MICROPY_PY_SSL = 0
 MICROPY_SSL_MBEDTLS = 0
 MICROPY_USE_READLINE = 0
+# the samd build stores its messages uncompressed (the unix port's default compresses them)
+MICROPY_ROM_TEXT_COMPRESSION = 0
 
 # the samd21 file system: littlefs v1 only (ports/samd/mcu/samd21/mpconfigmcu.mk)
 MICROPY_VFS_FAT = 0

@@ -9,13 +9,14 @@ Inputs (MicroPython v1.28.0 tree + this repository's board definition):
   firmware/boards/<BOARD>/pins.csv         board names (Pin.board); `-NAME` hidden
   firmware/boards/<BOARD>/mpconfigboard.h  MICROPY_HW_UART_RTSCTS, MICROPY_HW_UART_TXBUF,
       MICROPY_HW_DEFAULT_UART_ID / _I2C_ID, `#define pin_TX pin_X` defaults
-  firmware/boards/<BOARD>/mpconfigtrim.h   the MICROPY_PY_* the board turns off
+  firmware/boards/<BOARD>/mpconfigtrim.h   what the board turns off (every MICROPY_* but the
+      machine module's and the hardware's)
 When the board directory does not exist yet, the generic SAMD21G18A is described (CPU names
 only, samd21 defaults: no RTS/CTS, TX ring on, no default UART/I2C ids).
 
 Outputs: `_ztp_board.py` (frozen into the heap run, read by machine.py; every table is a
 constant tuple or bytes literal, so it sits in ROM, not on the heap) and `ztp_board_config.h`
-(the MICROPY_PY_* trims, included by firmware/host/mpconfigvariant.h).
+(the trims and the board's names, included by firmware/host/mpconfigvariant.h).
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ def read_tables(tree: Path, board_dir: Path | None) -> BoardTables:
     if trim is not None and trim.exists():
         for macro, value in _defines(trim.read_text()).items():
             # machine is the double (its classes follow the board's tables, not macros);
-            # MICROPY_HW_* are hardware
-            if macro.startswith("MICROPY_PY_") and not macro.startswith("MICROPY_PY_MACHINE"):
+            # MICROPY_HW_* are hardware; everything else is mirrored
+            if macro.startswith("MICROPY_") and not macro.startswith(
+                    ("MICROPY_PY_MACHINE", "MICROPY_HW_")):
                 t.trims.append((macro, value))
     return t
 

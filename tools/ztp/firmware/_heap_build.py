@@ -138,7 +138,10 @@ def build_host(src: Path | None = None) -> HostBuild:
     exe = done / "micropython"
     if exe.exists():
         return HostBuild(exe, key, True, read_tables(tree, board))
-    build_key = inputs_key(tree_identity(tree), f"cc={compiler}", f"recipe={_RECIPE}")
+    # the kept build directory is per tree, compiler and make variables (make rebuilds what a
+    # changed header or source touches, not what changed flags would)
+    build_key = inputs_key(tree_identity(tree), HOST_DIR / "mpconfigvariant.mk",
+                           f"cc={compiler}", f"recipe={_RECIPE}")
     with _locked(f"heap-unix-build-{build_key}"):
         if exe.exists():
             return HostBuild(exe, key, True, read_tables(tree, board))
