@@ -3,9 +3,11 @@
 # AT+CSIM=<length>,"<command>" where <length> counts hex characters; the answer is
 # +CSIM: <length>,"<response incl. SW1 SW2>". The T=0 follow-ups are done here, never left
 # to the modem (modems differ):
-#   61xx  xx bytes waiting (00 = 256): GET RESPONSE with Le=xx, keeping CLA's channel bits
+#   61xx  xx bytes waiting (00 = 256): GET RESPONSE with Le=xx, at most _CHUNK (128) at a time
+#         (the card answers the rest as 61yy: ISO 7816-4 5.3.3), keeping CLA's channel bits
 #         (TS 102 221 7.3.1.1.4); data followed by another 61xx is followed up too (at most
-#         _MAX_GET_RESPONSE times) while the whole answer fits in 256 bytes, else an error
+#         _MAX_GET_RESPONSE times) while the whole answer fits in 256 bytes, else an error.
+#         The pieces keep the +CSIM: line under 300 bytes: the AT line buffers stay small.
 #   6Cxx  wrong Le: re-send the same command with Le=xx
 #   91xx  success with a proactive command pending (SIM Toolkit): treated as 9000
 #   6F00  applet exception: the command is retried once
@@ -21,7 +23,8 @@ SW_OK = const(0x9000)
 _SW_NO_INFO = const(0x6F00)
 _MAX_DATA = const(255)        # Lc: short APDUs only
 _RSP_CAP = const(256)
-_MAX_GET_RESPONSE = const(3)  # chained 61xx answers followed (each appends to rsp)
+_MAX_GET_RESPONSE = const(4)  # chained 61xx answers followed (each appends to rsp)
+_CHUNK = const(128)           # GET RESPONSE Le at most this
 _HEX = b"0123456789ABCDEF"
 
 
@@ -32,12 +35,12 @@ class ApduError(Exception):
         self.sw = sw
 
 
-class CsimError(ApduError):
-    # the +CSIM reply was malformed or missing
-    pass
+# the +CSIM reply was malformed or missing: handled as any ApduError (retried), so the same
+# class (every class costs ~100 B of heap); the name says where it comes from
+CsimError = ApduError
 
 
-class TooLong(CsimError):
+class TooLong(ApduError):
     # the answer holds more data than the 256-byte response buffer (61xx past it): not a
     # link fault, retrying cannot help
     pass
@@ -98,7 +101,7 @@ def parse_csim(line, n, out, off, prefix=b"+CSIM:"):
 
 
 class Apdu:
-    def __init__(self, link, log=None, busy_tries=3):
+    def __init__(self, link, log=None, busy_tries=3, max_data=_MAX_DATA):
         self.link = link
         self.log = log or at.nolog
         self.busy_tries = busy_tries
@@ -109,11 +112,13 @@ class Apdu:
         # -1: APDUs go through AT+CSIM; else through AT+CGLA on this +CCHO session (TS 27.007
         # 8.43), for modems that refuse MANAGE CHANNEL in AT+CSIM (channel.Channels.open)
         self.session = -1
-        # AT+CSIM=<len>,"<hex>" (8 + 4 + 2 + 2 * (5 + 255) + 1 bytes) is built in place in
-        # the AT engine's command buffer (checked to be large enough)
-        self._cmd = link.engine.cmd_buffer
-        if len(self._cmd) < 17 + 2 * (5 + _MAX_DATA) + 1:
-            raise ValueError("AT engine command buffer too small for AT+CSIM")
+        # AT+CSIM=<len>,"<hex>" or AT+CGLA=<sid>,<len>,"<hex>" is built in place in the AT
+        # engine's command buffer, sized for APDUs of max_data bytes of data (the caller
+        # knows its longest: DeviceID, AID, telemetry)
+        if not 0 <= max_data <= _MAX_DATA:
+            raise ValueError("max_data must be 0-255")
+        self.max_data = max_data
+        link.engine.reserve_cmd(_cmd_len(max_data))
         self._hdr = bytearray(5)
 
     def transmit(self, cla, ins, p1, p2, data=None, le=-1):
@@ -141,11 +146,13 @@ class Apdu:
         for _ in range(_MAX_GET_RESPONSE):
             if sw >> 8 != 0x61:
                 break
-            # 61xx: GET RESPONSE on the same channel (CLA kept), Le = xx (00 = 256)
+            # 61xx: GET RESPONSE on the same channel (CLA kept), Le = xx (00 = 256), in
+            # pieces of at most _CHUNK bytes
             h[1] = INS_GET_RESPONSE
             h[2] = 0
             h[3] = 0
-            sw = self._exchange(h, None, sw & 0xFF)
+            le = sw & 0xFF
+            sw = self._exchange(h, None, _CHUNK if le == 0 or le > _CHUNK else le)
         else:
             # only an answer that still says 61xx is too long (the last GET RESPONSE may
             # have ended it with 9000)
@@ -159,10 +166,10 @@ class Apdu:
 
     def _exchange(self, h, data, le):
         # one AT+CSIM round trip; appends the response data to rsp
-        c = self._cmd
         nd = 0 if data is None else len(data)
-        if nd > _MAX_DATA:
-            raise ValueError("APDU data longer than 255 bytes")
+        if nd > self.max_data:
+            raise ValueError("APDU data longer than %d bytes" % self.max_data)
+        c = self.link.engine.cmd_buffer
         nbytes = 4 + (1 + nd if nd else 0) + (1 if le >= 0 else 0)
         sid = self.session
         if sid < 0:
@@ -211,6 +218,11 @@ class Apdu:
         if sw >> 8 == 0x61 and self.rsp_len > off and self.rsp_len >= _RSP_CAP:
             raise TooLong("response longer than %d bytes" % _RSP_CAP, sw)
         return sw
+
+
+def _cmd_len(nd):
+    # AT+CGLA=<sid 5>,<len 4>,"<hex of 5 + nd bytes>" (AT+CSIM is shorter)
+    return 21 + 2 * (5 + nd)
 
 
 def _put_dec(buf, i, v):

@@ -38,9 +38,9 @@ _TICKS_PERIOD = const(0x40000000)  # MicroPython ticks_ms wraps at 2**30 on most
 _TICKS_HALF = const(0x20000000)
 
 
-class AtUsageError(Exception):
-    # local misuse of the engine (a command while another is pending, buffer overrun)
-    pass
+# local misuse of the engine (a command while another is pending, buffer overrun): a bug, not
+# a modem fault, so nothing catches it; a builtin type (every class costs ~100 B of heap)
+AtUsageError = RuntimeError
 
 
 def ticks_diff(a, b):
@@ -91,11 +91,7 @@ class AtEngine:
         self._n = 0                          # bytes buffered
         self._scan = 0                       # next index to look at for LF
         self._discard = False                # dropping an over-long line up to LF
-        self._tx = bytearray(max_cmd + 1)    # command + CR
-        self._txv = memoryview(self._tx)
-        # a caller may build a long command in place here and pass it to command() (the
-        # APDU layer does: no second 540-byte buffer for AT+CSIM on the heap)
-        self.cmd_buffer = self._tx
+        self.reserve_cmd(max_cmd)            # command + CR
         self._cmd_len = 0
         self._prefix = None
         self.info = bytearray(max_line)
@@ -110,6 +106,16 @@ class AtEngine:
         self._timed_out = False
 
     # --- commands -------------------------------------------------------------------------
+    def reserve_cmd(self, max_cmd):
+        # room for commands of max_cmd bytes (grows, never shrinks). cmd_buffer: a caller may
+        # build a long command in place there and pass it to command() (the APDU layer does:
+        # no second buffer for AT+CSIM on the heap); re-read it after a reserve_cmd()
+        if getattr(self, "_tx", None) is not None and len(self._tx) > max_cmd:
+            return
+        self._tx = bytearray(max_cmd + 1)
+        self._txv = memoryview(self._tx)
+        self.cmd_buffer = self._tx
+
     def command(self, cmd, now_ms, timeout_ms=1000, prefix=None, n=-1):
         # cmd: bytes/bytearray without CR (first n bytes if n >= 0); prefix: bytes of the
         # expected information line, e.g. b"+CSIM:". Returns a memoryview of command + CR to

@@ -61,31 +61,15 @@ def wdt_period_ms(ms):
     return p
 
 
-class Clock:
-    # ticks_ms / sleep_ms, feeding the watchdog while sleeping
-    def __init__(self, wdt=None):
-        self.wdt = wdt
-
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def sleep_ms(self, ms):
-        wdt = self.wdt
-        while ms > 0:
-            step = 1000 if ms > 1000 else ms
-            time.sleep_ms(step)
-            ms -= step
-            if wdt is not None:
-                wdt.feed()
-
-
 class Board:
-    # flow_control: RTS/CTS in use (the profile asked for it and the UART took it)
+    # flow_control: RTS/CTS in use (the profile asked for it and the UART took it).
+    # clock: the board itself (ticks_ms / sleep_ms, the watchdog fed while sleeping): one
+    # class less on the heap than a Clock of its own
     def __init__(self, profile, wdt_ms=0, log=None):
         self.profile = profile
         self.log = log
         self.wdt = machine.WDT(timeout=wdt_ms) if wdt_ms else None
-        self.clock = Clock(self.wdt)
+        self.clock = self
         if profile["i2c"] is not None:
             self._pmic()
         self._resetn = self._out("resetn", 1)      # modem held in reset until power_on_modem
@@ -163,6 +147,18 @@ class Board:
         r.value(1)
         self.clock.sleep_ms(600)
         r.value(0)
+
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    def sleep_ms(self, ms):
+        wdt = self.wdt
+        while ms > 0:
+            step = 1000 if ms > 1000 else ms
+            time.sleep_ms(step)
+            ms -= step
+            if wdt is not None:
+                wdt.feed()
 
     def device_id(self):
         # raw bytes of the MCU's unique id (16 bytes on the SAMD21): the SAFE2 DeviceID

@@ -51,10 +51,13 @@ class Link:
     # waits 20 ms). Writes: the UART may take part of a command (samd at timeout=0 takes what
     # fits its TX ring, 256 B by default, and a long AT+CSIM is ~540 B): the rest is written
     # as the ring drains; no progress for _WRITE_STALL_MS (CTS held off) is a ModemTimeout.
-    def __init__(self, uart, clock, max_line=600, at_hook=None):
+    # max_line 300: the longest line the firmware reads is a +CSIM: answer of 128 data bytes
+    # (apdu.Apdu reads longer answers in GET RESPONSE pieces of 128); max_cmd 64: the modem
+    # commands, an APDU layer reserves what its APDUs need (at.AtEngine.reserve_cmd)
+    def __init__(self, uart, clock, max_line=300, at_hook=None, max_cmd=64):
         self.uart = uart
         self.clock = clock
-        self.engine = at.AtEngine(max_line=max_line)
+        self.engine = at.AtEngine(max_line, max_cmd)
         self._chunk = bytearray(64)
         self.at_hook = at_hook          # at_hook(direction, line): ">" sent, "<" URC/info
         self.urc_hook = None            # urc_hook(buf, n) for URCs (view valid during call)

@@ -3,8 +3,10 @@
 #
 # States (each change logged "old -> new"):
 #   MODEM_START -> CLOSE_STALE -> OPEN_CHANNEL -> SELECT -> SET_DEVICE_ID -> START_REQUEST
-#   -> WAIT_STATUS -> READ_CONFIG -> CLOSE_CHANNEL -> APPLY -> DONE | FAILED
-# The channel is closed on every exit path once opened. Transient failures (silent modem,
+#   -> WAIT_STATUS -> READ_CONFIG -> APPLY -> CLOSE_CHANNEL -> DONE | FAILED
+# The channel is closed on every exit path once opened. The body is applied straight from the
+# APDU response buffer, before the close overwrites it (no second 255-byte buffer on the heap;
+# the channel stays open for the few ms of parse and apply). Transient failures (silent modem,
 # SIM busy, APDU errors, no free channel -> modem reset) restart the attempt after a backoff
 # with jitter, at most `attempts` times; the rest fail at once. WAIT_STATUS polls until the SIM
 # is done or poll_deadline_ms has passed since START_REQUEST: a first wait (poll_first_ms),
@@ -39,14 +41,21 @@ E_BODY_TOO_LONG = const(40)
 E_CONFIG_INVALID = const(41)
 E_APPLY = const(42)
 
-RESULT_NAMES = {
-    OK: "OK", UNCHANGED: "UNCHANGED", E_MODEM: "E_MODEM", E_SIM: "E_SIM",
-    E_NOT_REGISTERED: "E_NOT_REGISTERED", E_NO_CHANNEL: "E_NO_CHANNEL",
-    E_APPLET_MISSING: "E_APPLET_MISSING", E_APDU: "E_APDU",
-    E_REQUEST_FAILED: "E_REQUEST_FAILED", E_NO_CONFIG: "E_NO_CONFIG",
-    E_DEADLINE: "E_DEADLINE", E_BODY_TOO_LONG: "E_BODY_TOO_LONG",
-    E_CONFIG_INVALID: "E_CONFIG_INVALID", E_APPLY: "E_APPLY",
-}
+_RESULT_NAMES = ((OK, "OK"), (UNCHANGED, "UNCHANGED"), (E_MODEM, "E_MODEM"), (E_SIM, "E_SIM"),
+                 (E_NOT_REGISTERED, "E_NOT_REGISTERED"), (E_NO_CHANNEL, "E_NO_CHANNEL"),
+                 (E_APPLET_MISSING, "E_APPLET_MISSING"), (E_APDU, "E_APDU"),
+                 (E_REQUEST_FAILED, "E_REQUEST_FAILED"), (E_NO_CONFIG, "E_NO_CONFIG"),
+                 (E_DEADLINE, "E_DEADLINE"), (E_BODY_TOO_LONG, "E_BODY_TOO_LONG"),
+                 (E_CONFIG_INVALID, "E_CONFIG_INVALID"), (E_APPLY, "E_APPLY"))
+
+
+def result_name(code):
+    # "E_MODEM" for 10, ... (a constant tuple: in flash, where a dict would be on the heap)
+    for c, name in _RESULT_NAMES:
+        if c == code:
+            return name
+    return str(code)
+
 
 # RRRR of a 000F status carrying the gateway's HTTP status: 404 = no configuration for this
 # device (docs/sim.md, docs/INTERFACES.md)
@@ -115,19 +124,27 @@ class Provisioner:
         self.rng = rng
         self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
-        self.apdu = _apdu.Apdu(link, log)
+        tel = self.opt.telemetry
+        self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
+                                                 len(tel) if tel else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
-        self.body = bytearray(_safe2.MAX_BODY)
+        self.body = self.apdu.rsp       # the body read by READ CONFIG, in place
         self.body_len = 0
         self.state = 0
         self.result = -1
         self.detail = ""
         self.polls = 0
         self._modem_up = False
+        # collect(): called at every step (the board passes gc.collect): garbage freed there
+        # lets new objects fill the holes low in the heap, and the top stays free in one piece
+        # for the few large ones (a littlefs file object is ~320 B)
+        self.collect = None
 
     def _set_state(self, new):
         self.log("state %s -> %s" % (_STATE_NAMES[self.state], _STATE_NAMES[new]))
         self.state = new
+        if self.collect is not None:
+            self.collect()
 
     def run(self):
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
@@ -141,14 +158,14 @@ class Provisioner:
                 code = self._attempt()
                 self._set_state(_DONE)
                 self.result = code
-                self.detail = RESULT_NAMES[code]
+                self.detail = result_name(code)
                 self.log("result %s" % self.detail)
                 return code
             except Failed as e:
                 self.result = e.code
                 self.detail = str(e)
                 self.log("attempt %d/%d failed: %s %s"
-                          % (attempt + 1, attempts, RESULT_NAMES[e.code], e))
+                          % (attempt + 1, attempts, result_name(e.code), e))
                 if not e.retry or attempt + 1 == attempts:
                     break
                 wait = backoff + self._jitter(backoff // 2)
@@ -160,7 +177,7 @@ class Provisioner:
                 self.link.drain()
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
         self._set_state(_FAILED)
-        self.log("result %s: %s" % (RESULT_NAMES[self.result], self.detail))
+        self.log("result %s: %s" % (result_name(self.result), self.detail))
         return self.result
 
     def _jitter(self, span):
@@ -186,6 +203,7 @@ class Provisioner:
                 raise Failed(E_NO_CHANNEL, str(e), True)
             try:
                 self._session(ch)
+                code = self._apply()
             except _modem.ModemTimeout:
                 # the reply to the command that timed out may still come: it would answer
                 # the close below (and every later command the one before it)
@@ -216,6 +234,9 @@ class Provisioner:
             raise Failed(E_BODY_TOO_LONG, str(e))
         except _apdu.ApduError as e:
             raise Failed(E_APDU, str(e), True)
+        return code
+
+    def _apply(self):
         self._set_state(_APPLY)
         try:
             cfg = _config.parse_config(self.body, self.body_len)
@@ -277,6 +298,5 @@ class Provisioner:
         self.log("SIM done after %d polls" % self.polls)
         self._set_state(_READ_CONFIG)
         n = s2.read_config()
-        self.body[0:n] = memoryview(self.apdu.rsp)[0:n]
         self.body_len = n
         self.log("configuration body: %d bytes" % n)

@@ -27,12 +27,11 @@ STATUS_ERROR = const(0x000F)
 MAX_BODY = const(255)
 
 
-class Safe2Error(_apdu.ApduError):
-    # the applet answered something outside the protocol
-    pass
+# the applet answered something outside the protocol: handled as any ApduError (retried)
+Safe2Error = _apdu.ApduError
 
 
-class BodyTooLong(Safe2Error):
+class BodyTooLong(_apdu.ApduError):
     pass
 
 

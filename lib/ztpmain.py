@@ -14,6 +14,7 @@
 # maximum, a 16 s period), "repl_window_ms" (2000); at most 160 bytes. A file that cannot be
 # read or parsed is logged and the defaults are used.
 
+import gc
 import os
 import sys
 import time
@@ -61,6 +62,7 @@ def settings(files, path=ROOT + "/settings.json"):
 
 
 def run(app=None):
+    gc.collect()
     files = fs.OsFs()
     files.mkdir(ROOT)
     s = settings(files)
@@ -71,26 +73,40 @@ def run(app=None):
         time.sleep_ms(w)
     b = board.Board(board.profile(name), s["wdt_ms"], log)
     log("board %s, watchdog %d ms" % (name, board.wdt_period_ms(s["wdt_ms"])))
+    good_after = s["good_after_ms"]
+    s = None
     applier = apply.Applier(files, ROOT, log)
     alarm = b.pin_out("alarm")
     if alarm is not None:
         applier.register("iot:Alarm", apply.PinHandler(alarm))
-    body = bytearray(255)
+    # what lives through provisioning is made first, in one go, before the stored
+    # configuration's transient objects (fewer holes in the heap); the stored body is read
+    # into the provisioner's body buffer (free until READ CONFIG)
+    prov = None
+    gc.collect()
+    try:
+        opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
+        prov = provision.Provisioner(modem.Link(b.uart, b.clock), files, applier,
+                                     b.device_id(), ROOT + "/channel", opt, b.rng, log,
+                                     b.modem_power)
+        prov.collect = gc.collect
+        body = prov.body
+    except Exception as e:
+        log("provisioning not set up: %s: %s" % (type(e).__name__, e))
+        body = bytearray(255)
+    opt = None
     applier.boot(body)
     body = None
-    try:
-        if b.modem_power is not None:
-            b.modem_power()
-        link = modem.Link(b.uart, b.clock)
-        opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
-        prov = provision.Provisioner(link, files, applier, b.device_id(), ROOT + "/channel",
-                                     opt, b.rng, log, b.modem_power)
-        prov.run()
-    except Exception as e:
-        # a bug or a flash error must not reboot-loop the board: the old configuration stays
-        log("provisioning stopped by %s: %s" % (type(e).__name__, e))
-    link = opt = prov = None
-    good_after = s["good_after_ms"]
+    if prov is not None:
+        try:
+            if b.modem_power is not None:
+                b.modem_power()
+            prov.run()
+        except Exception as e:
+            # a bug or a flash error must not reboot-loop the board: the old configuration
+            # stays
+            log("provisioning stopped by %s: %s" % (type(e).__name__, e))
+    prov = None
     t0 = time.ticks_ms()
     confirmed = False
     while True:

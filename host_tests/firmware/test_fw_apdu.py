@@ -65,10 +65,12 @@ def test_61xx_get_response_keeps_cla_on_every_channel():
         assert bytes(a.rsp[0:a.rsp_len]) == b"\x00\x07\x00\x00"
 
 
-def test_6100_means_256_bytes():
-    a, sim, m, clock = rig(unhex("6100"), bytes(range(256)) + b"\x90\x00")
+def test_6100_means_256_bytes_read_in_pieces_of_128():
+    # the +CSIM: line of 128 bytes fits the 300-byte AT line buffer; 256 would not
+    a, sim, m, clock = rig(unhex("6100"), bytes(range(128)) + b"\x61\x80",
+                           bytes(range(128, 256)) + b"\x90\x00")
     assert a.transmit(0x02, 0xCA, 0x01, 0x00, None, 0) == 0x9000
-    assert sim.log[1] == "02C0000000"
+    assert sim.log[1:] == ["02C0000080", "02C0000080"]
     assert a.rsp_len == 256 and bytes(a.rsp[0:256]) == bytes(range(256))
 
 
@@ -90,17 +92,17 @@ def test_chained_61xx_within_256_bytes_accepted():
 
 
 def test_endless_61xx_is_an_error():
-    a, sim, m, clock = rig(unhex("6110"), bytes(16) + b"\x61\x10", bytes(16) + b"\x61\x10",
-                           bytes(16) + b"\x61\x10")
+    a, sim, m, clock = rig(unhex("6110"), *([bytes(16) + b"\x61\x10"] * 4))
     e = raises(apdu.ApduError, a.transmit, 0x01, 0xCA, 0x01, 0x00, None, 0)
     assert e.sw == 0x6110 and "longer" in str(e)
-    a, sim, m, clock = rig(unhex("6100"), bytes(256) + b"\x61\x10")
+    a, sim, m, clock = rig(unhex("6100"), bytes(128) + b"\x61\x00", bytes(128) + b"\x61\x10")
     e = raises(apdu.ApduError, a.transmit, 0x01, 0xCA, 0x01, 0x00, None, 0)
     assert "longer than 256" in str(e)
 
 
 def test_chained_answer_overflowing_the_buffer():
-    a, sim, m, clock = rig(unhex("6100"), bytes(250) + b"\x61\x10", bytes(16) + b"\x90\x00")
+    a, sim, m, clock = rig(unhex("6100"), bytes(128) + b"\x61\x7A", bytes(122) + b"\x61\x10",
+                           bytes(16) + b"\x90\x00")
     e = raises(apdu.CsimError, a.transmit, 0x01, 0xCA, 0x01, 0x00, None, 0)
     assert "does not fit" in str(e)
 

@@ -285,7 +285,7 @@ def test_a_short_write_is_finished_not_dropped():
     # lost its tail and the modem never answered
     clock = FakeClock(1000)
     u = _ShortWriteUart(clock, 100)
-    link = modem.Link(u, clock)
+    link = modem.Link(u, clock, max_cmd=600)
     cmd = b"AT+CSIM=10," + b"A" * 500
     assert link.cmd(cmd) == at.OK
     assert bytes(u.got) == cmd + b"\r"

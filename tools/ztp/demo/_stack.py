@@ -471,7 +471,7 @@ class Stack:
         elapsed = time.monotonic() - t0
         cfg_file = cdir / "config.json"
         config = cfg_file.read_bytes() if cfg_file.exists() else None
-        name = provision_mod.RESULT_NAMES.get(code, str(code))
+        name = provision_mod.result_name(code)
         self.emit("stack", "provisioned", code=code, name=name, detail=detail)
         with self._lock:
             events = tuple(self.events[first:])

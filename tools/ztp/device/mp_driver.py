@@ -104,7 +104,7 @@ else:
     total = gc.mem_alloc() - base
     gc.enable()
     print("measure: result %s, %d APDUs, %d polls"
-          % (provision.RESULT_NAMES[code], len(sim.log), p.polls))
+          % (provision.result_name(code), len(sim.log), p.polls))
     print("measure: firmware_alloc_bytes=%d fake_alloc_bytes=%d"
           % (total - _fake[0], _fake[0]))
     gc.collect()
