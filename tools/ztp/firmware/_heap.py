@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import shutil
 import sys
@@ -220,7 +221,7 @@ class HeapRig:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            with _suppress():
+            with contextlib.suppress(Exception):
                 self._call(self._stop(), timeout=60)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -246,7 +247,7 @@ class HeapRig:
 
     async def _stop(self) -> None:
         for stack in self._all:
-            with _suppress():
+            with contextlib.suppress(Exception):
                 await stack.__aexit__(None, None, None)
 
     @contextmanager
@@ -352,14 +353,6 @@ class HeapRig:
             r.ok = False
             r.reason = f"credit {r.credit} B differs from the calibration's {self.credit} B"
         return r
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 # ---- the search ----------------------------------------------------------------------------
