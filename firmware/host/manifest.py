@@ -5,9 +5,11 @@
 # samd21 build does not have.
 import os  # noqa: E402  (manifests are exec'd with the manifest's directory as cwd)
 
-for _f in sorted(os.listdir("../../lib")):
+# (ZTP_LIB_DIR: another lib/ to measure, e.g. a commit's, given by _heap_build.build_host)
+_lib = os.environ.get("ZTP_LIB_DIR") or "../../lib"
+for _f in sorted(os.listdir(_lib)):
     if _f.endswith(".py"):
-        module(_f, base_path="../../lib", opt=3)
+        module(_f, base_path=_lib, opt=3)
 
 # the doubles and entry points (host only; opt=3 like the firmware, so a stray assert in them
 # cannot behave differently from the firmware's)

@@ -421,15 +421,15 @@ def probe(rig: HeapRig, name: str, heap: int | None = None) -> RunResult:
 
 
 def measure(names: tuple[str, ...] = tuple(PATHS), stacks: int = 2, search: bool = True,
-            say: Callable[[str], None] | None = None, main_py: Path | None = None
-            ) -> HeapReport:
+            say: Callable[[str], None] | None = None, main_py: Path | None = None,
+            build: HostBuild | None = None) -> HeapReport:
     """Everything `ztp bench firmware` reports about the heap: per path the minimum heap
     (search=True) or the run at the board's heap only, plus a probe run per path.
 
     Raises:
         HeapBuildError: no 32-bit toolchain / the build or a setup run failed.
     """
-    with HeapRig(stacks=stacks, main_py=main_py) as rig:
+    with HeapRig(build=build, stacks=stacks, main_py=main_py) as rig:
         assert rig.budget is not None and rig.build is not None
         reports: dict[str, PathReport] = {}
         probes: dict[str, RunResult] = {}

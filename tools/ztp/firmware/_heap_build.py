@@ -111,11 +111,12 @@ def _mpy_cross(tree: Path) -> Path:
     return exe
 
 
-def build_host(src: Path | None = None) -> HostBuild:
+def build_host(src: Path | None = None, lib_dir: Path | None = None) -> HostBuild:
     """Build (or take from the cache) the heap run's 32-bit unix MicroPython.
 
     Args:
         src: a MicroPython v1.28.0 tree; None = `micropython_tree()`'s choice.
+        lib_dir: the firmware modules to freeze; None = the repository's lib/.
 
     Returns:
         The HostBuild (binary path in the cache).
@@ -128,7 +129,9 @@ def build_host(src: Path | None = None) -> HostBuild:
     tree = micropython_tree(src)
     here = Path(__file__).resolve().parent
     board = BOARD_DIR if BOARD_DIR.is_dir() else None
-    inputs: list[Path | str] = [tree_identity(tree), HOST_DIR, LIB_DIR,
+    lib = Path(lib_dir).resolve() if lib_dir is not None else LIB_DIR
+    host_files = sorted(f for f in HOST_DIR.iterdir() if f.suffix in (".py", ".h", ".mk"))
+    inputs: list[Path | str] = [tree_identity(tree), *host_files, lib,
                                 here / "_heap_board.py", here / "_heap_build.py",
                                 f"cc={compiler}", f"recipe={_RECIPE}"]
     if board is not None:
@@ -162,7 +165,8 @@ def build_host(src: Path | None = None) -> HostBuild:
                    f"MICROPY_MANIFEST_ZTP_GEN={fixed}", f"CFLAGS_EXTRA=-I{fixed}",
                    f"MICROPY_MPYCROSS={_mpy_cross(tree)}", f"PYTHON={sys.executable}",
                    "MICROPY_FORCE_32BIT=1"]
-            r = subprocess.run(cmd, capture_output=True, text=True)
+            r = subprocess.run(cmd, capture_output=True, text=True,
+                               env={**os.environ, "ZTP_LIB_DIR": str(lib)})
             if r.returncode != 0 or not (build / "micropython").exists():
                 tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-25:])
                 raise HeapBuildError(f"make (unix port, firmware/host variant) failed:\n{tail}")
