@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -101,10 +100,8 @@ def test_code_region_leaving_under_32_kb_of_file_system_is_refused() -> None:
 
 
 def test_second_build_is_a_cache_hit(image: Image, tmp_path: Path) -> None:
-    t0 = time.monotonic()
     again = build_image(out=tmp_path)
-    assert again.cached and again.budget == image.budget
-    assert time.monotonic() - t0 < 10
+    assert again.cached and again.budget == image.budget  # no make run: read from the cache
     assert again.bin == tmp_path / "firmware.bin"
     assert again.bin.read_bytes() == image.bin.read_bytes()
 
@@ -130,3 +127,11 @@ def test_ztp_build_image_reports_the_overflow(overflow: ImageError, tmp_path: Pa
                            ["--image", "--codesize", "184K", "--out", str(tmp_path)])
     assert r.exit_code == 1
     assert "overflowed by" in r.output
+
+
+def test_missing_toolchain_says_what_to_install(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-gcc, no make
+    with pytest.raises(ImageError,
+                       match="apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"):
+        build_image()
