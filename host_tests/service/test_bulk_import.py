@@ -85,11 +85,12 @@ def test_bulk_config_import_versions_and_require_json(svc: Svc) -> None:
     assert [(e["iccid"], e["device_id"], e["version"]) for e in events] == [
         (_iccid(0), "default", 2), (_iccid(1), "default", 1), (_iccid(1), "0a0b", 1),
         (_iccid(2), "default", 1)]
-    # require_json sticks on the slot: a plain body for it refuses the whole request
+    # require_json sticks on the slot: a plain body for it refuses the whole request (409:
+    # it conflicts with the configuration, the request alone is well formed)
     err = _refused(svc.admin.import_configs, [
         {"iccid": _iccid(2), "device_id": "default", "body": "x"},
         {"iccid": _iccid(0), "device_id": "default", "body": "not json"}])
-    assert err.status == 400 and err.detail.startswith("row 2:")
+    assert (err.status, err.code) == (409, "invalid_json") and err.detail.startswith("row 2:")
     assert svc.admin.get_config(_iccid(2), "default")["version"] == 1
     err = _refused(svc.admin.import_configs, [{"iccid": _iccid(9), "body": "x"}])
     assert err.status == 404 and err.code == "unknown_sim"

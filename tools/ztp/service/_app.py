@@ -36,6 +36,32 @@ def check_master_keys(state: AppState) -> None:
         )
 
 
+class _PathApp:
+    """All of one path's methods (HEAD runs GET); any other method gets 405 with an Allow
+    header listing them all (RFC 9110 §15.5.6). An ASGI class, not a function: Starlette's
+    Route then matches every method and leaves the choice to us."""
+
+    def __init__(self, endpoints: dict[str, Any]) -> None:
+        self._endpoints = endpoints
+        self.methods = frozenset(endpoints)  # as documented (HEAD, OPTIONS implied)
+        allowed = set(endpoints) | ({"HEAD"} if "GET" in endpoints else set())
+        self._allow = ", ".join(sorted(allowed))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        handler = self._endpoints.get(request.method)
+        if handler is None and request.method == "HEAD":
+            handler = self._endpoints.get("GET")
+        if handler is None:
+            response: Response = JSONResponse(
+                {"error": "method_not_allowed",
+                 "detail": f"{request.method} is not allowed here; allowed: {self._allow}"},
+                status_code=405, headers={"Allow": self._allow})
+        else:
+            response = await handler(request)
+        await response(scope, receive, send)
+
+
 def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
     """Build the ASGI app. Migrates the schema (``settings.auto_migrate``) and checks the
     master keyring against the database before it serves anything.
@@ -53,9 +79,14 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     async def openapi(_request: Request) -> Response:
         return JSONResponse(doc)
 
-    routes = [Route(spec.path, make_endpoint(state, spec), methods=[spec.method])
-              for spec in ROUTES]
-    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    by_path: dict[str, dict[str, Any]] = {"/openapi.json": {"GET": openapi}}
+    for spec in ROUTES:
+        by_path.setdefault(spec.path, {})[spec.method] = make_endpoint(state, spec)
+    # One route per path, answering every method itself: a 405 then lists all the path's
+    # methods in Allow (RFC 9110 §15.5.6). Literal paths before templated ones, so that
+    # PATCH /v1/sims/import is a 405 of the import route, not a SIM called "import".
+    paths = sorted(by_path, key=lambda path: path.count("{"))
+    routes = [Route(path, _PathApp(by_path[path])) for path in paths]
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

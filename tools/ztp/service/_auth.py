@@ -62,7 +62,8 @@ def parse_scopes(text: str | list[str] | None) -> set[str]:
     """Parse a space-separated scope string (RFC 6749 §3.3) or list; refuse unknown scopes."""
     if text is None:
         return set()
-    items = text.split() if isinstance(text, str) else list(text)
+    # RFC 6749 §3.3: scope-token *( SP scope-token ), one space between tokens
+    items = (text.split(" ") if text else []) if isinstance(text, str) else list(text)
     for item in items:
         if not isinstance(item, str) or item not in SCOPES:
             raise BadRequest(f"unknown scope {item!r}; known: {' '.join(SCOPES)}",

@@ -76,6 +76,7 @@ class RouteSpec:
     tx: str  # "read" | "write" | "none" (the handler opens its own transactions)
     body_max: int
     request: dict[str, Any] | None  # {"content-type": schema}
+    request_required: bool  # False: the body may be left out
     query: tuple[Param, ...]
     headers: tuple[Param, ...]
     responses: dict[str, tuple[str, str | None, dict[str, Any] | None]]
@@ -94,6 +95,7 @@ def route(
     tx: str = "read",
     body_max: int = DEFAULT_BODY_MAX,
     request: dict[str, Any] | None = None,
+    request_required: bool = True,
     query: tuple[Param, ...] = (),
     headers: tuple[Param, ...] = (),
     responses: dict[str, tuple[str, str | None, dict[str, Any] | None]] | None = None,
@@ -104,7 +106,8 @@ def route(
     def deco(fn: Callable[[Call], Response]) -> Callable[[Call], Response]:
         ROUTES.append(RouteSpec(
             method=method, path=path, handler=fn, operation_id=fn.__name__, summary=summary,
-            scope=scope, tx=tx, body_max=body_max, request=request, query=query,
+            scope=scope, tx=tx, body_max=body_max, request=request,
+            request_required=request_required, query=query,
             headers=headers, responses=responses or {"200": ("OK", None, None)}, tags=tags,
         ))
         return fn
@@ -170,7 +173,8 @@ class Call:
         if not self.body:
             raise BadRequest("request body is empty; expected JSON")
         try:
-            return json.loads(self.body)
+            # JSON Schema (and so /openapi.json) counts 3.0 as an integer: so do we
+            return json.loads(self.body, parse_float=_parse_float)
         except (ValueError, RecursionError) as exc:
             raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
@@ -182,7 +186,16 @@ class Call:
             unknown = set(value) - allowed
             if unknown:
                 raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+            # an optional field is left out, never null (as /openapi.json says)
+            nulls = sorted(k for k, v in value.items() if v is None)
+            if nulls:
+                raise BadRequest(f"null is not a value of {', '.join(nulls)}: leave it out")
         return value
+
+
+def _parse_float(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
 
 
 def error_response(exc: ServiceError) -> JSONResponse:

@@ -13,12 +13,15 @@ __all__ = ["openapi_document"]
 
 _PATH_PARAMS = {
     "iccid": {"type": "string", "pattern": "^[0-9]{18,20}$"},
-    "identity_hex": {"type": "string", "pattern": "^[0-9a-fA-F]{20}$"},
+    # EF_ICCID: swapped BCD, an F filler only at the end (18-20 digits)
+    "identity_hex": {"type": "string", "pattern": "^[0-9]{18}([0-9]{2}|[fF][0-9]|[fF]{2})$"},
     "device_id_hex": {"type": "string", "pattern": "^([0-9a-fA-F]{2}){1,64}$"},
     "device_id": {"type": "string", "pattern": "^(default|([0-9a-fA-F]{2}){1,64})$"},
     "kind": {"enum": ["psk", "kic", "kid"]},
     "tag": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"},
     "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+    "batch": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$",
+              "description": "a batch id, or latest"},
 }
 
 
@@ -45,7 +48,7 @@ def _operation(spec: RouteSpec) -> dict[str, Any]:
                           "tags": list(spec.tags), "parameters": params,
                           "responses": responses}
     if spec.request is not None:
-        op["requestBody"] = {"required": True, "content": {
+        op["requestBody"] = {"required": spec.request_required, "content": {
             ctype: {"schema": schema} for ctype, schema in spec.request.items()}}
     if spec.scope is not None:
         op["security"] = [{"bearer": [spec.scope]}]

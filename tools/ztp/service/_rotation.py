@@ -277,7 +277,7 @@ def start_rotations(store: Store, actor: Actor, iccids: list[str] | None, *,
             select(Sim).where(Sim.state == "active").order_by(Sim.iccid).with_for_update()))
     else:
         if len(set(iccids)) != len(iccids):
-            raise BadRequest("an ICCID is listed twice")
+            raise Conflict("an ICCID is listed twice", code="duplicate_row")
         sims = [store._sim(i, lock=True) for i in sorted(iccids)]  # lock order: ICCID
     plan: list[tuple[Sim, int, int]] = []
     skipped: list[dict[str, str]] = []

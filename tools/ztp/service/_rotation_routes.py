@@ -7,7 +7,7 @@ import re
 from starlette.responses import Response
 
 from ._auth import authenticate
-from ._errors import BadRequest, Forbidden, ServiceError
+from ._errors import BadRequest, Forbidden, NotFound, ServiceError
 from ._http import Call, Param, _bearer, json_response, route
 from ._rotation import (
     OPEN_STATES,
@@ -41,12 +41,23 @@ PROGRESS = {"type": "object", "properties": {
 _BATCH = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 ICCIDS_MAX = 100_000
 
-START = {"type": "object", "properties": {
-    "iccids": {"type": "array", "items": S_STR, "maxItems": ICCIDS_MAX},
-    "all": {"type": "boolean"},
-    "policy": {"type": "object", "properties": {
-        k: S_INT for k in ("retry_after_s", "retry_backoff", "max_retry_interval_s",
-                           "max_attempts", "overdue_after_s")}}}}
+S_ICCID_ANY = {"type": "string", "pattern": "^[0-9]{18,20}$"}
+POLICY_MAX = 10 * 365 * 86_400
+POLICY = {"type": "object", "additionalProperties": False,
+          "description": "every field optional: positive integers (seconds, counts)",
+          "properties": {k: {"type": "integer", "minimum": 1, "maximum": POLICY_MAX}
+                         for k in ("retry_after_s", "retry_backoff", "max_retry_interval_s",
+                                   "max_attempts", "overdue_after_s")}}
+POLICY["properties"]["max_attempts"] = {
+    "anyOf": [POLICY["properties"]["max_attempts"], {"type": "null"}]}
+START = {"oneOf": [
+    {"type": "object", "additionalProperties": False, "required": ["iccids"], "properties": {
+        "iccids": {"type": "array", "items": S_ICCID_ANY, "minItems": 1,
+                   "maxItems": ICCIDS_MAX, "description": "an ICCID listed twice is a 409"},
+        "all": {"const": False}, "policy": POLICY}},
+    {"type": "object", "additionalProperties": False, "required": ["all"], "properties": {
+        "all": {"const": True}, "policy": POLICY}},
+], "description": "iccids (all or nothing), or all: true"}
 
 
 @route("POST", "/v1/rotations", tx="write", scope="write", tags=("ota",), body_max=4 << 20,
@@ -73,10 +84,11 @@ def rotations_start(call: Call) -> Response:
 
 @route("GET", "/v1/rotations", scope="read", tags=("ota",),
        summary="Rotations (filter by batch, state, overdue), oldest first",
-       query=(Param("batch", S_STR),
+       query=(Param("batch", {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"}),
               Param("state", {"enum": list(OPEN_STATES) + ["retired", "cancelled"]}),
               Param("overdue", {"type": "boolean"}),
-              Param("after", {"type": "integer", "minimum": 0}, False, "ids after this"),
+              Param("after", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}, False,
+                    "ids after this"),
               Param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000})),
        responses={"200": ("rotations", JSON, {"type": "object", "properties": {
            "rotations": {"type": "array", "items": ROTATION}}})})
@@ -101,8 +113,10 @@ def rotations_batch(call: Call) -> Response:
     batch = call.path("batch")
     if batch == "latest":
         batch = last_batch(call.store) or ""
+        if not batch:
+            raise NotFound("no rotation batch yet", code="unknown_batch")
     if not _BATCH.fullmatch(batch):
-        raise BadRequest("no such batch")
+        raise BadRequest("batch must be 1-32 characters of A-Z a-z 0-9 _ . - (or latest)")
     return json_response(batch_progress(call.store, batch))
 
 
@@ -126,7 +140,9 @@ def rotation_retry(call: Call) -> Response:
        summary="Close a failed or pending (stuck) rotation: the old key stays; the new key is "
                "retired only if the SIM's verified PoRs prove it does not hold it, else both "
                "stay accepted (new_key: retired | kept)",
-       request={JSON: {"type": "object", "properties": {"reason": S_STR}}},
+       request={JSON: {"type": "object", "additionalProperties": False,
+                       "properties": {"reason": {"type": "string", "maxLength": 200}}}},
+       request_required=False,
        responses={"200": ("the cancelled rotation", JSON, {"allOf": [ROTATION, {
            "type": "object", "properties": {"new_key": {"enum": ["retired", "kept"]},
                                             "note": S_STR}}]}),
@@ -144,7 +160,9 @@ def rotation_cancel(call: Call) -> Response:
 @route("POST", "/v1/rotations/run", tx="none", scope="write", tags=("ota",),
        summary="Send every rotation packet due now (first sends and resends after the "
                "backoff) through the SMS centre and check the PoRs",
-       request={JSON: {"type": "object", "properties": {"limit": S_INT}}},
+       request={JSON: {"type": "object", "additionalProperties": False, "properties": {
+           "limit": {"type": "integer", "minimum": 1, "maximum": 100_000}}}},
+       request_required=False,
        responses={"200": ("what happened", JSON, {"type": "object"}),
                   "503": ("no SMS centre configured", JSON, None)})
 def rotations_run(call: Call) -> Response:

@@ -50,6 +50,8 @@ _GATEWAY_NAME = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
 _LABELS_MAX = 16
 _LABEL_VALUE_MAX = 64
 _COMMENT_MAX = 200
+# control characters and lone surrogates (not storable as UTF-8): not in comments
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 PSK_CHANGES_PAGE = 1000
 IMPORT_CHUNK = 5000  # rows per round of bulk statements inside one import transaction
 
@@ -153,11 +155,32 @@ def parse_body(value: object, *, require_json: bool) -> bytes:
     return raw
 
 
+_SIM_ROW_FIELDS = frozenset({"iccid", "psk", "tag", "labels", "kic", "kid"})
+_CONFIG_ROW_FIELDS = frozenset({"iccid", "device_id", "body", "require_json", "comment"})
+
+
+def _known_fields(row: dict[str, Any], known: frozenset[str], *, nulls: bool) -> None:
+    """Only ``known`` fields; with ``nulls=False`` an optional field is left out, not null."""
+    unknown = set(row) - known
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    if not nulls and any(v is None for v in row.values()):
+        raise BadRequest("null is not a value here: leave the field out")
+
+
+def _json_required(detail: str) -> Conflict:
+    """A body that is not JSON for a configuration that requires JSON (require_json was set
+    on it earlier and sticks): the request conflicts with the resource, 409."""
+    return Conflict(f"{detail} (require_json is set on this configuration)",
+                    code="invalid_json")
+
+
 def parse_comment(value: object) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > _COMMENT_MAX or not value.isprintable():
-        raise BadRequest(f"comment must be printable text of <= {_COMMENT_MAX} characters")
+    if not isinstance(value, str) or len(value) > _COMMENT_MAX or _NOT_TEXT.search(value):
+        raise BadRequest(f"comment must be text of <= {_COMMENT_MAX} characters without "
+                         "control characters")
     return value
 
 
@@ -557,6 +580,7 @@ class Store:
             if not isinstance(row, dict):
                 raise BadRequest(f"row {n}: must be an object")
             try:
+                _known_fields(row, _SIM_ROW_FIELDS, nulls=True)  # as CSV rows: "" or null
                 iccid = parse_iccid(row.get("iccid"), force=force)
                 psk = parse_key_hex(row.get("psk"), "psk")
                 tag = parse_tag(row["tag"]) if row.get("tag") not in (None, "") else None
@@ -566,7 +590,7 @@ class Store:
             except BadRequest as exc:
                 raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
             if (iccid, tag) in seen or (tag is None and iccid in seen_iccids):
-                raise BadRequest(f"row {n}: ICCID {iccid} appears twice")
+                raise Conflict(f"row {n}: ICCID {iccid} appears twice", code="duplicate_row")
             seen.add((iccid, tag))
             seen_iccids.add(iccid)
             parsed.append((n, iccid, psk, tag, labels, ota))
@@ -678,7 +702,12 @@ class Store:
         slot = self._slot(sim, device_key)
         need_json = bool(require_json if require_json is not None
                          else (slot.require_json if slot else False))
-        raw = None if body is None else parse_body(body, require_json=need_json)
+        try:
+            raw = None if body is None else parse_body(body, require_json=need_json)
+        except BadRequest as exc:
+            if require_json is None and need_json:  # the configuration's own requirement
+                raise _json_required(exc.detail) from None
+            raise
         current = slot.current_version if slot else 0
         if if_version is not None and if_version != current:
             raise Conflict(f"configuration is at version {current}, not {if_version}",
@@ -783,6 +812,7 @@ class Store:
             if not isinstance(row, dict):
                 raise BadRequest(f"row {n}: must be an object")
             try:
+                _known_fields(row, _CONFIG_ROW_FIELDS, nulls=False)
                 iccid = parse_iccid(row.get("iccid"), force=True)
                 device = parse_device_id(row.get("device_id", DEFAULT_DEVICE),
                                          allow_default=True)
@@ -793,7 +823,8 @@ class Store:
             except BadRequest as exc:
                 raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
             if (iccid, device) in seen:
-                raise BadRequest(f"row {n}: ICCID {iccid} device {device} appears twice")
+                raise Conflict(f"row {n}: ICCID {iccid} device {device} appears twice",
+                               code="duplicate_row")
             seen.add((iccid, device))
             items.append((n, iccid, device, str(body), rj, comment))
         # SIM rows are locked in ICCID order (no deadlock between two imports), chunk by
@@ -829,6 +860,8 @@ class Store:
             try:
                 raw = parse_body(body, require_json=need_json)
             except BadRequest as exc:
+                if rj is None and need_json:  # the configuration's own requirement
+                    raise _json_required(f"row {n}: {exc.detail}") from None
                 raise BadRequest(f"row {n}: {exc.detail}", code=exc.code) from None
             version = (slot[1] if slot else 0) + 1
             if slot is None:
