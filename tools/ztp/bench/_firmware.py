@@ -228,7 +228,7 @@ def heap_rows(table: Table, rep: Any) -> dict[str, object]:
 
 
 def run(skip_heap: bool = False) -> Table:
-    from ztp.firmware._heap import board_budget
+    from ztp.firmware import board_budget
 
     table = Table(
         title="Firmware on the Arduino MKR GSM 1400 (SAMD21G18A: 256 KB flash, 32 KB RAM)",
@@ -241,8 +241,7 @@ def run(skip_heap: bool = False) -> Table:
                      "from_image": budget.from_image, "note": budget.note,
                      "image": vars(budget.image) if budget.image is not None else None}
     if not skip_heap:
-        from ztp.firmware._heap import measure
-        from ztp.firmware._heap_build import HeapBuildError
+        from ztp.firmware import HeapBuildError, measure
 
         try:
             rep = measure(say=_say)

@@ -14,7 +14,7 @@ import click
 from ztp.device._mpy import FIRMWARE_FILES, REPO, FirmwareCheckError
 
 if TYPE_CHECKING:
-    from ztp.firmware._image import Budget
+    from ztp.firmware import Budget
 
 
 def _fmt_line(direction: str, line: bytes) -> str:
@@ -122,8 +122,7 @@ def budget_rows(budget: Budget) -> list[tuple[str, str, str]]:
 
 
 def _build_image(out_dir: Path, mp_src: Path | None, codesize: str | None) -> None:
-    from ztp.firmware._image import BOARD, ImageError, build_image
-    from ztp.firmware._source import SourceError
+    from ztp.firmware import BOARD, ImageError, SourceError, build_image
 
     click.echo(f"building {BOARD} (samd port, lib/ frozen; about 30 s unless cached)...",
                err=True)
@@ -196,15 +195,14 @@ def flash_cmd(port: str, mpy: bool, image: Path | None, board: str | None) -> No
 
 
 def _flash_image(port: str, image: Path | None, mpy: bool) -> None:
-    from ztp.firmware._flash import DOUBLE_TAP, FlashError, bossac_command
+    from ztp.firmware import DOUBLE_TAP, FlashError, bossac_command
 
     if mpy:
         raise click.UsageError("--mpy copies files; the image has lib/ frozen in it")
     if port == "auto":
         raise click.UsageError("give --port: the bootloader's serial port (e.g. /dev/ttyACM0)")
     if image is None:
-        from ztp.firmware._image import ImageError, build_image
-        from ztp.firmware._source import SourceError
+        from ztp.firmware import ImageError, SourceError, build_image
 
         try:
             image = build_image().bin
