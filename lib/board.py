@@ -17,8 +17,10 @@
 # only in builds with MICROPY_HW_UART_RTSCTS (this repository's ARDUINO_MKR_GSM_1400 board has
 # it), and giving both is what turns flow control on; no flow= and no UART.RTS/CTS there
 # (ports that have them, e.g. rp2, esp32, get flow= too). Without RTS/CTS the firmware sends
-# AT&K0 and reads each reply before the next command, so a 640-byte ring holds the longest
-# +CSIM: line (~530 bytes); with RTS/CTS the SERCOM holds the modem back and 256 B suffice.
+# AT&K0 and reads each reply before the next command, so a 320-byte ring holds the longest
+# +CSIM: line (~280 bytes: apdu reads answers in 128-byte pieces); with RTS/CTS the SERCOM
+# holds the modem back and 128 B suffice. The TX ring is 64 B (the port's default is 256):
+# modem.Link finishes a longer command as the ring drains. Both rings are on the GC heap.
 # Watchdog: the samd port clamps the timeout to 512..16384 ms and rounds it down to a power of
 # two (wdt_period_ms); it cannot be stopped once armed.
 
@@ -113,7 +115,7 @@ class Board:
     def _uart(self):
         p = self.profile
         U = machine.UART
-        kw = {"baudrate": p["baud"], "rxbuf": 640, "timeout": 0}
+        kw = {"baudrate": p["baud"], "rxbuf": 320, "txbuf": 64, "timeout": 0}
         if p["tx"]:
             kw["tx"] = machine.Pin(p["tx"])
             kw["rx"] = machine.Pin(p["rx"])
@@ -122,7 +124,7 @@ class Board:
             if hasattr(U, "RTS"):
                 fc["flow"] = U.RTS | U.CTS
             fc.update(kw)
-            fc["rxbuf"] = 256
+            fc["rxbuf"] = 128
             try:
                 return U(p["uart"], **fc)
             except (TypeError, ValueError) as e:

@@ -88,22 +88,26 @@ class Failed(Exception):
 
 
 class Options:
-    def __init__(self, attempts=3, backoff_ms=2000, backoff_max_ms=30000,
-                 poll_first_ms=500, poll_ms=250, poll_fast_ms=15000, poll_max_ms=8000,
-                 poll_deadline_ms=120000,
-                 reg_deadline_ms=180000, telemetry=None, lte=False, flow_control=True):
-        self.attempts = attempts
-        self.backoff_ms = backoff_ms
-        self.backoff_max_ms = backoff_max_ms
-        self.poll_first_ms = poll_first_ms
-        self.poll_ms = poll_ms
-        self.poll_fast_ms = poll_fast_ms
-        self.poll_max_ms = poll_max_ms
-        self.poll_deadline_ms = poll_deadline_ms
-        self.reg_deadline_ms = reg_deadline_ms
-        self.telemetry = telemetry
-        self.lte = lte
-        self.flow_control = flow_control
+    # The defaults are class attributes and an instance holds only what was given (keywords):
+    # every instance attribute and default argument would sit on the heap for the whole run.
+    attempts = 3
+    backoff_ms = 2000
+    backoff_max_ms = 30000
+    poll_first_ms = 500
+    poll_ms = 250
+    poll_fast_ms = 15000
+    poll_max_ms = 8000
+    poll_deadline_ms = 120000
+    reg_deadline_ms = 180000
+    telemetry = None
+    lte = False
+    flow_control = True
+
+    def __init__(self, **kw):
+        for k in kw:
+            if not hasattr(Options, k):
+                raise TypeError("unknown option %s" % k)
+            setattr(self, k, kw[k])
 
 
 def hexstr(b):

@@ -1,6 +1,6 @@
 # samd: the host double of the samd port's `samd` module (ports/samd/modsamd.c,
 # samd_flash.c): Flash(), the internal-flash block device that the port's frozen _boot.py
-# mounts as littlefs v1 (progsize=256). Blocks are VFS_BLOCK_SIZE_BYTES = 1536 (24 pages of
+# mounts as littlefs v1 (progsize=64, the board's _boot.py). Blocks are VFS_BLOCK_SIZE_BYTES = 1536 (24 pages of
 # 64 B, mcu/samd21/mpconfigmcu.h); the block count is the file system's size / 1536.
 #
 # Backed by a host file (ZTP_FLASH_IMAGE, ZTP_FLASH_BLOCKS blocks; opened by _setup() before

@@ -3,7 +3,7 @@
 # littlefs code the board and the heap run use.
 #
 #   ZTP_FS_MODE=format (default): erase the image (ZTP_FLASH_IMAGE, ZTP_FLASH_BLOCKS blocks of
-#     1536 B), VfsLfs1.mkfs(progsize=256) as _boot.py does on a new board, then copy the host
+#     1536 B), VfsLfs1.mkfs(progsize=64) as _boot.py does on a new board, then copy the host
 #     directory ZTP_FS_SEED into it (boot.py, main.py, ztp/...; as `mpremote cp` would)
 #   ZTP_FS_MODE=dump: print every file of the image as "file <path> <size> <hex>" lines
 import os
@@ -16,8 +16,8 @@ _mode = os.getenv("ZTP_FS_MODE") or "format"
 samd._setup(create=(_mode == "format"))
 _bdev = samd.Flash()
 if _mode == "format":
-    vfs.VfsLfs1.mkfs(_bdev, progsize=256)
-vfs.mount(vfs.VfsLfs1(_bdev, progsize=256), "/flash")
+    vfs.VfsLfs1.mkfs(_bdev, progsize=64)
+vfs.mount(vfs.VfsLfs1(_bdev, progsize=64), "/flash")
 
 
 def _copy(src, dst):

@@ -10,8 +10,8 @@
 #   3. the holes left below the free heap plugged (see there), their size credited as well;
 #      the sum is printed as "machine-double: credit=<bytes>" and the harness gives the run
 #      the board's heap plus that credit (whole 16-byte GC blocks)
-#   4. the port's frozen _boot.py (ports/samd/modules/_boot.py), line for line: samd.Flash(),
-#      VfsLfs1 (progsize=256; formatted if it does not mount), mounted at "/", "/lib" on
+#   4. the board's frozen _boot.py (firmware/boards/ARDUINO_MKR_GSM_1400/modules), line for line: samd.Flash(),
+#      VfsLfs1 (progsize=64; formatted if it does not mount), mounted at "/", "/lib" on
 #      sys.path, its names deleted, gc.collect()
 #   5. boot.py, then main.py, from the file system, as pyexec_file_if_exists does: compiled
 #      from the file into these globals (the board's __main__; __file__ not set, see there), a missing file
@@ -70,7 +70,7 @@ while _lo > 22:
 sys.stderr.write(_msg)
 del _msg, _n, _lo, _hi, _a0, _a1, _d
 
-# ---- ports/samd/modules/_boot.py ----
+# ---- firmware/boards/ARDUINO_MKR_GSM_1400/modules/_boot.py (the port's, progsize=64) ----
 import samd  # noqa: E402
 
 bdev = samd.Flash()
@@ -79,10 +79,10 @@ bdev = samd.Flash()
 fs_type = vfs.VfsLfs2 if hasattr(vfs, "VfsLfs2") else vfs.VfsLfs1
 
 try:
-    fs = fs_type(bdev, progsize=256)
+    fs = fs_type(bdev, progsize=64)
 except:  # noqa: E722  (as _boot.py)
-    fs_type.mkfs(bdev, progsize=256)
-    fs = fs_type(bdev, progsize=256)
+    fs_type.mkfs(bdev, progsize=64)
+    fs = fs_type(bdev, progsize=64)
 vfs.mount(fs, "/")
 sys.path.append("/lib")
 

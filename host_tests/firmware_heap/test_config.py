@@ -36,3 +36,20 @@ def test_heap_run_is_configured_as_the_board(host_build: HostBuild) -> None:
         f"{n} (board {a}, heap run {b})" for n, a, b in unexplained)
     differ = {n for n, _, _ in diff}
     assert not differ & set(HEAP_SETTINGS)
+
+
+def test_heap_run_mounts_the_file_system_as_the_boards_boot_py() -> None:
+    # the board's frozen _boot.py and the heap run's copy of it (power-up and the setup run
+    # that formats the image) agree on the littlefs geometry: every open file costs progsize
+    # bytes of heap, so a copy that drifted would measure another heap
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    board = (root / "firmware/boards/ARDUINO_MKR_GSM_1400/modules/_boot.py").read_text()
+    want = set(re.findall(r"progsize=(\d+)", board))
+    assert want == {"64"}
+    for copy in ("firmware/host/ztp_powerup.py", "firmware/host/ztp_fsinit.py"):
+        got = set(re.findall(r"progsize=(\d+)", (root / copy).read_text()))
+        assert got == want, copy
+    assert "vfs.mount(fs, \"/\")" in board and "samd.Flash()" in board

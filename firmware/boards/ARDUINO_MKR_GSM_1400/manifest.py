@@ -1,4 +1,4 @@
-# The MKR GSM 1400 image: the samd port's _boot.py (mounts the littlefs file system on the
-# internal flash) and the ZTP firmware, lib/ frozen (firmware/manifest.py).
-include("$(PORT_DIR)/boards/manifest.py")
+# The MKR GSM 1400 image: the board's _boot.py (the samd port's, littlefs with progsize=64:
+# see modules/_boot.py) and the ZTP firmware, lib/ frozen (firmware/manifest.py).
+freeze("$(BOARD_DIR)/modules")
 include("$(BOARD_DIR)/../../manifest.py")

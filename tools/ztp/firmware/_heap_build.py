@@ -13,7 +13,7 @@ with the same inputs returns at once. Builds of one key wait for each other (a l
 mpy-cross is built in the tree under the same lock name as the image build uses.
 
 `make_fs()` runs the binary's `ztp_fsinit` (a large heap: this is the setup, not the board) to
-erase an image file of `blocks` x 1536 B, format it as _boot.py would (VfsLfs1, progsize=256)
+erase an image file of `blocks` x 1536 B, format it as the board's _boot.py would (VfsLfs1, progsize=64)
 and copy a host directory into it; `dump_fs()` reads every file back.
 """
 
