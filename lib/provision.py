@@ -139,6 +139,7 @@ class Provisioner:
         self.detail = ""
         self.polls = 0
         self._modem_up = False
+        self._silent = False          # the last attempt ended in a modem timeout
         # collect(): called at every step (the board passes gc.collect): garbage freed there
         # lets new objects fill the holes low in the heap, and the top stays free in one piece
         # for the few large ones (a littlefs file object is ~320 B)
@@ -194,6 +195,11 @@ class Provisioner:
         try:
             if not self._modem_up:
                 self._set_state(_MODEM_START)
+                if self._silent and self.modem.power is not None:
+                    # it stopped answering: the reset line (GSM_RESETN), not AT+CFUN=16
+                    # (which needs a modem that answers)
+                    self.modem.reset()
+                self._silent = False
                 self.modem.start(reg_deadline_ms=self.opt.reg_deadline_ms)
                 self._modem_up = True
             self._set_state(_CLOSE_STALE)
@@ -227,6 +233,7 @@ class Provisioner:
             raise Failed(E_SIM, str(e), True)
         except _modem.ModemTimeout as e:
             self._modem_up = False
+            self._silent = True
             raise Failed(E_MODEM, str(e), True)
         except _modem.NotRegistered as e:
             raise Failed(E_NOT_REGISTERED, str(e), True)

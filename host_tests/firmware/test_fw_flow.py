@@ -231,6 +231,26 @@ def test_silent_modem():
     assert "silent" in p.detail
 
 
+def test_a_modem_that_stops_answering_is_reset_by_its_reset_line_before_the_retry():
+    # before: only AT+CFUN=16 for a full channel table; a silent modem was asked AT again
+    # and again. Now the next attempt pulses GSM_RESETN (modem_power) first.
+    clock, sim, m, fs = make_rig()
+    pulses = []
+
+    def power():
+        pulses.append(clock.now)
+        m.silent = False               # the reset brings it back
+    m.silent = True
+    applier = apply.Applier(fs, "/ztp")
+    applier.register("iot:Alarm", apply.PinHandler(FakePin()))
+    opt = provision.Options(attempts=2, backoff_ms=100, reg_deadline_ms=5000)
+    p = provision.Provisioner(modem.Link(m, clock), fs, applier, DEVICE_ID, "/ztp/channel",
+                              opt, rng, None, power)
+    assert p.run() == provision.OK
+    assert len(pulses) == 1
+    assert b"AT+CFUN=16" not in m.sent
+
+
 def test_garbage_echo_urcs_and_split_reads():
     def setup(sim, m, fs):
         m.echo = True
