@@ -232,10 +232,15 @@ class HeapRig:
 
     async def _start(self) -> None:
         from ztp.demo import Stack, StackOptions
+        from ztp.modem import EarlyCommand, Habits
 
         self._stacks = asyncio.Queue()
         for i in range(self.n_stacks):
-            stack = Stack(StackOptions(fast_hashing=True))
+            # the modem as unforgiving as the SARA-U2 about pacing (u-blox: >= 20 ms after its
+            # last output before a command): one that comes sooner is answered ERROR and the
+            # run fails (checked after it), so the heap figure is the paced firmware's
+            habits = Habits(min_command_gap_ms=20, early_command=EarlyCommand.ERROR)
+            stack = Stack(StackOptions(fast_hashing=True, habits=habits))
             await stack.__aenter__()
             self._all.append(stack)
             # the double opens the modem's pty through a link of one length for every stack
@@ -329,12 +334,18 @@ class HeapRig:
         try:
             await stack.modem.reboot()
             stack.modem.core.sim_busy_commands = spec.sim_busy if spec else 0
+            early = stack.modem.core.early_commands
             assert image is not None
-            return await power_up(
+            r = await power_up(
                 self.build.micropython, image=image, blocks=self.budget.fs_blocks,
                 heapsize=heap + credit, heap=heap, pty=self._ptys[id(stack)],
                 unique_id=DEMO_DEVICE_ID,
                 expect=spec.expect if spec else (), timeout_s=timeout, probe=probe)
+            early = stack.modem.core.early_commands - early
+            if early and r.ok:
+                r.ok = False
+                r.reason = f"{early} command(s) sent sooner than 20 ms after the modem's output"
+            return r
         finally:
             stack.modem.core.sim_busy_commands = 0
             self._stacks.put_nowait(stack)
