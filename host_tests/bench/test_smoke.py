@@ -34,14 +34,20 @@ def test_tls_rows() -> None:
 
 def test_gateway_rows() -> None:
     peers.need("stunnel4", "stunnel")
+    peers.need("openssl")
     from ztp.bench._gateway import run
 
     table = _run(
         run, seconds=0.5, threads=2, identities=3, warmup=0.3, server_cpu=None, client_cpu=None
     )
-    assert [row[0] for row in table.rows][0] == "ztp gateway"
-    assert table.rows[1][0].startswith("stunnel")
-    assert [row[8] for row in table.rows] == ["0", "0"]  # no failed exchanges
+    servers = [row[0] for row in table.rows]
+    assert servers[:2] == ["ztp gateway", "ztp gateway"]
+    assert servers[2].startswith("stunnel") and servers[3].startswith("stunnel")
+    assert servers[4].startswith("openssl s_server")
+    # both client stacks drive every server
+    assert [row[1] for row in table.rows] == ["openssl", "gnutls"] * 3
+    assert [row[10] for row in table.rows] == ["0"] * 6  # no failed exchanges
+    assert all(row[3].endswith("x") or row[3] == "refused" for row in table.rows)
 
 
 def test_firmware_rows() -> None:

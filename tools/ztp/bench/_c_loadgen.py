@@ -8,6 +8,9 @@ connect() to the server's close. The client offers psk_ke and psk_dhe_ke with an
 key_share (OpenSSL 3.0 cannot do otherwise); a msg callback reads each ServerHello and counts
 the exchanges whose server chose a key_share (psk_dhe_ke), which the benchmark requires to be 0.
 
+A status line other than ``HTTP/1.x 200`` counts as ``status_not_200`` (the floor,
+``openssl s_server -WWW``, answers HTTP/1.0).
+
 Usage: loadgen HOST PORT IDFILE THREADS SECONDS. Output: one line of JSON, including the
 generator's own CPU time (getrusage), so a saturated client cannot pass for a slow server.
 """
@@ -96,7 +99,8 @@ static int exchange(worker_t *w, entry_t *e) {
                                  (int)sizeof buf - (got < 64 ? got : 64))) > 0) got += r;
             if (got > 12) {
                 ok = 1;
-                if (memcmp(buf, "HTTP/1.1 200", 12) != 0) w->status_bad++;
+                if (memcmp(buf, "HTTP/1.", 7) != 0 || memcmp(buf + 8, " 200", 4) != 0)
+                    w->status_bad++;
             }
         }
     }

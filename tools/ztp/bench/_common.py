@@ -111,6 +111,8 @@ def build_c(name: str, source: str, libs: tuple[str, ...] = ()) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         hint = " (apt-get install libssl-dev)" if "openssl" in proc.stderr else ""
+        if "gnutls" in proc.stderr:
+            hint = " (apt-get install libgnutls28-dev)"
         raise BenchError(f"cannot compile {name}{hint}:\n{proc.stderr[-2000:]}")
     return exe
 
