@@ -8,9 +8,6 @@ within the vector's bounds. Writers reserve the length bytes and fill them in af
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from ._alerts import DecodeError
 
 
@@ -35,17 +32,25 @@ class Buffer:
         return self._pos >= self._end
 
     def pull_bytes(self, length: int) -> bytes:
-        if length < 0 or self._pos + length > self._end:
-            raise DecodeError(f"truncated: needed {length} bytes, {self._end - self._pos} left")
-        value = bytes(self._data[self._pos : self._pos + length])
-        self._pos += length
-        return value
+        pos = self._pos
+        if length < 0 or pos + length > self._end:
+            raise DecodeError(f"truncated: needed {length} bytes, {self._end - pos} left")
+        self._pos = pos + length
+        return bytes(self._data[pos : pos + length])
 
     def pull_uint8(self) -> int:
-        return self.pull_bytes(1)[0]
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError(f"truncated: needed 1 bytes, {self._end - pos} left")
+        self._pos = pos + 1
+        return self._data[pos]
 
     def pull_uint16(self) -> int:
-        return int.from_bytes(self.pull_bytes(2), "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise DecodeError(f"truncated: needed 2 bytes, {self._end - pos} left")
+        self._pos = pos + 2
+        return self._data[pos] << 8 | self._data[pos + 1]
 
     def pull_uint24(self) -> int:
         return int.from_bytes(self.pull_bytes(3), "big")
@@ -53,16 +58,9 @@ class Buffer:
     def pull_uint32(self) -> int:
         return int.from_bytes(self.pull_bytes(4), "big")
 
-    @contextmanager
-    def pull_block(
-        self, length_size: int, floor: int = 0, ceiling: int | None = None
-    ) -> Iterator[int]:
-        """Read a ``length_size``-byte length, then let the caller consume exactly that much.
-
-        Raises:
-            DecodeError: the length is outside ``floor..ceiling``, runs past the enclosing
-                block, or the caller consumed more or fewer bytes than announced.
-        """
+    def _pull_length(self, length_size: int, floor: int, ceiling: int | None) -> int:
+        """Read a vector's length and check it (bounds, room left); on failure the cursor is
+        back where it was."""
         start = self._pos
         length = int.from_bytes(self.pull_bytes(length_size), "big")
         if ceiling is None:
@@ -74,20 +72,26 @@ class Buffer:
             left = self._end - self._pos
             self._pos = start
             raise DecodeError(f"truncated: block of {length} bytes, {left} left")
-        outer_end = self._end
-        block_end = self._pos + length
-        self._end = block_end
-        try:
-            yield length
-            if self._pos != block_end:
-                raise DecodeError(f"{block_end - self._pos} trailing bytes in a block")
-        finally:
-            self._end = outer_end
-        self._pos = block_end
+        return length
+
+    def pull_block(self, length_size: int, floor: int = 0, ceiling: int | None = None) -> _Block:
+        """Read a ``length_size``-byte length, then let the caller consume exactly that much
+        (``with buf.pull_block(2) as length: ...``).
+
+        Raises:
+            DecodeError: the length is outside ``floor..ceiling``, runs past the enclosing
+                block, or the caller consumed more or fewer bytes than announced.
+        """
+        length = self._pull_length(length_size, floor, ceiling)
+        block = _Block(self, length)
+        self._end = self._pos + length
+        return block
 
     def pull_opaque(self, length_size: int, floor: int = 0, ceiling: int | None = None) -> bytes:
-        with self.pull_block(length_size, floor, ceiling) as length:
-            return self.pull_bytes(length)
+        length = self._pull_length(length_size, floor, ceiling)
+        pos = self._pos
+        self._pos = pos + length
+        return bytes(self._data[pos : pos + length])
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -111,17 +115,65 @@ class Buffer:
     def push_uint32(self, value: int) -> None:
         self.push_bytes(value.to_bytes(4, "big"))
 
-    @contextmanager
-    def push_block(self, length_size: int) -> Iterator[None]:
-        """Reserve a length field, let the caller write the block, then patch the length."""
-        start = self._end
-        self.push_bytes(bytes(length_size))
-        yield
-        length = self._end - start - length_size
-        if length >= 1 << (8 * length_size):
-            raise ValueError(f"block of {length} bytes does not fit a {length_size}-byte length")
-        self._data[start : start + length_size] = length.to_bytes(length_size, "big")
+    def push_block(self, length_size: int) -> _PushBlock:
+        """Reserve a length field, let the caller write the block, then patch the length
+        (``with buf.push_block(2): ...``)."""
+        return _PushBlock(self, length_size)
 
     def push_opaque(self, length_size: int, value: bytes) -> None:
-        with self.push_block(length_size):
-            self.push_bytes(value)
+        n = len(value)
+        if n >= 1 << (8 * length_size):
+            raise ValueError(f"block of {n} bytes does not fit a {length_size}-byte length")
+        self.push_bytes(n.to_bytes(length_size, "big") + value)
+
+
+# Context managers as small classes, not @contextmanager generators: ClientHello parsing
+# enters dozens of blocks per handshake, and a generator-based one costs several times more.
+
+
+class _Block:
+    """``pull_block``'s context: the buffer ends at the block's end until exit; on a clean
+    exit the block must have been consumed exactly."""
+
+    __slots__ = ("_buf", "_outer_end", "_block_end", "_length")
+
+    def __init__(self, buf: Buffer, length: int) -> None:
+        self._buf = buf
+        self._outer_end = buf._end
+        self._block_end = buf._pos + length
+        self._length = length
+
+    def __enter__(self) -> int:
+        return self._length
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        buf = self._buf
+        buf._end = self._outer_end
+        if exc_type is None:
+            if buf._pos != self._block_end:
+                raise DecodeError(f"{self._block_end - buf._pos} trailing bytes in a block")
+            buf._pos = self._block_end
+
+
+class _PushBlock:
+    """``push_block``'s context: reserves the length on entry, patches it on a clean exit."""
+
+    __slots__ = ("_buf", "_size", "_start")
+
+    def __init__(self, buf: Buffer, length_size: int) -> None:
+        self._buf = buf
+        self._size = length_size
+        self._start = 0
+
+    def __enter__(self) -> None:
+        self._start = self._buf._end
+        self._buf.push_bytes(bytes(self._size))
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            return
+        buf, size, start = self._buf, self._size, self._start
+        length = buf._end - start - size
+        if length >= 1 << (8 * size):
+            raise ValueError(f"block of {length} bytes does not fit a {size}-byte length")
+        buf._data[start : start + size] = length.to_bytes(size, "big")

@@ -30,6 +30,8 @@ def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
     """RFC 5869 §2.3."""
     if not 0 < length <= 255 * HASH_LEN:
         raise ValueError(f"HKDF-Expand length {length}")
+    if length <= HASH_LEN:  # every TLS 1.3 secret, key and IV here: T(1) alone
+        return hmac.digest(prk, info + b"\x01", "sha256")[:length]
     okm = b""
     block = b""
     counter = 1
@@ -43,15 +45,17 @@ def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
 def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
     """RFC 8446 §7.1: HkdfLabel = uint16 length, opaque label<7..255> = "tls13 " + Label,
     opaque context<0..255>."""
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes([len(full_label)])
-        + full_label
-        + bytes([len(context)])
-        + context
-    )
-    return hkdf_expand(secret, info, length)
+    prefix = _LABEL_PREFIXES.get((label, length))
+    if prefix is None:
+        full_label = b"tls13 " + label
+        prefix = length.to_bytes(2, "big") + bytes([len(full_label)]) + full_label
+        if len(_LABEL_PREFIXES) < 64:  # the RFC's labels; a bound all the same
+            _LABEL_PREFIXES[(label, length)] = prefix
+    return hkdf_expand(secret, prefix + bytes([len(context)]) + context, length)
+
+
+# (label, length) -> the HkdfLabel bytes before the context: built once per label
+_LABEL_PREFIXES: dict[tuple[bytes, int], bytes] = {}
 
 
 def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
@@ -59,8 +63,11 @@ def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
     return hkdf_expand_label(secret, label, transcript_hash, HASH_LEN)
 
 
+_EMPTY_HASH = hashlib.sha256(b"").digest()
+
+
 def empty_hash() -> bytes:
-    return hashlib.sha256(b"").digest()
+    return _EMPTY_HASH
 
 
 def finished_key(base_key: bytes) -> bytes:
