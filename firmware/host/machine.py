@@ -149,6 +149,7 @@ _E_PROBE_CALLS = const(12)
 _io = None                      # the modem's pty (file, r+b)
 _vbat_pin = 41                  # PB09, or the board's ADC_VBAT
 _rts_pin = 14                   # PA14, or the board's GSM_RTS
+_resetn_pin = 40                # PB08, or the board's GSM_RESETN
 _modem_tx = 12                  # PA12 / GSM_TX, PA13 / GSM_RX: the modem's lines
 _modem_rx = 13
 _sda_bus = 8                    # the bus the PMIC and crypto chip are on (SDA PA08, SCL PA09)
@@ -207,6 +208,7 @@ def _setup():
     # the wiring, from the environment (see the header); called by ztp_powerup before the
     # firmware runs, and by ztp_fsinit / tests
     global _io, _vbat_pin, _rts_pin, _modem_tx, _modem_rx, _sda_bus, _scl_bus, _reset_cause
+    global _resetn_pin
     for i in range(_N_PINS):
         if _B.CPU_NAMES[i]:
             _pins[i] = Pin._make(i)
@@ -214,6 +216,7 @@ def _setup():
         _views[k] = memoryview(_stage)[0:1 << k]
     _vbat_pin = _board_pin("ADC_VBAT", 41)
     _rts_pin = _board_pin("GSM_RTS", 14)
+    _resetn_pin = _board_pin("GSM_RESETN", 40)
     _modem_tx = _board_pin("GSM_TX", 12)
     _modem_rx = _board_pin("GSM_RX", 13)
     _sda_bus = _board_pin("SDA", 8)
@@ -233,6 +236,19 @@ def _setup():
     path = os.getenv("ZTP_UART_PTY")
     if path:
         _io = open(path, "r+b")
+
+
+# ---- the wires to the modem -----------------------------------------------------------------
+def _wire(i):
+    # What the modem sees of the MCU pins wired to it, one stderr line per change, forwarded
+    # by the harness to the virtual modem (set_rts / set_reset_line): GSM_RTS is active low,
+    # asserted by the SERCOM once the UART has it (hardware flow control) or by a GPIO output
+    # driven low; GSM_RESETN high holds the modem in reset. Constant strings: no heap.
+    if i == _rts_pin:
+        on = _pin_mux[i] != _MUX_GPIO or (_pin_mode[i] == _MODE_OUT and not _pin_val[i])
+        _say("wire rts=", "1" if on else "0")
+    elif i == _resetn_pin and _pin_mode[i] == _MODE_OUT:
+        _say("wire resetn=", "1" if _pin_val[i] else "0")
 
 
 # ---- Pin ------------------------------------------------------------------------------------
@@ -299,6 +315,7 @@ class Pin:
             _pin_pull[i] = pull
         if drive != 0 and drive != 1:
             raise ValueError("invalid argument(s) value")
+        _wire(i)
 
     def init(self, mode=None, pull=None, *, value=None, drive=0):
         _tick()
@@ -312,6 +329,7 @@ class Pin:
                 return _pin_val[i]
             return 1 if _pin_pull[i] == _PULL_UP else 0
         _pin_val[i] = 1 if v else 0
+        _wire(i)
         return None
 
     def __call__(self, v=None):
@@ -477,6 +495,7 @@ class UART:
         if flow & _FLOW_RTS and rts_pad == 2:
             f |= _FLOW_RTS
             _pin_mux[_u[s + _F_RTS]] = sercom
+            _wire(_u[s + _F_RTS])
         if flow & _FLOW_CTS and cts_pad == 3:
             f |= _FLOW_CTS
             _pin_mux[_u[s + _F_CTS]] = sercom

@@ -89,6 +89,18 @@ def test_pmic_and_flow_control_before_first_modem_byte(
     assert "flow=none" not in r.first_byte, r.first_byte
 
 
+def test_the_modem_sees_rts_and_its_reset_line(
+        runs: dict[tuple[str, str], RunResult | Path]) -> None:
+    # the virtual modem starts with RTS off (&K3: its output held) and follows the pins the
+    # double forwards: a firmware that never asserted RTS would get no answer to AT (checked
+    # by hand: "modem silent: no answer to AT after 20 tries"), and GSM_RESETN's pulses reset it
+    r = _run(runs, "first_boot", BOARD)
+    assert "rts=1" in r.wires, r.wires
+    assert r.wires.index("rts=1") < r.wires.index("resetn=0"), r.wires   # before it boots
+    assert r.reset_pulses >= 1, r.wires
+    assert r.ok, _why(r)
+
+
 def test_credit_measured_and_added(rig: HeapRig,
                                    runs: dict[tuple[str, str], RunResult | Path]) -> None:
     # the doubles' own heap (their modules, classes, the Pin table, file objects) is measured

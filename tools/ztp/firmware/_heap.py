@@ -236,10 +236,12 @@ class HeapRig:
 
         self._stacks = asyncio.Queue()
         for i in range(self.n_stacks):
-            # the modem as unforgiving as the SARA-U2 about pacing (u-blox: >= 20 ms after its
-            # last output before a command): one that comes sooner is answered ERROR and the
-            # run fails (checked after it), so the heap figure is the paced firmware's
-            habits = Habits(min_command_gap_ms=20, early_command=EarlyCommand.ERROR)
+            # the modem as unforgiving as the SARA-U2: pacing (u-blox: >= 20 ms after its last
+            # output before a command; one sooner is answered ERROR and fails the run, checked
+            # after it), and its output held while the MCU's RTS is not asserted (&K3 at
+            # power-up): the double forwards GSM_RTS and GSM_RESETN (power_up's wire)
+            habits = Habits(min_command_gap_ms=20, early_command=EarlyCommand.ERROR,
+                            rts_asserted=False)
             stack = Stack(StackOptions(fast_hashing=True, habits=habits))
             await stack.__aenter__()
             self._all.append(stack)
@@ -332,22 +334,37 @@ class HeapRig:
         credit = self.credit if credit is None else credit
         stack = await self._stacks.get()
         try:
+            # a fault knob, not the core's counter: the firmware's GSM_RESETN pulse at power-up
+            # reboots the modem, and a reboot takes its SIM-busy answers from the knobs
+            stack.modem.update_faults(sim_busy_commands=spec.sim_busy if spec else 0)
             await stack.modem.reboot()
-            stack.modem.core.sim_busy_commands = spec.sim_busy if spec else 0
             early = stack.modem.core.early_commands
+            modem = stack.modem
+            modem.set_rts(False)              # a board at power-up: RTS floats (off)
+            pulses = len(modem.reset_pulses)
+
+            def wire(name: str, high: bool) -> None:
+                if name == "rts":
+                    modem.set_rts(high)
+                elif name == "resetn":
+                    modem.set_reset_line(high)
+
             assert image is not None
             r = await power_up(
                 self.build.micropython, image=image, blocks=self.budget.fs_blocks,
                 heapsize=heap + credit, heap=heap, pty=self._ptys[id(stack)],
                 unique_id=DEMO_DEVICE_ID,
-                expect=spec.expect if spec else (), timeout_s=timeout, probe=probe)
+                expect=spec.expect if spec else (), timeout_s=timeout, probe=probe,
+                wire=wire)
+            r.reset_pulses = len(modem.reset_pulses) - pulses
+            modem.set_reset_line(False)
             early = stack.modem.core.early_commands - early
             if early and r.ok:
                 r.ok = False
                 r.reason = f"{early} command(s) sent sooner than 20 ms after the modem's output"
             return r
         finally:
-            stack.modem.core.sim_busy_commands = 0
+            stack.modem.update_faults(sim_busy_commands=0)
             self._stacks.put_nowait(stack)
 
     def run(self, name: str, heap: int, probe: bool = False, keep: Path | None = None

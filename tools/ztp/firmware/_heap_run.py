@@ -22,6 +22,7 @@ import os
 import re
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ EXIT_WDT = 71
 GC_BLOCK = 16
 _CREDIT_RE = re.compile(r"machine-double: credit=(\d+)")
 _PROBE_RE = re.compile(r"machine-double: probe (\w+) alloc=(\d+)")
+_WIRE = "machine-double: wire "  # a pin wired to the modem changed: "rts=1", "resetn=0"
 _FIRST_BYTE = "machine-double: before first modem byte:"
 _EXC_RE = re.compile(r"^[A-Z]\w*(Error|Exception|Exit|Interrupt)\b")
 
@@ -56,6 +58,8 @@ class RunResult:
     exit_code: int | None = None
     elapsed_s: float = 0.0
     probe: dict[str, int] = field(default_factory=dict)
+    reset_pulses: int = 0  # GSM_RESETN pulses the modem took as a reset during the run
+    wires: list[str] = field(default_factory=list)  # "rts=1", "resetn=0", ... in order
 
 
 def gc_blocks(n: int) -> int:
@@ -80,7 +84,8 @@ def pty_raw_nonblocking(pty: str) -> None:
 async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int, pty: str,
                    unique_id: bytes, expect: tuple[str, ...] = (), timeout_s: float = 40.0,
                    probe: bool = False, vbat_mv: int = 3900, heap: int = 0,
-                   stop_at_confirmed: bool = True) -> RunResult:
+                   stop_at_confirmed: bool = True,
+                   wire: Callable[[str, bool], None] | None = None) -> RunResult:
     """Power the board up once (see the module doc) and wait for the outcome.
 
     Args:
@@ -91,6 +96,8 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
         pty: the modem's pseudo-terminal (set raw and flushed here).
         expect: log substrings the path needs besides CONFIRMED.
         probe: ZTP_HEAP_PROBE=1 (collects at each machine call: not for the search).
+        wire: wire(name, high) for each change of a pin wired to the modem ("rts": asserted,
+            "resetn": high = modem held in reset), as the double reports it.
 
     Returns:
         The RunResult; never raises for a failing firmware.
@@ -125,6 +132,11 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
             res.probe[key] = max(v, res.probe.get(key, 0)) if key == "max" else v
         if text.startswith(_FIRST_BYTE):
             res.first_byte = text
+        if text.startswith(_WIRE):
+            res.wires.append(text[len(_WIRE):])
+            if wire is not None:
+                name, _, v = text[len(_WIRE):].partition("=")
+                wire(name, v == "1")
         for mark in FAILURE_MARKS:
             if mark in text and not failed:
                 failed.append(mark)
