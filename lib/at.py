@@ -222,7 +222,7 @@ class AtEngine:
             if _equals(rx, s, e, b"ERROR", 5):
                 return self._final(ERROR, 0)
             if _starts(rx, s, e, b"+CME ERROR:"):
-                return self._final(CME_ERROR, _parse_int(rx, s + 11, e))
+                return self._final(CME_ERROR, parse_int(rx, s + 11, e))
             if _starts(rx, s, e, b"+CMS ERROR:"):
                 return self._final(ERROR, 0)
             p = self._prefix
@@ -250,8 +250,9 @@ class AtEngine:
         return REPLY
 
 
-def _parse_int(buf, s, e):
-    # decimal after optional spaces; -1 when not a number (verbose +CME ERROR text)
+def parse_int(buf, s, e):
+    # buf[s:e] as a decimal (spaces before it skipped); -1 when it is not one (a verbose
+    # +CME ERROR text, a mangled line)
     while s < e and buf[s] == 32:
         s += 1
     if s == e or e - s > 6:

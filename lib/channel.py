@@ -91,7 +91,7 @@ class Channels:
             raise _modem.cme_exception(eng, "AT+CCHO")
         info = eng.info
         i = 6 if _at._starts(info, 0, eng.info_len, b"+CCHO:") else 0
-        sid = _decimal(info, i, eng.info_len)
+        sid = _at.parse_int(info, i, eng.info_len)
         if sid < 0:
             raise _apdu.ApduError("AT+CCHO: no session id in the answer")
         self.apdu.session = sid
@@ -155,12 +155,12 @@ class Channels:
         except (OSError, ValueError):
             k = -1
         if k > 1 and b[0] == 115:             # "s<n>": an AT+CCHO session
-            sid = _decimal(b, 1, k)
+            sid = _at.parse_int(b, 1, k)
             if sid >= 0:
                 self.log("closing session %d left open by a previous run" % sid)
                 self.close_session(sid, True)
                 return
-        n = _decimal(b, 0, k) if k > 0 else -1
+        n = _at.parse_int(b, 0, k) if k > 0 else -1
         if 1 <= n <= 19:
             self.log("closing channel %d left open by a previous run" % n)
             self.close(n, True)
@@ -181,18 +181,3 @@ class Channels:
         except OSError:
             pass
 
-
-def _decimal(buf, i, n):
-    # buf[i:n] as a decimal number (spaces before it skipped), -1 if it is not one
-    while i < n and buf[i] == 32:
-        i += 1
-    if i == n or n - i > 5:
-        return -1
-    v = 0
-    while i < n:
-        c = buf[i]
-        if c < 48 or c > 57:
-            return -1
-        v = v * 10 + c - 48
-        i += 1
-    return v
