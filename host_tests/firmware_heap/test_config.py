@@ -8,7 +8,8 @@ from __future__ import annotations
 import shutil
 
 from ztp.firmware._heap_build import HostBuild
-from ztp.firmware._heap_config import board_codesize, config_diff, expected
+from ztp.firmware._heap_config import config_diff, expected
+from ztp.firmware._image import board_codesize
 from ztp.firmware._source import micropython_tree
 
 from ..peers import missing

@@ -13,21 +13,17 @@ with the same inputs returns at once. Builds of one key wait for each other (a l
 mpy-cross is built in the tree under the same lock name as the image build uses.
 
 `make_fs()` runs the binary's `ztp_fsinit` (a large heap: this is the setup, not the board) to
-erase an image file of `blocks` x 1536 B, format it as the board's _boot.py would (VfsLfs1, progsize=64)
-and copy a host directory into it; `dump_fs()` reads every file back.
+erase an image file of `blocks` x 1536 B, format it as the board's _boot.py would (VfsLfs1,
+progsize=64) and copy a host directory into it; `dump_fs()` reads every file back.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +33,9 @@ from ztp.firmware._source import (
     cache_root,
     inputs_key,
     jobs,
+    locked,
     micropython_tree,
+    mpy_cross,
     tree_identity,
 )
 
@@ -67,16 +65,6 @@ class HostBuild:
     tables: BoardTables
 
 
-@contextmanager
-def _locked(name: str) -> Iterator[None]:
-    with (cache_root() / f"{name}.lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def toolchain() -> str:
     """The host compiler's version line, after checking that it links a 32-bit program.
 
@@ -96,19 +84,6 @@ def toolchain() -> str:
                                  f"{(r.stderr or r.stdout).strip()[:300]}; {_TOOLCHAIN_HINT}")
     v = subprocess.run([gcc, "--version"], capture_output=True, text=True)
     return v.stdout.splitlines()[0] if v.stdout else gcc
-
-
-def _mpy_cross(tree: Path) -> Path:
-    # built once in the tree, under the lock name the image build uses for the same tree
-    exe = tree / "mpy-cross" / "build" / "mpy-cross"
-    with _locked("mpy-cross-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]):
-        if not exe.exists():
-            r = subprocess.run(["make", "-C", str(tree / "mpy-cross"), f"-j{jobs()}"],
-                               capture_output=True, text=True)
-            if r.returncode != 0 or not exe.exists():
-                tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
-                raise HeapBuildError(f"building mpy-cross in {tree} failed:\n{tail}")
-    return exe
 
 
 def build_host(src: Path | None = None, lib_dir: Path | None = None) -> HostBuild:
@@ -145,7 +120,7 @@ def build_host(src: Path | None = None, lib_dir: Path | None = None) -> HostBuil
     # changed header or source touches, not what changed flags would)
     build_key = inputs_key(tree_identity(tree), HOST_DIR / "mpconfigvariant.mk",
                            f"cc={compiler}", f"recipe={_RECIPE}")
-    with _locked(f"heap-unix-build-{build_key}"):
+    with locked(f"heap-unix-build-{build_key}"):
         if exe.exists():
             return HostBuild(exe, key, True, read_tables(tree, board))
         work = Path(tempfile.mkdtemp(prefix=done.name + "-", dir=cache_root()))
@@ -163,7 +138,7 @@ def build_host(src: Path | None = None, lib_dir: Path | None = None) -> HostBuil
             cmd = ["make", "-C", str(tree / "ports" / "unix"), f"-j{jobs()}",
                    f"VARIANT_DIR={HOST_DIR}", f"BUILD={build}",
                    f"MICROPY_MANIFEST_ZTP_GEN={fixed}", f"CFLAGS_EXTRA=-I{fixed}",
-                   f"MICROPY_MPYCROSS={_mpy_cross(tree)}", f"PYTHON={sys.executable}",
+                   f"MICROPY_MPYCROSS={mpy_cross(tree)}", f"PYTHON={sys.executable}",
                    "MICROPY_FORCE_32BIT=1"]
             r = subprocess.run(cmd, capture_output=True, text=True,
                                env={**os.environ, "ZTP_LIB_DIR": str(lib)})

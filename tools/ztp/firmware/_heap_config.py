@@ -16,7 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ztp.firmware._heap_build import BOARD_DIR, HOST_DIR, HeapBuildError, HostBuild
+from ztp.firmware._heap_build import HOST_DIR, HeapBuildError, HostBuild
+from ztp.firmware._image import BOARD_DIR
 
 # prefixes that are hardware or the machine module (the double takes its place)
 EXPECTED_PREFIXES = {
@@ -171,15 +172,6 @@ def host_macros(tree: Path, build: HostBuild) -> dict[str, str]:
             f"CFLAGS_EXTRA=-I{gen}", "MICROPY_FORCE_32BIT=1"]
     flags = _make_cflags(tree / "ports" / "unix", args)
     return _macros(["gcc", "-m32"], flags, tree / "ports" / "unix")
-
-
-def board_codesize() -> str:
-    """MICROPY_HW_CODESIZE of the board (its mpconfigboard.mk), as the image is built."""
-    text = (BOARD_DIR / "mpconfigboard.mk").read_text()
-    m = re.search(r"^MICROPY_HW_CODESIZE\s*\??=\s*(\S+)", text, re.M)
-    if not m:
-        raise HeapBuildError(f"{BOARD_DIR / 'mpconfigboard.mk'}: no MICROPY_HW_CODESIZE")
-    return m.group(1)
 
 
 def expected(name: str) -> str | None:

@@ -25,16 +25,12 @@ partition (0 bytes on this board).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,7 +39,9 @@ from ztp.firmware._source import (
     cache_root,
     inputs_key,
     jobs,
+    locked,
     micropython_tree,
+    mpy_cross,
     tree_identity,
 )
 
@@ -146,34 +144,6 @@ def _toolchain() -> str:
     return version.stdout.splitlines()[0] if version.stdout else gcc
 
 
-@contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """An exclusive lock under the cache root, so parallel builds of the same thing wait for
-    the first instead of building it twice in the same place."""
-    locks = cache_root() / "locks"
-    locks.mkdir(exist_ok=True)
-    with (locks / f"{name}.lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _mpy_cross(tree: Path) -> Path:
-    """mpy-cross of the tree (the frozen bytecode must match its VM), built once in place."""
-    exe = tree / "mpy-cross" / "build" / "mpy-cross"
-    lock = "mpy-cross-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]
-    with _locked(lock):
-        if not exe.exists():
-            r = subprocess.run(["make", "-C", str(tree / "mpy-cross"), f"-j{jobs()}"],
-                               capture_output=True, text=True)
-            if r.returncode != 0 or not exe.exists():
-                tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
-                raise ImageError(f"building mpy-cross in {tree} failed:\n{tail}")
-    return exe
-
-
 def _symbols(elf: Path) -> dict[str, int]:
     r = subprocess.run([_CROSS + "nm", str(elf)], capture_output=True, text=True, check=True)
     out = {}
@@ -243,7 +213,7 @@ def _make(tree: Path, build: Path, codesize: str) -> subprocess.CompletedProcess
     cmd = ["make", "-C", str(tree / "ports" / "samd"), f"-j{jobs()}",
            f"BOARD={BOARD}", f"BOARD_DIR={BOARD_DIR}", f"BUILD={build}",
            f"MICROPY_HW_CODESIZE={codesize}", f"PYTHON={sys.executable}",
-           f"MICROPY_MPYCROSS={_mpy_cross(tree)}"]
+           f"MICROPY_MPYCROSS={mpy_cross(tree)}"]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -282,7 +252,7 @@ def build_image(src: Path | None = None, out: Path | None = None,
     done = cache_root() / f"image-{key}"
     cached = done.exists()
     if not cached:
-        with _locked(f"image-{key}"):
+        with locked(f"image-{key}"):
             cached = done.exists()  # another process may have built it while we waited
             if not cached:
                 _build(tree, done, codesize)

@@ -12,12 +12,15 @@ Build outputs live under the cache root (`$ZTP_CACHE`, else `$XDG_CACHE_HOME/ztp
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -138,3 +141,31 @@ def micropython_tree(src: Path | None = None) -> Path:
 
 def jobs() -> str:
     return str(max(1, os.cpu_count() or 1))
+
+
+@contextmanager
+def locked(name: str) -> Iterator[None]:
+    """An exclusive lock under the cache root, so parallel builds of the same thing (the
+    image, the heap run's unix build, a tree's mpy-cross) wait for the first instead of
+    building it twice in the same place."""
+    locks = cache_root() / "locks"
+    locks.mkdir(exist_ok=True)
+    with (locks / f"{name}.lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def mpy_cross(tree: Path) -> Path:
+    """The tree's own mpy-cross (frozen bytecode must match its VM), built once in place."""
+    exe = tree / "mpy-cross" / "build" / "mpy-cross"
+    with locked("mpy-cross-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]):
+        if not exe.exists():
+            r = subprocess.run(["make", "-C", str(tree / "mpy-cross"), f"-j{jobs()}"],
+                               capture_output=True, text=True)
+            if r.returncode != 0 or not exe.exists():
+                tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+                raise SourceError(f"building mpy-cross in {tree} failed:\n{tail}")
+    return exe
