@@ -59,7 +59,9 @@ def make_settings(tmp: Path, clock: FakeClock, sms_centre: object = None) -> Set
 
 @contextlib.asynccontextmanager
 async def serve_app(app: Any) -> AsyncIterator[str]:
-    sock = socket.socket()
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+    # socket's proto says TCP (with 0, each kept-alive answer waits for a delayed ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -271,7 +271,9 @@ class Stack:
             raise StackError(f"service credentials: {err}") from err
         app = create_app(settings)
         self._app = app
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when the listening
+        # socket's proto says TCP (with 0, each kept-alive answer waits for a delayed ACK)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         self._exit.callback(sock.close)
         server = uvicorn.Server(uvicorn.Config(self._route(app), log_level="warning",
