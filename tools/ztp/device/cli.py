@@ -254,10 +254,10 @@ def firmware_check_cmd(skip_micropython: bool) -> None:
         h = _mpy.measure_heap()
     except FirmwareCheckError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"MicroPython heap, one whole provisioning: firmware allocated "
-               f"{h.firmware_alloc_bytes} bytes (gc off, test doubles' "
-               f"{h.fake_alloc_bytes} bytes excluded; goal <= 12288), "
-               f"{h.live_after_bytes} bytes live after")
+    click.echo(f"WASI allocations, one provisioning with gc off (secondary: the board's heap "
+               f"is the heap run's, `ztp bench firmware`): firmware allocated "
+               f"{h.firmware_alloc_bytes} bytes (test doubles' {h.fake_alloc_bytes} bytes "
+               f"excluded), {h.live_after_bytes} bytes live after")
 
 
 @click.command("device-demo")
