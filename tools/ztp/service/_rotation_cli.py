@@ -38,7 +38,9 @@ def _run(client: Any) -> dict[str, Any]:
 @click.argument("iccids", nargs=-1)
 @click.option("--all", "all_sims", is_flag=True, help="every active SIM with OTA keys")
 @click.option("--send/--no-send", default=True, show_default=True,
-              help="send the packets now (else at the next `ztp rotations run`)")
+              help="send the packets now; --no-send queues them for `ztp rotations run` "
+                   "(also when no SMS centre is configured yet). With --send and no SMS "
+                   "centre the service refuses before changing anything")
 @click.option("--retry-after", type=int, default=None, help="seconds to wait for a PoR")
 @click.option("--overdue-after", type=int, default=None,
               help="seconds after which an unconfirmed rotation is overdue")
@@ -50,6 +52,8 @@ def rotate_command(url: str | None, iccids: tuple[str, ...], all_sims: bool, sen
     if bool(iccids) == all_sims:
         raise click.UsageError("give ICCIDs or --all (not both)")
     body: dict[str, Any] = {"all": True} if all_sims else {"iccids": list(iccids)}
+    if not send:
+        body["queue"] = True
     policy = {k: v for k, v in (("retry_after_s", retry_after),
                                 ("overdue_after_s", overdue_after)) if v is not None}
     if policy:
@@ -63,6 +67,9 @@ def rotate_command(url: str | None, iccids: tuple[str, ...], all_sims: bool, sen
         _print_json({"started": started, "sent": sent, "progress": progress})
         return
     click.echo(f"batch {started['batch']}: {started['started']} rotation(s) started")
+    if started.get("queued"):
+        click.echo("  queued: no SMS centre is configured; `ztp rotations run` sends them once "
+                   "one is (ztp service serve --smsc-url / ZTP_SMSC_URL)")
     for s in started["skipped"]:
         click.echo(f"  skipped {s['iccid']}: {s['reason']}")
     if sent is not None:

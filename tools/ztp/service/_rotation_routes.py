@@ -50,26 +50,35 @@ POLICY = {"type": "object", "additionalProperties": False,
                                    "max_attempts", "overdue_after_s")}}
 POLICY["properties"]["max_attempts"] = {
     "anyOf": [POLICY["properties"]["max_attempts"], {"type": "null"}]}
+QUEUE = {"type": "boolean", "description": "start even with no SMS centre configured: the "
+         "rotations wait (pending) until one is and `POST /v1/rotations/run` sends them; "
+         "without it, no SMS centre is a 503 before anything changes"}
 START = {"oneOf": [
     {"type": "object", "additionalProperties": False, "required": ["iccids"], "properties": {
         "iccids": {"type": "array", "items": S_ICCID_ANY, "minItems": 1,
                    "maxItems": ICCIDS_MAX, "description": "an ICCID listed twice is a 409"},
-        "all": {"const": False}, "policy": POLICY}},
+        "all": {"const": False}, "policy": POLICY, "queue": QUEUE}},
     {"type": "object", "additionalProperties": False, "required": ["all"], "properties": {
-        "all": {"const": True}, "policy": POLICY}},
+        "all": {"const": True}, "policy": POLICY, "queue": QUEUE}},
 ], "description": "iccids (all or nothing), or all: true"}
 
 
 @route("POST", "/v1/rotations", tx="write", scope="write", tags=("ota",), body_max=4 << 20,
        summary="Start OTA PSK rotations: {iccids: [...]} (all or nothing) or {all: true} "
                "(every active SIM with OTA keys; others skipped); a new PSK is generated and "
-               "accepted beside the old one until the SIM confirms it",
+               "accepted beside the old one until the SIM confirms it. With no SMS centre "
+               "configured: 503 before anything changes, unless queue: true",
        request={JSON: START},
        responses={"201": ("batch started", JSON, {"type": "object", "properties": {
            "batch": S_STR, "started": S_INT, "skipped": {"type": "array"},
-           "rotations": {"type": "array", "items": ROTATION}}})})
+           "queued": {"type": "boolean"},
+           "rotations": {"type": "array", "items": ROTATION}}}),
+                  "503": ("no SMS centre configured (and not queue: true)", JSON, None)})
 def rotations_start(call: Call) -> Response:
-    body = call.json_object({"iccids", "all", "policy"})
+    body = call.json_object({"iccids", "all", "policy", "queue"})
+    queue = body.get("queue", False)
+    if not isinstance(queue, bool):
+        raise BadRequest("queue must be true or false")
     everything = body.get("all")
     iccids = body.get("iccids")
     if (everything is True) == (iccids is not None) or everything not in (None, True, False):
@@ -79,7 +88,15 @@ def rotations_start(call: Call) -> Response:
             raise BadRequest(f"iccids must be a list of 1..{ICCIDS_MAX} ICCIDs")
         iccids = [parse_iccid(i, force=True) for i in iccids]
     policy = parse_policy(body.get("policy"))
-    return json_response(start_rotations(call.store, call.actor, iccids, policy=policy), 201)
+    # Checked before anything changes (issue 16): a rotation that cannot be sent would leave
+    # a new key and an open rotation behind, and the next attempt a 409 rotation_open.
+    has_centre = getattr(call.settings, "sms_centre", None) not in (None, "")
+    if not has_centre and not queue:
+        raise _Unavailable(NO_CENTRE + "; nothing was changed (queue: true starts the "
+                           "rotations anyway, to be sent once one is configured)")
+    out = start_rotations(call.store, call.actor, iccids, policy=policy)
+    out["queued"] = not has_centre
+    return json_response(out, 201)
 
 
 @route("GET", "/v1/rotations", scope="read", tags=("ota",),
@@ -180,10 +197,13 @@ def rotations_run(call: Call) -> Response:
         limit = value
     transport = transport_from_settings(getattr(call.settings, "sms_centre", None))
     if transport is None:
-        raise _Unavailable("no SMS centre configured (Settings.sms_centre / ZTP_SMSC_URL)")
+        raise _Unavailable(NO_CENTRE)
     summary = run_due(state.db, state.settings.master_key, state.settings.clock_ms,
                       transport, actor=Actor(principal.client_id), limit=limit)
     return json_response(summary)
+
+
+NO_CENTRE = "no SMS centre configured (ztp service serve --smsc-url / ZTP_SMSC_URL)"
 
 
 class _Unavailable(ServiceError):
