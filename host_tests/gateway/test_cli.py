@@ -25,13 +25,14 @@ from .test_gateway import CONFIG, IDENTITY, PSK, get, make_state
         (":9108", ("127.0.0.1", 9108)),
         ("[::1]:0", ("::1", 0)),
         ("0.0.0.0:65535", ("0.0.0.0", 65535)),
+        ("9101", ("127.0.0.1", 9101)),  # a bare port (issue 16: `--metrics 9101`)
     ],
 )
 def test_parse_hostport(value, expected):
     assert parse_hostport(value) == expected
 
 
-@pytest.mark.parametrize("value", ["8443", "host:", "host:x", "host:65536", "host:-1"])
+@pytest.mark.parametrize("value", ["", "65536", "host:", "host:x", "host:65536", "host:-1"])
 def test_parse_hostport_rejects(value):
     with pytest.raises(click.BadParameter):
         parse_hostport(value)

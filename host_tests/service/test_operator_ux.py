@@ -40,3 +40,77 @@ def test_rotate_without_sms_centre_changes_nothing(server: str, tmp_path: Path, 
     assert "1 rotation(s) started" in out and "queued: no SMS centre" in out
     actions = [e["action"] for e in json.loads(run("audit", "--json"))]
     assert "rotation.start" in actions
+
+
+def test_login_with_empty_stdin_is_refused_locally(server: str) -> None:  # noqa: F811
+    run("service", "create-admin")
+    out = run("login", "--url", server, "--client-id", "admin", input="", ok=False)
+    assert "no client secret: stdin was empty" in out and "401" not in out
+    assert "Traceback" not in out
+
+
+def test_logout_revokes_and_forgets(server: str, tmp_path: Path) -> None:  # noqa: F811
+    _login(server)
+    token = json.loads((tmp_path / "session.json").read_text())["token"]
+    assert "logged out (token revoked)" in run("logout")
+    assert not (tmp_path / "session.json").exists()
+    assert "not logged in" in run("sims", "list", ok=False)
+    from ztp.service import ServiceClient, ServiceClientError
+
+    with ServiceClient(server, token) as c, pytest.raises(ServiceClientError) as err:
+        c.list_sims()
+    assert err.value.status == 401
+    assert "logged out" in run("logout")  # twice: nothing to revoke, still fine
+
+
+def test_expired_session_renews_from_credentials_file(server: str, tmp_path: Path,  # noqa: F811
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = run("service", "create-admin").strip().splitlines()[-1]
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"admin_id": "admin", "admin_secret": secret,
+                                 "gateway_id": "g", "gateway_secret": "x"}))
+    out = run("login", "--url", server, "--credentials", str(creds))
+    assert "logged in" in out and "valid 3600 s" in out
+    session_path = tmp_path / "session.json"
+    session = json.loads(session_path.read_text())
+    assert secret not in session_path.read_text()  # the path, never the secret
+    session["expires_ms"] = 0  # expired
+    session_path.write_text(json.dumps(session))
+    run("sims", "list")  # renewed by itself
+    renewed = json.loads(session_path.read_text())
+    assert renewed["token"] != session["token"] and renewed["expires_ms"] > 0
+    # a session from a typed secret cannot renew: it says so
+    run("login", "--url", server, "--client-id", "admin", "--secret", secret)
+    session = json.loads(session_path.read_text())
+    session["expires_ms"] = 0
+    session_path.write_text(json.dumps(session))
+    assert "expired: run `ztp login` again" in run("sims", "list", ok=False)
+
+
+@pytest.mark.parametrize("which", ["--service-listen", "--gateway-listen", "--metrics"])
+def test_serve_on_a_taken_port_is_one_line_and_writes_nothing(tmp_path: Path, which: str,
+                                                              monkeypatch) -> None:
+    import socket
+
+    from click.testing import CliRunner
+    from ztp.cli import main
+
+    for var in ("ZTP_MASTER_KEY", "ZTP_MASTER_KEY_FILE", "ZTP_DATABASE_URL", "ZTP_SMSC_URL"):
+        monkeypatch.delenv(var, raising=False)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    args = {"--service-listen": "127.0.0.1:0", "--gateway-listen": "127.0.0.1:0"}
+    args[which] = str(port)  # a bare port is accepted too
+    data = tmp_path / "data"
+    try:
+        got = CliRunner().invoke(main, ["serve", "--data-dir", str(data),
+                                        *[x for kv in args.items() for x in kv]])
+    finally:
+        taken.close()
+    assert got.exit_code == 1
+    assert got.output.strip().splitlines() == [
+        f"Error: {which.replace('--metrics', '--metrics-listen')}: cannot listen on "
+        f"127.0.0.1:{port}: Address already in use"]
+    assert not (data / "credentials.json").exists()

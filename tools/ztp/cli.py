@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "modem": "ztp.modem._cli:modem_command",
     "service": "ztp.service._cli:service_group",
     "login": "ztp.service._cli:login_command",
+    "logout": "ztp.service._cli:logout_command",
     "sims": "ztp.service._cli:sims_group",
     "configs": "ztp.service._cli:configs_group",
     "clients": "ztp.service._cli:clients_group",

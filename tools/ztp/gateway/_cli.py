@@ -20,16 +20,39 @@ __all__ = ["gateway_command", "parse_hostport", "setup_logging", "run_gateway"]
 
 
 def parse_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``[v6]:PORT`` -> (host, port).
+    """A listen address, the one convention of every ``--*listen`` option: ``HOST:PORT``,
+    ``:PORT``, ``[v6]:PORT`` or a bare ``PORT`` (on ``default_host``) -> (host, port).
 
     Raises:
         click.BadParameter: no port, or a port outside 0-65535.
     """
-    host, sep, port = value.rpartition(":")
+    if value.isdigit():
+        host, sep, port = "", ":", value
+    else:
+        host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+        raise click.BadParameter(f"expected HOST:PORT or PORT, got {value!r}")
     host = host.strip("[]") or default_host
     return host, int(port)
+
+
+def bind_listener(host: str, port: int, what: str) -> socket.socket:
+    """A bound TCP socket for ``what`` (named in the error), proto IPPROTO_TCP (asyncio sets
+    TCP_NODELAY only on sockets whose proto says TCP) and SO_REUSEADDR.
+
+    Raises:
+        click.ClickException: the address is taken or not ours: one line, no traceback.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def read_token_file(path: Path) -> str:
@@ -86,7 +109,14 @@ async def run_gateway(
     from ._server import Gateway
 
     assert isinstance(gateway, Gateway)
-    bound = await gateway.start(host, port)
+    bind_listener(host, port, "--listen").close()  # a taken port: one line, not a traceback
+    if metrics is not None:
+        bind_listener(*metrics, "--metrics-listen").close()
+    try:
+        bound = await gateway.start(host, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"--listen: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     metrics_server = None
     if metrics is not None:
         metrics_server, m_port = start_metrics_server(gateway.metrics.registry, *metrics)
@@ -140,7 +170,8 @@ def start_metrics_server(registry: object, host: str, port: int) -> tuple[object
     type=click.Path(path_type=Path, dir_okay=False),
     help="File holding the gateway's bearer token (scope gateway).",
 )
-@click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT for SIMs.")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True,
+              help="HOST:PORT (or PORT) for SIMs.")
 @click.option(
     "--name",
     default=socket.gethostname(),
@@ -148,10 +179,12 @@ def start_metrics_server(registry: object, host: str, port: int) -> tuple[object
     help="Gateway name sent as X-ZTP-Gateway and in audit events.",
 )
 @click.option(
+    "--metrics-listen",
     "--metrics",
     "metrics_listen",
     default=None,
-    help="HOST:PORT to serve Prometheus /metrics on (off by default).",
+    help="HOST:PORT (or PORT) to serve Prometheus /metrics on (off by default; --metrics is "
+    "the old spelling).",
 )
 @click.option("--handshake-timeout", default=30.0, show_default=True, help="Seconds.")
 @click.option("--idle-timeout", default=20.0, show_default=True, help="Seconds.")
@@ -298,19 +331,42 @@ def load_or_bootstrap_credentials(settings: object, data_dir: Path) -> tuple[dic
     "--service-listen",
     default="127.0.0.1:8080",
     show_default=True,
-    help="HOST:PORT of the service's HTTP API (port 0: any free port).",
+    help="HOST:PORT (or PORT) of the service's HTTP API (port 0: any free port).",
 )
 @click.option(
     "--gateway-listen",
     default="127.0.0.1:8443",
     show_default=True,
-    help="HOST:PORT of the TLS gateway for SIMs (port 0: any free port).",
+    help="HOST:PORT (or PORT) of the TLS gateway for SIMs (port 0: any free port).",
 )
 @click.option(
+    "--metrics-listen",
     "--metrics",
     "metrics_listen",
     default=None,
-    help="HOST:PORT for the gateway's Prometheus /metrics (off by default).",
+    help="HOST:PORT (or PORT) for the gateway's Prometheus /metrics (off by default; the "
+    "service's own metrics are at /metrics of --service-listen; --metrics is the old spelling).",
+)
+@click.option(
+    "--smsc-url",
+    envvar="ZTP_SMSC_URL",
+    default=None,
+    help="SMS centre for OTA key rotation [env ZTP_SMSC_URL] (none: `ztp rotate` refuses, "
+    "`ztp rotate --no-send` queues).",
+)
+@click.option(
+    "--token-ttl",
+    "token_ttl_s",
+    envvar="ZTP_TOKEN_TTL_S",
+    type=click.IntRange(60, 30 * 86_400),
+    default=None,
+    help="Access token lifetime in seconds [env ZTP_TOKEN_TTL_S; default 3600].",
+)
+@click.option(
+    "--require-json/--no-require-json",
+    envvar="ZTP_REQUIRE_JSON",
+    default=None,
+    help="Refuse configuration bodies that are not JSON [env ZTP_REQUIRE_JSON; default off].",
 )
 @click.option(
     "--shutdown-grace",
@@ -330,39 +386,58 @@ def serve_command(
     service_listen: str,
     gateway_listen: str,
     metrics_listen: str | None,
+    smsc_url: str | None,
+    token_ttl_s: int | None,
+    require_json: bool | None,
     shutdown_grace: float,
     log_level: str,
 ) -> None:
     """Run the configuration service and a gateway together, with embedded defaults.
 
     First start: creates the data directory, a SQLite database, a master key and admin +
-    gateway credentials (written to credentials.json in the data directory).
+    gateway credentials (written to credentials.json in the data directory, mode 0600; its
+    path is printed, the secrets are not). Both listening sockets are bound before anything
+    is written, so a taken port changes nothing.
     """
     import uvicorn
 
-    from ztp.service import Settings, create_app, default_data_dir
+    from ztp.service import MasterKeyError, Settings, create_app, default_data_dir
 
     from ._server import Gateway, GatewayConfig
     from ._service import ServiceClient
 
     setup_logging(log_level)
-    ddir = data_dir or default_data_dir()
-    ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings = Settings.from_env(ddir, create_key=True)
-    creds, created = load_or_bootstrap_credentials(settings, ddir)
-    app = create_app(settings)
     s_host, s_port = parse_hostport(service_listen)
     g_host, g_port = parse_hostport(gateway_listen)
     metrics = parse_hostport(metrics_listen) if metrics_listen else None
+    # the sockets first: a taken port is one line and leaves no credentials behind
+    sock = bind_listener(s_host, s_port, "--service-listen")
+    try:
+        bind_listener(g_host, g_port, "--gateway-listen").close()
+        if metrics is not None:
+            bind_listener(*metrics, "--metrics-listen").close()
+        ddir = data_dir or default_data_dir()
+        try:
+            ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            settings = Settings.from_env(ddir, create_key=True)
+        except (OSError, ValueError) as exc:  # MasterKeyError is a ValueError
+            raise click.ClickException(f"data directory {ddir}: {exc}") from None
+        if smsc_url:
+            settings.sms_centre = smsc_url
+        if token_ttl_s is not None:
+            settings.token_ttl_s = token_ttl_s
+        if require_json is not None:
+            settings.require_json = require_json
+        creds, created = load_or_bootstrap_credentials(settings, ddir)
+        try:
+            app = create_app(settings)
+        except MasterKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
 
     async def main() -> None:
-        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says
-        # TCP, and without it every keep-alive answer waits ~40 ms for a delayed ACK (the
-        # headers and the body are two writes)
-        family = socket.AF_INET6 if ":" in s_host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((s_host, s_port))
         bound_port = sock.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         server_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -376,13 +451,27 @@ def serve_command(
             url, None, "embedded", credentials=(creds["gateway_id"], creds["gateway_secret"])
         )
         gw = Gateway(service, GatewayConfig(name="embedded", shutdown_grace_s=shutdown_grace))
-        gw_host, gw_port = await gw.start(g_host, g_port)
-        metrics_server = None
-        if metrics is not None:
-            metrics_server, _ = start_metrics_server(gw.metrics.registry, *metrics)
+        try:
+            gw_host, gw_port = await gw.start(g_host, g_port)
+            metrics_server = None
+            m_url = None
+            if metrics is not None:
+                metrics_server, m_port = start_metrics_server(gw.metrics.registry, *metrics)
+                m_url = f"http://{metrics[0]}:{m_port}/metrics"
+        except OSError as exc:
+            await service.aclose()
+            server.should_exit = True
+            await server_task
+            sock.close()
+            raise click.ClickException(f"gateway: cannot listen: {exc.strerror or exc}") from None
         click.echo(f"data directory: {ddir}")
         click.echo(f"credentials: {ddir / CREDENTIALS_FILE}" + (" (created)" if created else ""))
         click.echo(f"service: {url}")
+        click.echo(f"service metrics: {url}/metrics")
+        click.echo(f"api docs: {url}/docs")
+        if m_url is not None:
+            click.echo(f"gateway metrics: {m_url}")
+        click.echo(f"login: ztp login --url {url} --credentials {ddir / CREDENTIALS_FILE}")
         click.echo(f"gateway: {gw_host}:{gw_port}", nl=True)
         sys.stdout.flush()
         try:

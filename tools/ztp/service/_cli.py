@@ -28,17 +28,82 @@ def _session_file() -> Path:
     return Path(os.environ.get("ZTP_SESSION_FILE") or Path(base) / "ztp" / "session.json")
 
 
-def _load_session() -> dict[str, str]:
+def _load_session() -> dict[str, Any]:
     path = _session_file()
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         data = {}
+    if not isinstance(data, dict):
+        data = {}
     if os.environ.get("ZTP_URL"):
         data["url"] = os.environ["ZTP_URL"]
     if os.environ.get("ZTP_TOKEN"):
         data["token"] = os.environ["ZTP_TOKEN"]
+        data.pop("expires_ms", None)  # a token from the environment: its owner renews it
+        data.pop("credentials_file", None)
     return data
+
+
+def _save_session(data: dict[str, Any]) -> Path:
+    """Write the session (token, URL; never a client secret) with mode 0600."""
+    path = _session_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    return path
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+# A token this close to its expiry is renewed (or reported expired) before it is used.
+_RENEW_MARGIN_MS = 60_000
+
+
+def _read_credentials_json(path: Path) -> tuple[str, str]:
+    """(admin id, admin secret) from ``ztp serve``'s credentials.json.
+
+    Raises:
+        click.ClickException: unreadable or not that file's shape (the secret is not shown).
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read credentials file {path}: "
+                                   f"{getattr(exc, 'strerror', None) or 'not JSON'}") from None
+    cid, secret = (data.get("admin_id"), data.get("admin_secret")) if isinstance(data, dict) \
+        else (None, None)
+    if not isinstance(cid, str) or not isinstance(secret, str) or not cid or not secret:
+        raise click.ClickException(f"{path}: expected admin_id and admin_secret "
+                                   "(the credentials.json of `ztp serve`)")
+    return cid, secret
+
+
+def _renew(session: dict[str, Any], base: str) -> str:
+    """A fresh token for an expired session: logs in again from the credentials file the
+    session was made with (`ztp login --credentials`), else tells the user to log in."""
+    from ._client import ServiceClient, ServiceClientError
+
+    cred_file = session.get("credentials_file")
+    if not cred_file:
+        raise click.ClickException("the session's token has expired: run `ztp login` again")
+    cid, secret = _read_credentials_json(Path(cred_file))
+    client = ServiceClient(base)
+    try:
+        token = client.login(cid, secret, session.get("scope"))
+    except ServiceClientError as exc:
+        raise click.ClickException(f"renewing the token failed: {exc}") from None
+    finally:
+        client.close()
+    session.update(token=token, expires_ms=_now_ms() + 1000 * client.expires_in
+                   if client.expires_in else None)
+    _save_session(session)
+    return token
 
 
 @contextmanager
@@ -50,11 +115,15 @@ def _client(url: str | None) -> Iterator[Any]:
     token = session.get("token")
     if not token:
         raise click.ClickException("not logged in: run `ztp login` (or set ZTP_TOKEN)")
+    expires_ms = session.get("expires_ms")
+    if isinstance(expires_ms, int) and _now_ms() + _RENEW_MARGIN_MS >= expires_ms:
+        token = _renew(session, base)
     client = ServiceClient(base, token)
     try:
         yield client
     except ServiceClientError as exc:
-        raise click.ClickException(f"service refused: {exc}") from None
+        hint = " (token expired or revoked: run `ztp login`)" if exc.status == 401 else ""
+        raise click.ClickException(f"service refused: {exc}{hint}") from None
     except Exception as exc:  # httpx transport errors: say where we tried
         import httpx
 
@@ -251,32 +320,91 @@ def service_rewrap(data_dir: Path | None) -> None:
 
 @click.command("login")
 @click.option("--url", default=DEFAULT_URL, show_default=True, envvar="ZTP_URL")
-@click.option("--client-id", required=True, envvar="ZTP_CLIENT_ID")
+@click.option("--client-id", default=None, envvar="ZTP_CLIENT_ID",
+              help="client id (default: admin_id of --credentials)")
 @click.option("--secret", default=None, envvar="ZTP_CLIENT_SECRET",
-              help="client secret (default: prompt, or stdin when not a terminal)")
+              help="client secret (default: --credentials, else prompt, or stdin when not a "
+                   "terminal)")
+@click.option("--credentials", "credentials_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the credentials.json of `ztp serve`; the session remembers its path (not "
+                   "the secret) and logs in again by itself when the token expires")
 @click.option("--scope", default=None, help="space-separated subset of the client's scopes")
-def login_command(url: str, client_id: str, secret: str | None, scope: str | None) -> None:
-    """Get an access token (client credentials) and save it for the other commands."""
+def login_command(url: str, client_id: str | None, secret: str | None,
+                  credentials_file: Path | None, scope: str | None) -> None:
+    """Get an access token (client credentials) and save it for the other commands.
+
+    The token lasts the service's token lifetime (1 h by default); `ztp logout` revokes it.
+    """
     from ._client import ServiceClient, ServiceClientError
 
+    if credentials_file is not None:
+        file_id, file_secret = _read_credentials_json(credentials_file)
+        client_id = client_id or file_id
+        if secret is None and client_id == file_id:
+            secret = file_secret
+    if not client_id:
+        raise click.UsageError("give --client-id (or --credentials FILE)")
     if secret is None:
         if sys.stdin.isatty():
             secret = click.prompt("client secret", hide_input=True)
         else:
             secret = sys.stdin.readline().strip()
+    if not secret:  # checked here: an empty secret would only come back as 401 invalid_client
+        raise click.UsageError("no client secret: stdin was empty; give --secret, "
+                               "--credentials FILE, ZTP_CLIENT_SECRET, or pipe the secret in")
     client = ServiceClient(url)
     try:
         token = client.login(client_id, secret, scope)
     except ServiceClientError as exc:
         raise click.ClickException(f"login failed: {exc}") from None
+    except Exception as exc:
+        import httpx
+
+        if isinstance(exc, httpx.HTTPError):
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        raise
     finally:
         client.close()
+    expires_ms = _now_ms() + 1000 * client.expires_in if client.expires_in else None
+    data: dict[str, Any] = {"url": url, "token": token, "client_id": client_id,
+                            "expires_ms": expires_ms}
+    if scope:
+        data["scope"] = scope
+    if credentials_file is not None:
+        data["credentials_file"] = str(credentials_file.resolve())
+    _save_session(data)
+    lifetime = f" (token valid {client.expires_in} s)" if client.expires_in else ""
+    click.echo(f"logged in to {url} as {client_id}{lifetime}")
+
+
+@click.command("logout")
+def logout_command() -> None:
+    """Revoke the saved token at the service and forget the session."""
+    from ._client import ServiceClient, ServiceClientError
+
     path = _session_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "token": token, "client_id": client_id}, fh)
-    click.echo(f"logged in to {url} as {client_id}")
+    session = _load_session() if path.exists() else {}
+    token = session.get("token") if path.exists() else None
+    revoked = False
+    if token:
+        client = ServiceClient(session.get("url") or DEFAULT_URL, token)
+        try:
+            revoked = client.revoke(token)
+        except ServiceClientError as exc:
+            if exc.status != 401:  # 401: already expired or revoked
+                click.echo(f"warning: the service did not revoke the token: {exc}", err=True)
+        except Exception as exc:
+            import httpx
+
+            if not isinstance(exc, httpx.HTTPError):
+                raise
+            click.echo(f"warning: cannot reach {client.base_url} to revoke the token "
+                       "(it expires by itself)", err=True)
+        finally:
+            client.close()
+    path.unlink(missing_ok=True)
+    click.echo("logged out" + (" (token revoked)" if revoked else ""))
 
 
 # ---------------------------------------------------------------------------- ztp clients

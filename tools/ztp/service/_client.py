@@ -47,6 +47,7 @@ class ServiceClient:
         self.token = token
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
         self._own = http is None
+        self.expires_in = 0  # seconds the last login's token lasts (0: no login yet)
 
     def close(self) -> None:
         if self._own:
@@ -95,7 +96,9 @@ class ServiceClient:
             err = resp.json()
             raise ServiceClientError(resp.status_code, err.get("error", "?"),
                                      err.get("detail", ""))
-        self.token = resp.json()["access_token"]
+        out = resp.json()
+        self.token = out["access_token"]
+        self.expires_in = int(out.get("expires_in") or 0)  # seconds; 0: not said
         return self.token
 
     def revoke(self, token: str) -> bool:
