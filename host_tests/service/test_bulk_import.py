@@ -29,14 +29,14 @@ def _refused(fn, *args, **kw) -> ServiceClientError:
 def test_bulk_sim_import_matches_one_by_one(svc: Svc) -> None:
     n = IMPORT_CHUNK + 3  # more than one chunk inside the request
     csv = "iccid,psk\n" + "".join(f"{_iccid(i)},{i:032x}\n" for i in range(n))
-    assert svc.admin.import_psks(csv) == {"sims_created": n, "psks_added": n}
+    assert svc.admin.import_psks(csv) == {"sims_created": n, "psks_added": n, "unchanged": 0}
     out = svc.gateway.gateway_psks(iccid_to_hex(_iccid(n - 1)))
     assert out["keys"] == [{"tag": "1", "psk": f"{n - 1:032x}"}]
     # known SIMs get another key: the next numeric tag; new ones are created; OTA keys too
     rows = [{"iccid": _iccid(0), "psk": "11" * 16},
             {"iccid": _iccid(n), "psk": "22" * 16, "kic": "33" * 16, "kid": "44" * 16,
              "labels": {"lot": "a"}}]
-    assert svc.admin.import_psks(rows) == {"sims_created": 1, "psks_added": 2}
+    assert svc.admin.import_psks(rows) == {"sims_created": 1, "psks_added": 2, "unchanged": 0}
     assert [k["tag"] for k in svc.gateway.gateway_psks(iccid_to_hex(_iccid(0)))["keys"]] == [
         "1", "2"]
     sim = svc.admin.get_sim(_iccid(n))
@@ -48,7 +48,7 @@ def test_bulk_sim_import_matches_one_by_one(svc: Svc) -> None:
     assert events[1]["detail"] == {"kind": "psk", "tag": "1", "generated": False,
                                    "master_version": 1}
     (summary, _) = svc.admin.audit(action="sim.import", limit=10)
-    assert summary["detail"] == {"created": n, "keys_added": n}
+    assert summary["detail"] == {"created": n, "keys_added": n, "unchanged": 0}
     changed: set[str] = set()
     after = 0
     while True:  # the gateways' cache feed names every SIM that got a PSK
@@ -102,7 +102,8 @@ def test_key_file_in_chunks(svc: Svc, tmp_path: Path) -> None:
     seen: list[int] = []
     out = import_key_file(svc.admin, path, chunk_rows=3,
                           progress=lambda done, _t: seen.append(done))
-    assert out == {"sims_created": 7, "psks_added": 7, "requests": 3} and seen == [3, 6, 7]
+    assert out == {"sims_created": 7, "psks_added": 7, "unchanged": 0, "requests": 3}
+    assert seen == [3, 6, 7]
     # a bad row anywhere: nothing is sent
     bad = tmp_path / "bad.csv"
     bad.write_text("iccid,psk\n" + "".join(f"{_iccid(i)},{i:032x}\n" for i in range(10, 15))
@@ -115,11 +116,37 @@ def test_key_file_in_chunks(svc: Svc, tmp_path: Path) -> None:
     tagged = tmp_path / "tagged.json"
     tagged.write_text('[' + ",".join(f'{{"iccid":"{_iccid(i)}","psk":"{"11" * 16}",'
                                      f'"tag":"t"}}' for i in (20, 21, 22, 0, 23)) + "]")
-    svc.admin.import_psks([{"iccid": _iccid(0), "psk": "11" * 16, "tag": "t"}])
-    with pytest.raises(ImportError_, match=r"row 4: .*2 row\(s\) from row 1 committed") as err:
+    svc.admin.import_psks([{"iccid": _iccid(0), "psk": "33" * 16, "tag": "t"}])
+    with pytest.raises(ImportError_, match=r"row 4: .*2 row\(s\) from row 1 were imported") as err:
         import_key_file(svc.admin, tagged, chunk_rows=2)
     assert err.value.committed == 2
     assert svc.admin.get_sim(_iccid(21))["keys"][0]["tag"] == "t"
     assert _refused(svc.admin.get_sim, _iccid(22)).status == 404
     out = import_key_file(svc.admin, tagged, chunk_rows=2, start_row=5)
-    assert out == {"sims_created": 1, "psks_added": 1, "requests": 1}
+    assert out == {"sims_created": 1, "psks_added": 1, "unchanged": 0, "requests": 1}
+
+
+def test_reimport_changes_nothing_and_every_clash_is_named(svc: Svc, tmp_path: Path) -> None:
+    # issue 16 item 5: the same file twice used to be key_exists on its first row only, with
+    # "resume with start row 1", which failed again
+    path = tmp_path / "keys.csv"
+    path.write_text("iccid,psk,tag\n" + "".join(f"{_iccid(i)},{i + 1:032x},1\n"
+                                                for i in range(5)))
+    assert import_key_file(svc.admin, path)["psks_added"] == 5
+    events = len(svc.admin.audit(limit=1000))
+    out = import_key_file(svc.admin, path, chunk_rows=2)
+    assert out == {"sims_created": 0, "psks_added": 0, "unchanged": 5, "requests": 3}
+    assert [e["action"] for e in svc.admin.audit(after=0, limit=1000)[events:]] == [
+        "sim.import"] * 3  # no key.add: nothing changed
+    untagged = tmp_path / "untagged.csv"  # without tags too: the same key is not added twice
+    untagged.write_text("iccid,psk\n" + f"{_iccid(0)},{1:032x}\n")
+    assert import_key_file(svc.admin, untagged)["unchanged"] == 1
+    # different keys under tags the SIMs hold: every clashing row named, nothing imported
+    path.write_text("iccid,psk,tag\n" + "".join(f"{_iccid(i)},{i + 9:032x},1\n"
+                                                for i in (7, 1, 2, 8, 3)))
+    with pytest.raises(ImportError_) as err:
+        import_key_file(svc.admin, path)
+    msg = str(err.value)
+    assert msg.startswith("row 2: SIM ") and "; row 3: SIM " in msg and "; row 5: SIM " in msg
+    assert "nothing was imported" in msg and "start row" not in msg
+    assert _refused(svc.admin.get_sim, _iccid(7)).status == 404

@@ -186,10 +186,10 @@ def test_keys_rotation_and_validation(svc: Svc) -> None:
 
 def test_import_key_file_csv_and_json_all_or_nothing(svc: Svc) -> None:
     csv_text = f"iccid,psk,tag\n{ICCID},{PSK.hex()},v1\n{ICCID2},{'22' * 16},v1\n"
-    assert svc.admin.import_psks(csv_text) == {"sims_created": 2, "psks_added": 2}
+    assert svc.admin.import_psks(csv_text) == {"sims_created": 2, "psks_added": 2, "unchanged": 0}
     # rotation by import: a new tag for a known SIM
     out = svc.admin.import_psks([{"iccid": ICCID, "psk": "33" * 16, "tag": "v2"}])
-    assert out == {"sims_created": 0, "psks_added": 1}
+    assert out == {"sims_created": 0, "psks_added": 1, "unchanged": 0}
     third = "89445025091863896" + "5" + luhn_check_digit("894450250918638965")
     before = svc.admin.audit()
     # one bad row: nothing is applied

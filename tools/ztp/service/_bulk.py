@@ -8,8 +8,10 @@ file larger than one chunk is imported chunk by chunk, each chunk one request an
 transaction (chunk-level atomicity), after the whole file has passed the same row checks
 the service applies (ICCID format and Luhn digit, key lengths, tags, duplicates): a
 malformed file commits nothing. What can still fail part-way is what only the database
-knows (a tag already present, a concurrent import); the error then names the file row and
-how many rows were committed, and ``start_row`` resumes after them.
+knows (a tag already present with a different key, a concurrent import); the error then
+names every clashing file row (the first 20) and how many rows were committed. A key the SIM
+already holds (same tag, same bytes) is left unchanged, so importing the file again after
+fixing the named rows is safe; ``start_row`` merely skips what is already in.
 
 CSV: header ``iccid,psk[,tag,kic,kid]`` (as the service). JSON: a list of row objects, or
 ``{"sims": [...]}``.
@@ -34,7 +36,7 @@ __all__ = ["DEFAULT_CHUNK_ROWS", "ImportError_", "import_key_file"]
 
 DEFAULT_CHUNK_ROWS = 20_000  # <= ~5 MB of CSV with every column (the request cap is 8 MB)
 _CSV_COLUMNS = {"iccid", "psk", "tag", "kic", "kid"}
-_ROW = re.compile(r"^row (\d+): ")
+_ROW = re.compile(r"(^|; )row (\d+): ")
 
 
 class ImportError_(Exception):  # noqa: N801 (ImportError is a builtin)
@@ -149,7 +151,8 @@ def import_key_file(
         progress: called after each committed chunk with (rows done, totals so far).
 
     Returns:
-        ``{"sims_created", "psks_added", "requests"}`` summed over the chunks.
+        ``{"sims_created", "psks_added", "unchanged", "requests"}`` summed over the chunks
+        (unchanged: PSKs the SIMs already held, e.g. a file imported twice).
 
     Raises:
         ImportError_: a row failed the local checks (nothing sent) or the service refused a
@@ -162,23 +165,29 @@ def import_key_file(
     chunks = _json_chunks if path.suffix.lower() == ".json" else _csv_chunks
     for _ in chunks(path, chunk_rows, force, start_row, True):  # checks the whole file
         pass
-    totals = {"sims_created": 0, "psks_added": 0, "requests": 0}
+    totals = {"sims_created": 0, "psks_added": 0, "unchanged": 0, "requests": 0}
     done = 0
     for chunk in chunks(path, chunk_rows, force, start_row, False):
         try:
             out = client.import_psks(chunk.payload, force=force)  # type: ignore[arg-type]
         except ServiceClientError as exc:
-            m = _ROW.match(exc.detail)
-            if m is None and done == 0:
+            about_rows = _ROW.match(exc.detail) is not None
+            if not about_rows and done == 0:
                 raise  # not about a row (authentication, ...) and nothing committed
-            where = (f"row {chunk.first_row + int(m.group(1)) - 1}: {exc.detail[m.end():]}"
-                     if m else exc.detail)
-            raise ImportError_(
-                f"{where} ({exc.code}); {done} row(s) from row {start_row} committed before "
-                f"this chunk; resume with start row {start_row + done}", done) from None
+            # the service numbers the rows of its chunk: every one back to file rows
+            where = _ROW.sub(lambda m, first=chunk.first_row:
+                             f"{m.group(1)}row {first + int(m.group(2)) - 1}: ", exc.detail)
+            if done == 0:
+                after = "nothing was imported; fix the rows named and import the file again"
+            else:
+                after = (f"{done} row(s) from row {start_row} were imported before this chunk; "
+                         f"fix the rows named and import the file again (rows already in are "
+                         f"left unchanged), or add --start-row {start_row + done} to skip them")
+            raise ImportError_(f"{where} ({exc.code}); {after}", done) from None
         done += chunk.rows
         totals["sims_created"] += out["sims_created"]
         totals["psks_added"] += out["psks_added"]
+        totals["unchanged"] += out.get("unchanged", 0)
         totals["requests"] += 1
         if progress is not None:
             progress(done, totals)

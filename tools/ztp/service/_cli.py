@@ -526,7 +526,8 @@ def sims_import(url: str | None, key_file: Path, force: bool, chunk_rows: int,
             raise click.ClickException(str(exc)) from None
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
-    click.echo(f"SIMs created: {out['sims_created']}, PSKs added: {out['psks_added']}")
+    click.echo(f"SIMs created: {out['sims_created']}, PSKs added: {out['psks_added']}"
+               + (f", unchanged (already there): {out['unchanged']}" if out["unchanged"] else ""))
 
 
 @sims_group.command("list")

@@ -375,7 +375,10 @@ IMPORT_ROWS = {"type": "array", "minItems": 1, "items": IMPORT_ROW,
                 "text/csv": {"type": "string", "format": "key-file-csv",
                              "description": "header iccid,psk[,tag,kic,kid], then one row "
                                             "per SIM and key"}},
-       responses={"200": ("imported", JSON, obj({"sims_created": S_INT, "psks_added": S_INT}))})
+       responses={"200": ("imported (unchanged: PSKs the SIMs already held, same tag and "
+                          "bytes: a re-import changes nothing)", JSON,
+                          obj({"sims_created": S_INT, "psks_added": S_INT,
+                               "unchanged": S_INT}))})
 def sims_import(call: Call) -> Response:
     force = call.query_bool("force")
     if call.content_type() == "text/csv":

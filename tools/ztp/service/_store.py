@@ -10,6 +10,7 @@ are gap-free and ordered under parallel writers.
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import re
 import secrets
@@ -54,6 +55,7 @@ _COMMENT_MAX = 200
 _NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 PSK_CHANGES_PAGE = 1000
 IMPORT_CHUNK = 5000  # rows per round of bulk statements inside one import transaction
+IMPORT_CONFLICTS_SHOWN = 20  # clashing rows named in a key_exists answer (then a count)
 
 
 @dataclass(frozen=True)
@@ -571,7 +573,14 @@ class Store:
     ) -> dict[str, int]:
         """Vendor key file rows ``{iccid, psk, tag?, labels?, kic?, kid?}``, all or nothing.
 
-        New ICCIDs are registered; known ones get the PSK as an extra key (rotation).
+        New ICCIDs are registered; known ones get the PSK as an extra key (rotation). A key
+        the SIM already holds (same bytes, under the row's tag or, untagged, under any tag)
+        is left as it is and counted ``unchanged``: importing the same file twice changes
+        nothing the second time.
+
+        Raises:
+            Conflict: ``key_exists``: a tag the SIM already holds with a different key; every
+                such row is named (the first ``IMPORT_CONFLICTS_SHOWN``, then a count).
         """
         parsed: list[tuple[int, str, bytes, str | None, dict[str, str], dict[str, bytes]]] = []
         seen: set[tuple[str, str | None]] = set()
@@ -594,18 +603,29 @@ class Store:
             seen.add((iccid, tag))
             seen_iccids.add(iccid)
             parsed.append((n, iccid, psk, tag, labels, ota))
-        created = added = 0
+        created = added = unchanged = 0
         self._lock_feed()
         self.s.flush()  # anything pending goes before our Core statements
         # SIM rows are locked in ICCID order (see _lock_feed), chunk by chunk; rows keep
         # their numbers. Each chunk is a few statements (executemany), in this transaction.
         items = sorted(parsed, key=lambda r: (r[1], r[0]))
+        conflicts: list[tuple[int, str]] = []  # every clashing row, so one fix fixes all
         for start in range(0, len(items), IMPORT_CHUNK):
-            c, a = self._import_sims_chunk(actor, items[start:start + IMPORT_CHUNK])
+            c, a, u = self._import_sims_chunk(actor, items[start:start + IMPORT_CHUNK],
+                                              conflicts)
             created += c
             added += a
-        self.audit(actor, "sim.import", detail={"created": created, "keys_added": added})
-        return {"sims_created": created, "psks_added": added}
+            unchanged += u
+        if conflicts:  # the transaction is rolled back: nothing of this request stays
+            conflicts.sort()
+            shown = "; ".join(f"row {n}: {msg}" for n, msg in
+                              conflicts[:IMPORT_CONFLICTS_SHOWN])
+            more = len(conflicts) - IMPORT_CONFLICTS_SHOWN
+            raise Conflict(shown + (f"; and {more} more row(s)" if more > 0 else ""),
+                           code="key_exists")
+        self.audit(actor, "sim.import", detail={"created": created, "keys_added": added,
+                                                "unchanged": unchanged})
+        return {"sims_created": created, "psks_added": added, "unchanged": unchanged}
 
     def _sim_ids(self, iccids: Sequence[str], *, lock: bool) -> dict[str, tuple[int, str]]:
         """``{iccid: (id, identity_hex)}`` of the registered ones (locked in ICCID order)."""
@@ -618,7 +638,11 @@ class Store:
     def _import_sims_chunk(
         self, actor: Actor,
         items: Sequence[tuple[int, str, bytes, str | None, dict[str, str], dict[str, bytes]]],
-    ) -> tuple[int, int]:
+        conflicts: list[tuple[int, str]],
+    ) -> tuple[int, int, int]:
+        """Insert one round of rows; returns (SIMs created, PSKs added, PSKs unchanged).
+        Rows whose tag clashes go to ``conflicts``; once there is one, nothing is inserted
+        (the caller raises, and the transaction rolls back)."""
         conn = self.s.connection()
         iccids = sorted({it[1] for it in items})
         known = self._sim_ids(iccids, lock=True)
@@ -639,27 +663,46 @@ class Store:
                     detail={"state": "active", "labels": json.loads(row["labels_json"]),
                             "bind_first_device": False}))
             known = self._sim_ids(iccids, lock=False)
-        tags: dict[tuple[int, str], set[str]] = {}
-        if len(new_sims) < len(iccids):  # some were registered before: their key tags
-            for sim_id, kind, tag in conn.execute(
-                    select(SimKey.sim_id, SimKey.kind, SimKey.tag)
+        # (sim id, kind) -> {tag: (sealed, master version) or None for one added here}
+        tags: dict[tuple[int, str], dict[str, tuple[bytes, int] | None]] = {}
+        if len(new_sims) < len(iccids):  # some were registered before: their keys
+            for sim_id, kind, tag, sealed, mv in conn.execute(
+                    select(SimKey.sim_id, SimKey.kind, SimKey.tag, SimKey.sealed,
+                           SimKey.master_version)
                     .where(SimKey.sim_id.in_([known[i][0] for i in iccids
                                               if i not in new_sims]))):
-                tags.setdefault((sim_id, kind), set()).add(tag)
+                tags.setdefault((sim_id, kind), {})[tag] = (sealed, mv)
+
+        def holds(iccid: str, kind: str, tag: str, stored: tuple[bytes, int] | None,
+                  key: bytes) -> bool:
+            if stored is None:
+                return False
+            old = self.keyring.open(stored[0], iccid=iccid, kind=kind, tag=tag,
+                                    master_version=stored[1])
+            return hmac.compare_digest(old, key)  # constant time: these are secrets
+
         keys: list[dict[str, Any]] = []
         feed: list[dict[str, Any]] = []
+        unchanged = 0
         for n, iccid, psk, tag, _labels, ota in items:
             sim_id, identity_hex = known[iccid]
             for kind, key in (("psk", psk), *ota.items()):
-                existing = tags.setdefault((sim_id, kind), set())
+                existing = tags.setdefault((sim_id, kind), {})
                 key_tag = tag
                 if key_tag is None:
+                    if any(holds(iccid, kind, t, v, key) for t, v in existing.items()):
+                        unchanged += kind == "psk"
+                        continue
                     numeric = [int(t) for t in existing if t.isdigit()]
                     key_tag = str(max(numeric, default=0) + 1)
                 if key_tag in existing:
-                    raise Conflict(f"row {n}: SIM {iccid} already has a {kind} with tag "
-                                   f"{key_tag!r}", code="key_exists")
-                existing.add(key_tag)
+                    if holds(iccid, kind, key_tag, existing[key_tag], key):
+                        unchanged += kind == "psk"  # already there: a re-import
+                        continue
+                    conflicts.append((n, f"SIM {iccid} already has a different {kind} with "
+                                         f"tag {key_tag!r}"))
+                    continue
+                existing[key_tag] = None
                 master_version, sealed = self.keyring.seal(key, iccid=iccid, kind=kind,
                                                            tag=key_tag)
                 keys.append(dict(sim_id=sim_id, kind=kind, tag=key_tag, state="active",
@@ -671,10 +714,15 @@ class Store:
                     actor, "key.add", iccid=iccid,
                     detail={"kind": kind, "tag": key_tag, "generated": False,
                             "master_version": master_version}))
-        conn.execute(SimKey.__table__.insert(), keys)
-        conn.execute(PskChange.__table__.insert(), feed)
-        conn.execute(_AUDIT_INSERT, audit)
-        return len(new_sims), len(items)
+        if conflicts:
+            return len(new_sims), 0, unchanged
+        if keys:
+            conn.execute(SimKey.__table__.insert(), keys)
+        if feed:
+            conn.execute(PskChange.__table__.insert(), feed)
+        if audit:
+            conn.execute(_AUDIT_INSERT, audit)
+        return len(new_sims), len(feed), unchanged
 
     # ----------------------------------------------------------------- configurations
 
