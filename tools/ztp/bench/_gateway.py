@@ -210,7 +210,7 @@ def _s_server_cmd(port: int, identity_text: str, psk: bytes) -> list[str]:
 
 def run(
     seconds: float = 10.0,
-    threads: int = 16,
+    threads: int = 6,
     identities: int = 100,
     server_cpu: int | None = 0,
     client_cpu: int | None = 1,

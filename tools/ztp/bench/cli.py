@@ -57,7 +57,12 @@ def tls_cmd(handshakes: int, cpu: int, json_path: Path | None, markdown: bool) -
 
 @bench.command("gateway")
 @click.option("--seconds", default=10.0, show_default=True, help="Measured window per server.")
-@click.option("--threads", default=16, show_default=True, help="Concurrent connections.")
+@click.option(
+    "--threads",
+    default=6,
+    show_default=True,
+    help="Concurrent connections (6 leave the client core headroom against stunnel).",
+)
 @click.option("--identities", default=100, show_default=True, help="Distinct SIMs (PSKs).")
 @click.option("--warmup", default=2.0, show_default=True, help="Seconds before measuring.")
 @click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
