@@ -17,6 +17,9 @@ from ztp.device.cli import device_cmd
 
 def _serve(modem: FakeModem, sock: socket.socket, stop: threading.Event) -> None:
     conn, _ = sock.accept()
+    # a blocking server: nothing sets TCP_NODELAY for us (asyncio would, given IPPROTO_TCP),
+    # and each answer written after another would wait for the client's delayed ACK
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.settimeout(0.02)
     with conn:
         while not stop.is_set():
