@@ -114,3 +114,27 @@ def test_serve_on_a_taken_port_is_one_line_and_writes_nothing(tmp_path: Path, wh
         f"Error: {which.replace('--metrics', '--metrics-listen')}: cannot listen on "
         f"127.0.0.1:{port}: Address already in use"]
     assert not (data / "credentials.json").exists()
+
+
+def test_tables_keep_the_key_columns_whole_at_80_columns(server: str, tmp_path: Path,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    _login(server)
+    long_iccid = "89445025091863896432"  # 20 digits
+    keyfile = tmp_path / "keys.csv"
+    keyfile.write_text(f"iccid,psk,tag,kic,kid\n{ICCID},{'00' * 16},1,{KIC},{KID}\n"
+                       f"{long_iccid},{'11' * 16},1,,\n")
+    run("sims", "import", str(keyfile), "--force")
+    run("configs", "set", ICCID, "default", '{"a":1}', "--comment", "first")
+    out = run("sims", "list")
+    assert ICCID in out and long_iccid in out and "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    out = run("audit")
+    for word in (ICCID, long_iccid, "sim.create", "config.set", "token.issue", "detail",
+                 "kind=psk"):
+        assert word in out, word
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    out = run("configs", "history", ICCID)  # time in UTC like the audit, not epoch ms
+    assert "time (UTC)" in out and "20" in out and "at (ms)" not in out
+    wide = run("audit", "--wide")
+    assert max(len(line) for line in wide.splitlines()) > 80  # one line per event

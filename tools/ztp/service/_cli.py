@@ -148,16 +148,76 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def wide_option(fn: F) -> F:
+    return click.option("--wide", is_flag=True,
+                        help="print the table at its natural width (no wrapping)")(fn)
 
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    Console().print(table)
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], *,
+           keys: tuple[str, ...] = (), below: tuple[str, ...] = (), wide: bool = False) -> None:
+    """Print a plain-text table at the terminal's width (``$COLUMNS``, else 80).
+
+    The ``keys`` columns (identifiers an operator copies: ICCID, action, ids, times) are never
+    cut or wrapped. When the table is too wide, the ``below`` columns (long free text such as
+    an audit detail) move to an indented line under their row, and the other columns wrap
+    within their share of the width. A column empty in every row is left out. ``wide``: one
+    line per row at the natural width (for a pager or ``less -S``); ``--json`` has it all.
+    """
+    import shutil
+    import textwrap
+
+    cells = [["" if v is None else str(v).replace("\n", " ") for v in row] for row in rows]
+    if not wide and cells:
+        keep = [i for i, col in enumerate(columns) if col in keys or any(r[i] for r in cells)]
+        columns = [columns[i] for i in keep]
+        cells = [[r[i] for i in keep] for r in cells]
+    width = shutil.get_terminal_size((80, 24)).columns
+    natural = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+
+    def span(idx: list[int]) -> int:
+        return sum(natural[i] for i in idx) + 2 * (len(idx) - 1)
+
+    shown = list(range(len(columns)))
+    under: list[int] = []
+    if not wide and span(shown) > width:
+        under = [i for i in shown if columns[i] in below]
+        shown = [i for i in shown if i not in under]
+    widths = {i: natural[i] for i in shown}
+    if not wide and span(shown) > width:  # share what the keys leave among the others
+        free = [i for i in shown if columns[i] not in keys]
+        room = width - sum(natural[i] for i in shown if i not in free) - 2 * (len(shown) - 1)
+        for n, i in enumerate(sorted(free, key=lambda i: natural[i])):
+            share = max(4, room // (len(free) - n))
+            widths[i] = min(natural[i], share)
+            room -= widths[i]
+    out = [title, ""]
+
+    def emit(values: list[str]) -> None:
+        parts = [[v] if columns[i] in keys or wide else
+                 textwrap.wrap(v, widths[i], break_on_hyphens=False) or [""]
+                 for i, v in zip(shown, values, strict=True)]
+        for k in range(max(len(p) for p in parts)):
+            out.append("  ".join((p[k] if k < len(p) else "").ljust(widths[i])
+                                 for i, p in zip(shown, parts, strict=True)).rstrip())
+
+    emit([columns[i] for i in shown])
+    out.append("  ".join("-" * widths[i] for i in shown))
+    for row in cells:
+        emit([row[i] for i in shown])
+        extra = "  ".join(f"{columns[i]}: {row[i]}" for i in under if row[i])
+        if extra:
+            out.extend(textwrap.wrap(extra, max(20, width - 4), initial_indent="    ",
+                                     subsequent_indent="    ", break_on_hyphens=False))
+    click.echo("\n".join(out))
+
+
+def _utc(ms: int | None) -> str:
+    """Epoch milliseconds as the tables show time: UTC, to the second."""
+    import datetime as dt
+
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _data_dir_option(fn: F) -> F:
@@ -429,14 +489,16 @@ def clients_create(url: str | None, client_id: str, scopes: tuple[str, ...]) -> 
 @clients_group.command("list")
 @url_option
 @json_option
-def clients_list(url: str | None, as_json: bool) -> None:
+@wide_option
+def clients_list(url: str | None, as_json: bool, wide: bool) -> None:
     with _client(url) as c:
         data = c.request("GET", "/v1/clients").json()["clients"]
     if as_json:
         _print_json(data)
     else:
         _table("clients", ["client_id", "scopes", "disabled"],
-               [[d["client_id"], " ".join(d["scopes"]), d["disabled"]] for d in data])
+               [[d["client_id"], " ".join(d["scopes"]), d["disabled"]] for d in data],
+               keys=("client_id",), wide=wide)
 
 
 @clients_group.command("disable")
@@ -536,8 +598,10 @@ def sims_import(url: str | None, key_file: Path, force: bool, chunk_rows: int,
 @click.option("--label", default=None, help="key=value")
 @click.option("--limit", default=100, show_default=True)
 @json_option
+@wide_option
 def sims_list(url: str | None, state: str | None, label: str | None, limit: int,
-              as_json: bool) -> None:
+              as_json: bool, wide: bool) -> None:
+    """List SIMs (ICCIDs never cut; --wide for one line per SIM, --json for everything)."""
     params: dict[str, Any] = {"limit": limit}
     if state:
         params["state"] = state
@@ -553,7 +617,7 @@ def sims_list(url: str | None, state: str | None, label: str | None, limit: int,
              " ".join(f"{k['kind']}:{k['tag']}" + ("" if k["state"] == "active" else "(r)")
                       for k in s["keys"]),
              " ".join(f"{k}={v}" for k, v in s["labels"].items()), s["bound_device_id"]]
-            for s in sims])
+            for s in sims], keys=("iccid",), below=("labels",), wide=wide)
 
 
 @sims_group.command("show")
@@ -692,16 +756,18 @@ def configs_delete(url: str | None, iccid: str, device_id: str) -> None:
 @click.argument("device_id", default="default")
 @click.option("--limit", default=50, show_default=True)
 @json_option
+@wide_option
 def configs_history(url: str | None, iccid: str, device_id: str, limit: int,
-                    as_json: bool) -> None:
+                    as_json: bool, wide: bool) -> None:
     with _client(url) as c:
         versions = c.history(iccid, device_id, limit)
     if as_json:
         _print_json(versions)
         return
-    _table(f"{iccid} {device_id}", ["version", "by", "at (ms)", "comment", "body"],
-           [[v["version"], v["created_by"], v["created_ms"], v["comment"],
-             "(deleted)" if v["deleted"] else v["body"]] for v in versions])
+    _table(f"{iccid} {device_id}", ["version", "by", "time (UTC)", "comment", "body"],
+           [[v["version"], v["created_by"], _utc(v["created_ms"]), v["comment"],
+             "(deleted)" if v["deleted"] else v["body"]] for v in versions],
+           keys=("version", "time (UTC)"), below=("body", "comment"), wide=wide)
 
 
 @configs_group.command("rollback")
@@ -762,9 +828,13 @@ def configs_import(url: str | None, in_file: Path) -> None:
 @click.option("--after", default=0, show_default=True, help="event id to continue after")
 @click.option("--limit", default=100, show_default=True)
 @json_option
+@wide_option
 def audit_command(url: str | None, iccid: str | None, action: str | None, alerts: bool,
-                  after: int, limit: int, as_json: bool) -> None:
-    """The audit log: every change and delivery (who, when, version, gateway)."""
+                  after: int, limit: int, as_json: bool, wide: bool) -> None:
+    """The audit log: every change and delivery (who, when, version, gateway, detail).
+
+    ICCIDs and actions are never cut; the other columns fold at the terminal's width
+    (--wide: one line per event; --json: everything)."""
     params: dict[str, Any] = {"after": after, "limit": limit}
     if iccid:
         params["iccid"] = iccid
@@ -777,13 +847,20 @@ def audit_command(url: str | None, iccid: str | None, action: str | None, alerts
     if as_json:
         _print_json(events)
         return
-    import datetime as dt
 
-    def when(ms: int) -> str:
-        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    def detail(d: Any) -> str:
+        if not d:
+            return ""
+        if isinstance(d, dict):
+            return " ".join(
+                f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                for k, v in sorted(d.items()))
+        return json.dumps(d, separators=(",", ":"))
 
     _table("audit", ["id", "time (UTC)", "actor", "gateway", "action", "iccid", "device",
-                     "version", "!"],
-           [[e["id"], when(e["at_ms"]), e["actor"], e["gateway"], e["action"], e["iccid"],
-             e["device_id"], e["version"], "ALERT" if e["severity"] == "alert" else ""]
-            for e in events])
+                     "version", "!", "detail"],
+           [[e["id"], _utc(e["at_ms"]), e["actor"], e["gateway"], e["action"], e["iccid"],
+             e["device_id"], e["version"], "ALERT" if e["severity"] == "alert" else "",
+             detail(e.get("detail"))]
+            for e in events], keys=("id", "time (UTC)", "action", "iccid"), below=("detail",),
+           wide=wide)

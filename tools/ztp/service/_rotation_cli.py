@@ -6,18 +6,15 @@ They talk to a running service with the token saved by ``ztp login`` (``$ZTP_URL
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import click
 
-from ._cli import _client, _print_json, _table, json_option, url_option
+from ._cli import _client, _print_json, _table, _utc, json_option, url_option, wide_option
 
 
 def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+    return _utc(ms)  # one time format in every table: UTC to the second
 
 
 def _progress_line(p: dict[str, Any]) -> str:
@@ -87,9 +84,10 @@ def rotate_command(url: str | None, iccids: tuple[str, ...], all_sims: bool, sen
 @click.option("--overdue", is_flag=True, help="only overdue rotations")
 @click.option("--limit", type=int, default=1000, show_default=True)
 @json_option
+@wide_option
 @click.pass_context
 def rotations_group(ctx: click.Context, url: str | None, batch: str | None, state: str | None,
-                    overdue: bool, limit: int, as_json: bool) -> None:
+                    overdue: bool, limit: int, as_json: bool, wide: bool) -> None:
     """Status of OTA PSK rotations (with the progress of a batch); `run` sends due packets."""
     if ctx.invoked_subcommand is not None:
         return
@@ -113,7 +111,7 @@ def rotations_group(ctx: click.Context, url: str | None, batch: str | None, stat
                                  "next send (UTC)", "overdue", "batch"],
            [[r["iccid"], r["state"], f"{r['old_tag']} -> {r['new_tag']}", r["attempts"],
              r["last_por"], _when(r["next_due_ms"]), "OVERDUE" if r["overdue"] else "",
-             r["batch"]] for r in rows])
+             r["batch"]] for r in rows], keys=("ICCID", "state"), wide=wide)
 
 
 @rotations_group.command("run")
