@@ -138,3 +138,42 @@ def test_tables_keep_the_key_columns_whole_at_80_columns(server: str, tmp_path: 
     assert "time (UTC)" in out and "20" in out and "at (ms)" not in out
     wide = run("audit", "--wide")
     assert max(len(line) for line in wide.splitlines()) > 80  # one line per event
+
+
+def test_service_serve_listen_convention_and_taken_port(env: dict[str, str]) -> None:  # noqa: F811
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        for args in (["--listen", str(port)], ["--listen", f"127.0.0.1:{port}"],
+                     ["--port", str(port)]):  # --host/--port: the old spelling, kept
+            out = run("service", "serve", *args, ok=False)
+            assert out.strip() == (f"Error: --listen: cannot listen on 127.0.0.1:{port}: "
+                                   "Address already in use"), out
+    finally:
+        taken.close()
+    assert not (Path(env["data"]) / "master.key").exists()  # nothing written before the bind
+    assert "expected HOST:PORT or PORT" in run("service", "serve", "--listen", "x:y", ok=False)
+    help_text = run("service", "serve", "--help")
+    for word in ("--listen", "--smsc-url", "ZTP_SMSC_URL", "--token-ttl", "--require-json"):
+        assert word in help_text
+    help_text = run("serve", "--help")
+    for word in ("--metrics-listen", "--smsc-url", "--token-ttl", "--require-json"):
+        assert word in help_text
+
+
+def test_settings_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ztp.service import Settings
+
+    monkeypatch.setenv("ZTP_MASTER_KEY_FILE", str(tmp_path / "mk"))
+    monkeypatch.setenv("ZTP_TOKEN_TTL_S", "600")
+    monkeypatch.setenv("ZTP_REQUIRE_JSON", "true")
+    monkeypatch.setenv("ZTP_SMSC_URL", "http://127.0.0.1:9")
+    st = Settings.from_env(tmp_path, create_key=True)
+    assert (st.token_ttl_s, st.require_json, st.sms_centre) == (600, True, "http://127.0.0.1:9")
+    monkeypatch.setenv("ZTP_TOKEN_TTL_S", "soon")
+    with pytest.raises(ValueError, match="ZTP_TOKEN_TTL_S must be an integer 60..2592000"):
+        Settings.from_env(tmp_path)

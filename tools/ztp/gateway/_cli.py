@@ -420,7 +420,9 @@ def serve_command(
         try:
             ddir.mkdir(parents=True, exist_ok=True, mode=0o700)
             settings = Settings.from_env(ddir, create_key=True)
-        except (OSError, ValueError) as exc:  # MasterKeyError is a ValueError
+        except ValueError as exc:  # MasterKeyError, a malformed ZTP_* setting
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
             raise click.ClickException(f"data directory {ddir}: {exc}") from None
         if smsc_url:
             settings.sms_centre = smsc_url

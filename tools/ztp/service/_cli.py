@@ -233,8 +233,49 @@ def _settings(data_dir: Path | None, *, create_key: bool = False) -> Any:
 
     try:
         return Settings.from_env(data_dir, create_key=create_key)
-    except MasterKeyError as exc:
+    except (MasterKeyError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # an unwritable data directory, ...
+        raise click.ClickException(f"data directory: {exc}") from None
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``PORT`` (on 127.0.0.1): the convention of
+    every listen option of ``ztp`` (the same as ``ztp serve`` / ``ztp gateway``)."""
+    host, sep, port = ("", ":", value) if value.isdigit() else value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT or PORT, got {value!r}",
+                                 param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def settings_options(fn: F) -> F:
+    """The service settings a command line may set (each also from the environment;
+    docs/service.md, "Settings")."""
+    for option in reversed((
+        click.option("--smsc-url", envvar="ZTP_SMSC_URL", default=None,
+                     help="SMS centre for OTA key rotation [env ZTP_SMSC_URL] (none: `ztp "
+                          "rotate` refuses before changing anything; --no-send queues)"),
+        click.option("--token-ttl", "token_ttl_s", envvar="ZTP_TOKEN_TTL_S", default=None,
+                     type=click.IntRange(60, 30 * 86_400),
+                     help="access token lifetime, seconds [env ZTP_TOKEN_TTL_S; default 3600]"),
+        click.option("--require-json/--no-require-json", envvar="ZTP_REQUIRE_JSON",
+                     default=None,
+                     help="refuse configuration bodies that are not JSON [env "
+                          "ZTP_REQUIRE_JSON; default off]"),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def apply_settings_options(st: Any, smsc_url: str | None, token_ttl_s: int | None,
+                           require_json: bool | None) -> None:
+    if smsc_url:
+        st.sms_centre = smsc_url
+    if token_ttl_s is not None:
+        st.token_ttl_s = token_ttl_s
+    if require_json is not None:
+        st.require_json = require_json
 
 
 # ---------------------------------------------------------------------------- ztp service
@@ -262,25 +303,61 @@ def service_init(data_dir: Path | None) -> None:
 
 @service_group.command("serve")
 @_data_dir_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, envvar="ZTP_LISTEN",
+              help="HOST:PORT (or PORT) of the HTTP API [env ZTP_LISTEN]")
+@click.option("--host", default=None, hidden=True, help="old spelling: host of --listen")
+@click.option("--port", default=None, type=int, hidden=True,
+              help="old spelling: port of --listen")
+@settings_options
 @click.option("--init/--no-init", default=True, show_default=True,
               help="create the master key file if there is none (never replaces one)")
-@click.option("--log-level", default="info", show_default=True)
-def service_serve(data_dir: Path | None, host: str, port: int, init: bool,
-                  log_level: str) -> None:
-    """Serve the API with uvicorn (migrates the schema first)."""
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def service_serve(data_dir: Path | None, listen: str, host: str | None, port: int | None,
+                  smsc_url: str | None, token_ttl_s: int | None, require_json: bool | None,
+                  init: bool, log_level: str) -> None:
+    """Serve the API with uvicorn (migrates the schema first).
+
+    Also serves /docs (the API reference, from /openapi.json) and /metrics (Prometheus).
+    """
+    import socket
+
     import uvicorn
 
     from ._app import create_app
     from ._keys import MasterKeyError
 
-    st = _settings(data_dir, create_key=init)
+    l_host, l_port = _parse_listen(listen)
+    l_host = host if host is not None else l_host  # --host/--port: the old spelling
+    l_port = port if port is not None else l_port
+    # bound first: a taken port is one line, before the data directory is touched
+    family = socket.AF_INET6 if ":" in l_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        app = create_app(st)
-    except MasterKeyError as exc:
-        raise click.ClickException(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((l_host, l_port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"--listen: cannot listen on {l_host}:{l_port}: {exc.strerror or exc}") from None
+    try:
+        st = _settings(data_dir, create_key=init)
+        apply_settings_options(st, smsc_url, token_ttl_s, require_json)
+        try:
+            app = create_app(st)
+        except MasterKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    shown = f"[{l_host}]" if ":" in l_host else l_host
+    url = f"http://{shown}:{sock.getsockname()[1]}"
+    click.echo(f"service: {url} (API reference {url}/docs, metrics {url}/metrics)", err=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 # `ztp service run` is the same command under the name the issue also allows.

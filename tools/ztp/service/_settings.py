@@ -27,6 +27,30 @@ def default_data_dir() -> Path:
     return Path(base) / "ztp"
 
 
+TOKEN_TTL_MIN_S = 60
+TOKEN_TTL_MAX_S = 30 * 86_400
+
+
+def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ValueError(f"{name} must be an integer {lo}..{hi}, got {raw!r}")
+    return int(raw)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -81,8 +105,12 @@ class Settings:
         The data directory is created 0700; an existing key file or SQLite directory that
         other users can read is tightened, with a warning (``_files.py``).
 
+        ``ZTP_SMSC_URL``, ``ZTP_TOKEN_TTL_S`` and ``ZTP_REQUIRE_JSON`` set ``sms_centre``,
+        ``token_ttl_s`` and ``require_json`` (docs/service.md, "Settings").
+
         Raises:
             MasterKeyError: no master key could be found (fail closed), or it is malformed.
+            ValueError: a setting in the environment is malformed (named in the message).
         """
         ddir = Path(data_dir) if data_dir is not None else default_data_dir()
         url = os.environ.get("ZTP_DATABASE_URL") or f"sqlite:///{ddir / 'ztp.db'}"
@@ -105,4 +133,7 @@ class Settings:
             # the database's directory is private; Database makes its files 0600
             private_dir(Path(url.removeprefix("sqlite:///")).parent)
         return cls(database_url=url, master_key=keyring,
-                   sms_centre=os.environ.get("ZTP_SMSC_URL") or None)
+                   sms_centre=os.environ.get("ZTP_SMSC_URL") or None,
+                   token_ttl_s=_env_int("ZTP_TOKEN_TTL_S", 3600, TOKEN_TTL_MIN_S,
+                                        TOKEN_TTL_MAX_S),
+                   require_json=_env_bool("ZTP_REQUIRE_JSON", False))
