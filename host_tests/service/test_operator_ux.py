@@ -177,3 +177,34 @@ def test_settings_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("ZTP_TOKEN_TTL_S", "soon")
     with pytest.raises(ValueError, match="ZTP_TOKEN_TTL_S must be an integer 60..2592000"):
         Settings.from_env(tmp_path)
+
+
+def test_docs_index_and_metrics(svc) -> None:
+    from .conftest import IDENTITY_HEX, PSK
+
+    http = svc.http
+    page = http.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    doc = http.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():  # every operation is on the page
+        assert f"<code>{path}</code>" in page.text.replace("&#x27;", "'")
+        for op in ops.values():
+            assert f'id="{op["operationId"]}"' in page.text
+    assert "<script" not in page.text and "http://" not in page.text  # nothing from a CDN
+    index = http.get("/")
+    assert index.status_code == 200 and 'href="/docs"' in index.text
+
+    svc.admin.create_sim(ICCID, psk=PSK)
+    svc.admin.set_config(ICCID, "default", '{"a":1}')
+    assert svc.device_get().status_code == 200
+    assert svc.device_get(device_hex="0011223344").status_code == 200
+    assert svc.gateway.request("GET", f"/v1/gateway/psks/{IDENTITY_HEX}").status_code == 200
+    metrics = http.get("/metrics")  # no token: no identities in it
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith(
+        "text/plain")
+    text = metrics.text
+    assert 'ztp_service_requests_total{operation="device_config",status="200"} 2.0' in text
+    assert 'ztp_service_config_deliveries_total{result="delivered"} 2.0' in text
+    assert 'ztp_service_psk_lookups_total{result="found"} 1.0' in text
+    assert 'ztp_service_request_seconds_bucket{le="0.001",operation="sims_create"}' in text
+    assert ICCID not in text and IDENTITY_HEX not in text

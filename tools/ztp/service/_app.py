@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from . import _rotation_routes, _routes  # noqa: F401  (register the routes)
 from ._db import Database, migrate
+from ._docs import docs_page, index_page
 from ._http import ROUTES, AppState, make_endpoint
 from ._keys import MasterKeyError, SecretHasher
+from ._metrics import ServiceMetrics
 from ._models import SimKey
 from ._openapi import openapi_document
 from ._settings import Settings
@@ -62,6 +66,24 @@ class _PathApp:
         await response(scope, receive, send)
 
 
+def _measured(metrics: ServiceMetrics, operation: str,
+              endpoint: Callable[[Request], Awaitable[Response]]
+              ) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` counted and timed in ``metrics`` under its operationId."""
+
+    async def measured(request: Request) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await endpoint(request)
+            status = response.status_code
+            return response
+        finally:
+            metrics.observe(operation, status, time.perf_counter() - start)
+
+    return measured
+
+
 def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
     """Build the ASGI app. Migrates the schema (``settings.auto_migrate``) and checks the
     master keyring against the database before it serves anything.
@@ -75,13 +97,30 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     state = AppState(settings=settings, db=db, hasher=SecretHasher(fast=settings.fast_hashing))
     check_master_keys(state)
     doc = openapi_document()
+    docs_html = docs_page(doc)
+    index_html = index_page(doc["info"]["title"], doc["info"]["version"])
+    metrics = ServiceMetrics()
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(doc)
 
-    by_path: dict[str, dict[str, Any]] = {"/openapi.json": {"GET": openapi}}
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(docs_html)
+
+    async def index(_request: Request) -> Response:
+        return HTMLResponse(index_html)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        # No identities in any label (_metrics.py), so no token is asked for, as for the
+        # gateway's /metrics: a scraper holds no client credential.
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    by_path: dict[str, dict[str, Any]] = {
+        "/openapi.json": {"GET": openapi}, "/docs": {"GET": docs}, "/": {"GET": index},
+        "/metrics": {"GET": metrics_endpoint}}
     for spec in ROUTES:
-        by_path.setdefault(spec.path, {})[spec.method] = make_endpoint(state, spec)
+        by_path.setdefault(spec.path, {})[spec.method] = _measured(
+            metrics, spec.operation_id, make_endpoint(state, spec))
     # One route per path, answering every method itself: a 405 then lists all the path's
     # methods in Allow (RFC 9110 §15.5.6). Literal paths before templated ones, so that
     # PATCH /v1/sims/import is a 405 of the import route, not a SIM called "import".
@@ -107,4 +146,5 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.state.ztp = state
+    app.state.metrics = metrics
     return app

@@ -65,6 +65,17 @@ def openapi_document() -> dict[str, Any]:
                                       "responses": {"200": {"description": "OpenAPI",
                                                             "content": {"application/json": {
                                                                 "schema": {}}}}}}}
+    for path, op_id, summary, ctype in (
+            ("/", "index", "Index: links to the reference, document, metrics", "text/html"),
+            ("/docs", "docs", "This document as an HTML reference (self-contained, no "
+                              "scripts)", "text/html"),
+            ("/metrics", "metrics", "Prometheus metrics (text exposition format): requests "
+                                    "and latency by operation, PSK lookups, configuration "
+                                    "deliveries; no identities",
+             "text/plain")):
+        paths[path] = {"get": {"operationId": op_id, "summary": summary, "tags": ["meta"],
+                               "responses": {"200": {"description": summary, "content": {
+                                   ctype: {"schema": {"type": "string"}}}}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "ZTP configuration service", "version": __version__,
