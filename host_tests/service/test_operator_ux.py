@@ -208,3 +208,15 @@ def test_docs_index_and_metrics(svc) -> None:
     assert 'ztp_service_psk_lookups_total{result="found"} 1.0' in text
     assert 'ztp_service_request_seconds_bucket{le="0.001",operation="sims_create"}' in text
     assert ICCID not in text and IDENTITY_HEX not in text
+
+
+def test_logout_leaves_an_environment_token_alone(server: str, tmp_path: Path,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = run("service", "create-admin").strip().splitlines()[-1]
+    run("login", "--url", server, "--client-id", "admin", "--secret", secret)
+    env_token = json.loads((tmp_path / "session.json").read_text())["token"]
+    run("login", "--url", server, "--client-id", "admin", "--secret", secret)  # a second one
+    monkeypatch.setenv("ZTP_TOKEN", env_token)
+    monkeypatch.setenv("ZTP_URL", server)
+    assert "token revoked" in run("logout")
+    assert run("sims", "list", "--json").strip() == "[]"  # $ZTP_TOKEN still works

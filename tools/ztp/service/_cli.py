@@ -521,8 +521,11 @@ def logout_command() -> None:
     from ._client import ServiceClient, ServiceClientError
 
     path = _session_file()
-    session = _load_session() if path.exists() else {}
-    token = session.get("token") if path.exists() else None
+    try:  # the file's token, not $ZTP_TOKEN: that one belongs to whoever set it
+        session = json.loads(path.read_text())
+    except (OSError, ValueError):
+        session = {}
+    token = session.get("token") if isinstance(session, dict) else None
     revoked = False
     if token:
         client = ServiceClient(session.get("url") or DEFAULT_URL, token)
