@@ -220,3 +220,18 @@ def test_logout_leaves_an_environment_token_alone(server: str, tmp_path: Path,  
     monkeypatch.setenv("ZTP_URL", server)
     assert "token revoked" in run("logout")
     assert run("sims", "list", "--json").strip() == "[]"  # $ZTP_TOKEN still works
+
+
+def test_serve_with_a_broken_credentials_file_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+    from ztp.cli import main
+
+    for var in ("ZTP_MASTER_KEY", "ZTP_MASTER_KEY_FILE", "ZTP_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "credentials.json").write_text("{not json")
+    got = CliRunner().invoke(main, ["serve", "--data-dir", str(data), "--service-listen", "0",
+                                    "--gateway-listen", "0"])
+    assert got.exit_code == 1
+    assert got.output.strip() == f"Error: {data / 'credentials.json'} is unreadable or not JSON"

@@ -294,8 +294,11 @@ def load_or_bootstrap_credentials(settings: object, data_dir: Path) -> tuple[dic
 
     path = data_dir / CREDENTIALS_FILE
     if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not all(
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise click.ClickException(f"{path} is unreadable or not JSON") from None
+        if not isinstance(data, dict) or not all(
             isinstance(data.get(k), str)
             for k in ("admin_id", "admin_secret", "gateway_id", "gateway_secret")
         ):
