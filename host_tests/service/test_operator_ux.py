@@ -235,3 +235,14 @@ def test_serve_with_a_broken_credentials_file_is_one_line(tmp_path: Path, monkey
                                     "--gateway-listen", "0"])
     assert got.exit_code == 1
     assert got.output.strip() == f"Error: {data / 'credentials.json'} is unreadable or not JSON"
+
+
+def test_unreachable_database_is_one_line_without_password(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from .conftest import _free_port
+
+    monkeypatch.setenv("ZTP_DATABASE_URL",
+                       f"postgresql+psycopg://ops:s3cret@127.0.0.1:{_free_port()}/ztp")
+    out = run("service", "serve", "--listen", "0", ok=False)
+    assert out.startswith("Error: database 127.0.0.1:") and len(out.strip().splitlines()) == 1
+    assert "s3cret" not in out and "ops" not in out

@@ -403,6 +403,7 @@ def serve_command(
     is written, so a taken port changes nothing.
     """
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from ztp.service import MasterKeyError, Settings, create_app, default_data_dir
 
@@ -433,11 +434,15 @@ def serve_command(
             settings.token_ttl_s = token_ttl_s
         if require_json is not None:
             settings.require_json = require_json
-        creds, created = load_or_bootstrap_credentials(settings, ddir)
         try:
+            creds, created = load_or_bootstrap_credentials(settings, ddir)
             app = create_app(settings)
         except MasterKeyError as exc:
             raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:  # one line: no statement, no user or password
+            where = settings.database_url.split("@")[-1]
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"]
+            raise click.ClickException(f"database {where}: {reason[0]}") from None
     except BaseException:
         sock.close()
         raise

@@ -249,6 +249,14 @@ def _parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def database_error(url: str, exc: Exception) -> str:
+    """One line for a database that cannot be reached: the URL without its user and password,
+    and the driver's own reason (SQLAlchemy's text would add the statement and a link)."""
+    where = url.split("@")[-1] if "@" in url else url
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"database {where}: {reason[0] if reason else type(exc).__name__}"
+
+
 def settings_options(fn: F) -> F:
     """The service settings a command line may set (each also from the environment;
     docs/service.md, "Settings")."""
@@ -323,6 +331,7 @@ def service_serve(data_dir: Path | None, listen: str, host: str | None, port: in
     import socket
 
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from ._app import create_app
     from ._keys import MasterKeyError
@@ -347,6 +356,8 @@ def service_serve(data_dir: Path | None, listen: str, host: str | None, port: in
             app = create_app(st)
         except MasterKeyError as exc:
             raise click.ClickException(str(exc)) from None
+        except SQLAlchemyError as exc:
+            raise click.ClickException(database_error(st.database_url, exc)) from None
     except BaseException:
         sock.close()
         raise
