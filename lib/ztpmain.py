@@ -8,7 +8,9 @@
 # 4. provisioning over the SAFE2 SIM (provision.Provisioner); a failure keeps the old
 #    configuration, and so does an unexpected error (logged: a crash here must not reboot-loop)
 # 5. the application loop: app() about every 500 ms; after good_after_ms the configuration is
-#    confirmed (Applier.mark_good, logged "configuration confirmed")
+#    confirmed (Applier.mark_good, logged "configuration confirmed"). An exception from app()
+#    is not caught: the watchdog resets the board, and a configuration under which the
+#    application keeps failing is rolled back after 3 such boots (apply.Applier.boot)
 # Settings: optional JSON object in /ztp/settings.json, keys "profile" ("mkrgsm1400",
 # "generic"; default by board.detect), "good_after_ms" (60000), "wdt_ms" (16384: the samd
 # maximum, a 16 s period), "repl_window_ms" (2000); at most 160 bytes. A file that cannot be
