@@ -2,6 +2,7 @@
 
 Sans-I/O: bytes and time in, bytes and decisions out. See docs/ota.md.
 """
+from . import _smpp as smpp  # SMPP v3.4 codec for the SMS-centre adapter (ztp.ota.smpp.*)
 from ._card import (
     CommandOutcome,
     MinimumSecurityLevel,
@@ -121,4 +122,5 @@ __all__ = [
     "build_sms_pp_download", "build_sms_submit", "parse_command_user_data",
     "parse_response_user_data", "parse_sms_deliver", "parse_sms_pp_download",
     "parse_sms_submit", "parse_user_data_header",
+    "smpp",
 ]
