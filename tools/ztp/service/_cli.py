@@ -279,6 +279,13 @@ def settings_options(fn: F) -> F:
 def apply_settings_options(st: Any, smsc_url: str | None, token_ttl_s: int | None,
                            require_json: bool | None) -> None:
     if smsc_url:
+        if smsc_url.startswith("smpp://"):
+            from ._smpp_centre import parse_smpp_url  # the CLI imports the service lazily
+
+            try:
+                parse_smpp_url(smsc_url)
+            except ValueError as exc:  # the message never holds the password
+                raise click.BadParameter(str(exc), param_hint="--smsc-url") from None
         st.sms_centre = smsc_url
     if token_ttl_s is not None:
         st.token_ttl_s = token_ttl_s

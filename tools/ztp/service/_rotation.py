@@ -37,12 +37,14 @@ kid are used. The packet and PoR layout are those of docs/ota.md (SPI 16 19, TAR
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -64,6 +66,8 @@ from ._errors import BadRequest, Conflict, NotFound
 from ._keys import MasterKeyring
 from ._models import Sim, SimKey
 from ._ota_models import OtaCounter, OtaRotation
+from ._smpp_centre import SmppSmsCentre
+from ._sms_centre import SmsTransport, SmsTransportError
 from ._store import Actor, Store
 
 __all__ = [
@@ -74,6 +78,7 @@ __all__ = [
     "batch_progress",
     "cancel_rotation",
     "check_key_change",
+    "close_sms_centres",
     "get_rotation",
     "list_rotations",
     "note_key_use",
@@ -94,17 +99,6 @@ OTA_ACTOR = Actor("ztp-ota")
 
 
 # ---------------------------------------------------------------------------- transport
-
-
-class SmsTransportError(Exception):
-    """The SMS centre could not be reached or refused the SMS (the message says why)."""
-
-
-class SmsTransport(Protocol):
-    def deliver(self, iccid: str, tpdu: bytes) -> bytes | None:
-        """Send one SMS-DELIVER TPDU to the SIM; the PoR user data, or None when none came
-        back. Raises SmsTransportError."""
-        ...
 
 
 class HttpSmsCentre:
@@ -136,15 +130,42 @@ class HttpSmsCentre:
         self._http.close()
 
 
+_SMPP_SESSIONS: dict[str, SmppSmsCentre] = {}  # one bound session per smpp:// URL
+_SMPP_LOCK = threading.Lock()
+
+
 def transport_from_settings(value: object) -> SmsTransport | None:
-    """``Settings.sms_centre``: a URL, an object with ``deliver``, or None."""
+    """``Settings.sms_centre``: a URL (``http://``: the virtual centre; ``smpp://``: an SMSC,
+    one session per URL kept across calls), an object with ``deliver``, or None.
+
+    Raises:
+        SmppUrlError (a ValueError): a bad ``smpp://`` URL. TypeError: anything else.
+    """
     if value is None or value == "":
         return None
+    if isinstance(value, str) and value.startswith("smpp://"):
+        with _SMPP_LOCK:
+            centre = _SMPP_SESSIONS.get(value)
+            if centre is None:
+                centre = _SMPP_SESSIONS[value] = SmppSmsCentre(value)
+            return centre
     if isinstance(value, str):
         return HttpSmsCentre(value)
     if callable(getattr(value, "deliver", None)):
         return value  # type: ignore[return-value]
     raise TypeError("sms_centre must be a URL or an object with deliver(iccid, tpdu)")
+
+
+def close_sms_centres() -> None:
+    """Unbind every SMPP session ``transport_from_settings`` opened (shutdown, tests)."""
+    with _SMPP_LOCK:
+        sessions = list(_SMPP_SESSIONS.values())
+        _SMPP_SESSIONS.clear()
+    for centre in sessions:
+        centre.close()
+
+
+atexit.register(close_sms_centres)
 
 
 # ---------------------------------------------------------------------------- helpers

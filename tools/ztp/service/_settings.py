@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._files import private_dir, private_file
 from ._keys import MasterKeyError, MasterKeyring
+from ._smpp_centre import parse_smpp_url
 from ._throttle import LoginLimits
 
 __all__ = ["Settings", "default_data_dir"]
@@ -76,7 +77,8 @@ class Settings:
         login_limits: throttling of ``POST /v1/auth/token`` (failed logins per client
             address, concurrent Argon2 verifications; ``_throttle.py``).
         sms_centre: where OTA rotation packets go (``POST /v1/rotations/run``): the URL of an
-            SMS centre (``ztp.modem.SmsCentre``), an object with ``deliver(iccid, tpdu) ->
+            SMS centre (``http://``: ``ztp.modem.SmsCentre``; ``smpp://``: an operator's SMSC
+            over SMPP v3.4, ``_smpp_centre.py``), an object with ``deliver(iccid, tpdu) ->
             PoR | None`` (tests), or None (rotations can be started but not sent).
     """
 
@@ -132,8 +134,10 @@ class Settings:
         if url.startswith("sqlite:///"):
             # the database's directory is private; Database makes its files 0600
             private_dir(Path(url.removeprefix("sqlite:///")).parent)
-        return cls(database_url=url, master_key=keyring,
-                   sms_centre=os.environ.get("ZTP_SMSC_URL") or None,
+        smsc_url = os.environ.get("ZTP_SMSC_URL") or None
+        if smsc_url and smsc_url.startswith("smpp://"):
+            parse_smpp_url(smsc_url)  # SmppUrlError (ValueError): the fault, never the password
+        return cls(database_url=url, master_key=keyring, sms_centre=smsc_url,
                    token_ttl_s=_env_int("ZTP_TOKEN_TTL_S", 3600, TOKEN_TTL_MIN_S,
                                         TOKEN_TTL_MAX_S),
                    require_json=_env_bool("ZTP_REQUIRE_JSON", False))
