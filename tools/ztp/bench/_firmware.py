@@ -50,9 +50,9 @@ def code_sizes(opt: int) -> dict[str, int]:
 def frozen_sizes() -> tuple[dict[str, int], int]:
     """.mpy sizes of the modules firmware/manifest.py freezes (every lib/*.py), compiled with
     its opt level."""
-    from ztp.device._mpy import LIB, REPO
+    from ztp.device._mpy import FIRMWARE, LIB
 
-    text = (REPO / "firmware" / "manifest.py").read_text()
+    text = (FIRMWARE / "firmware" / "manifest.py").read_text()
     opt = re.search(r"\bopt=(\d)", text)
     if not opt:
         raise BenchError("firmware/manifest.py: no opt= found")

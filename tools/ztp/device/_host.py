@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ztp.device._mpy import LIB, REPO
+from ztp.device._mpy import LIB, TESTS
 
-STUB = REPO / "host_tests" / "firmware" / "stub"
+STUB = TESTS / "stub"
 
 
 def load_firmware() -> dict[str, types.ModuleType]:

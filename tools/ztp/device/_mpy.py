@@ -16,11 +16,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-LIB = REPO / "lib"
-TESTS = REPO / "host_tests" / "firmware"
+from ztp.firmware import checkout_root, firmware_root
+
+FIRMWARE = firmware_root()  # boot.py, main.py, lib/ (the repository or the packaged copy)
+LIB = FIRMWARE / "lib"
+# the firmware tests exist in a checkout only (an installed wheel has no host_tests/)
+TESTS = (checkout_root() or FIRMWARE) / "host_tests" / "firmware"
 DRIVER = Path(__file__).with_name("mp_driver.py")
-FIRMWARE_FILES = [REPO / "boot.py", REPO / "main.py", *sorted(LIB.glob("*.py"))]
+FIRMWARE_FILES = [FIRMWARE / "boot.py", FIRMWARE / "main.py", *sorted(LIB.glob("*.py"))]
 
 
 class FirmwareCheckError(Exception):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ztp.device._mpy import FIRMWARE_FILES, REPO, FirmwareCheckError
+from ztp.device._mpy import FIRMWARE, FIRMWARE_FILES, TESTS, FirmwareCheckError
 
 if TYPE_CHECKING:
     from ztp.firmware import Budget
@@ -162,7 +162,7 @@ def flash_commands(port: str, lib_dir: Path, mpy: bool) -> list[str]:
     prep = _FLASH_PREP.format(stale=".py" if mpy else ".mpy")
     return [sys.executable, "-m", "mpremote", "connect", port, "exec", prep, "+",
             "cp", *files, ":/lib/", "+",
-            "cp", str(REPO / "boot.py"), str(REPO / "main.py"), ":"]
+            "cp", str(FIRMWARE / "boot.py"), str(FIRMWARE / "main.py"), ":"]
 
 
 @click.command("flash")
@@ -188,7 +188,7 @@ def flash_cmd(port: str, mpy: bool, image: Path | None, board: str | None) -> No
             build(Path(tmp) / "lib")
             lib_dir = Path(tmp) / "lib"
         else:
-            lib_dir = REPO / "lib"
+            lib_dir = FIRMWARE / "lib"
         r = subprocess.run(flash_commands(port, lib_dir, mpy))
     if r.returncode:
         raise click.ClickException(f"mpremote failed ({r.returncode})")
@@ -267,7 +267,7 @@ def demo_cmd(quiet: bool) -> None:
     from ztp.device._host import load_firmware
 
     load_firmware()
-    tests = REPO / "host_tests" / "firmware"
+    tests = TESTS
     if str(tests) not in sys.path:
         sys.path.insert(0, str(tests))
     import apply

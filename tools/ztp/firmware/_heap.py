@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ztp.firmware._heap_build import (
-    REPO,
+    FIRMWARE,
     VFS_BLOCK,
     HeapBuildError,
     HostBuild,
@@ -189,7 +189,7 @@ class HeapRig:
         self.build = build
         self.budget = budget
         self.n_stacks = stacks
-        self.main_py = main_py or REPO / "main.py"
+        self.main_py = main_py or FIRMWARE / "main.py"
         self.settings = settings or SETTINGS
         self.credit = 0
         self._tmp = Path(tempfile.mkdtemp(prefix="ztp-heap-"))
@@ -275,7 +275,7 @@ class HeapRig:
         d = self._tmp / f"seed-{spec.name}"
         shutil.rmtree(d, ignore_errors=True)
         (d / "ztp").mkdir(parents=True)
-        shutil.copyfile(REPO / "boot.py", d / "boot.py")
+        shutil.copyfile(FIRMWARE / "boot.py", d / "boot.py")
         shutil.copyfile(self.main_py, d / "main.py")
         (d / "ztp" / "settings.json").write_text(json.dumps(self.settings))
         for rel, text in spec.files:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ztp.firmware._heap_board import BoardTables, read_tables, write_generated
 from ztp.firmware._source import (
-    REPO,
+    FIRMWARE,
     cache_root,
     inputs_key,
     jobs,
@@ -39,9 +39,9 @@ from ztp.firmware._source import (
     tree_identity,
 )
 
-HOST_DIR = REPO / "firmware" / "host"
-LIB_DIR = REPO / "lib"
-BOARD_DIR = REPO / "firmware" / "boards" / "ARDUINO_MKR_GSM_1400"
+HOST_DIR = FIRMWARE / "firmware" / "host"
+LIB_DIR = FIRMWARE / "lib"
+BOARD_DIR = FIRMWARE / "firmware" / "boards" / "ARDUINO_MKR_GSM_1400"
 VFS_BLOCK = 1536  # VFS_BLOCK_SIZE_BYTES, ports/samd/mcu/samd21/mpconfigmcu.h
 SETUP_HEAP = "1M"
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ztp.firmware._source import (
-    REPO,
+    FIRMWARE,
     cache_root,
     inputs_key,
     jobs,
@@ -46,9 +46,9 @@ from ztp.firmware._source import (
 )
 
 BOARD = "ARDUINO_MKR_GSM_1400"
-BOARD_DIR = REPO / "firmware" / "boards" / BOARD
-LIB_DIR = REPO / "lib"
-MANIFEST = REPO / "firmware" / "manifest.py"
+BOARD_DIR = FIRMWARE / "firmware" / "boards" / BOARD
+LIB_DIR = FIRMWARE / "lib"
+MANIFEST = FIRMWARE / "firmware" / "manifest.py"
 
 FLASH_BYTES = 256 * 1024  # SAMD21G18A
 BOOTLOADER_BYTES = 8 * 1024  # Arduino's SAM-BA bootloader; the image starts here

@@ -2,6 +2,7 @@
 
 The tree, in order: an explicit directory (`--micropython-src`), `$ZTP_MICROPYTHON_SRC`, the
 vendored tarball `../shared/vendor/micropython-1.28.0-ztp.tar.xz` beside this repository
+(a checkout only; an installed wheel has no such neighbour)
 (extracted once into the cache, keyed by the tarball's sha256), else a shallow git clone of
 the pinned tag with the submodules a samd image needs.
 
@@ -23,10 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from ztp.firmware._tree import checkout_root, firmware_root
+
+FIRMWARE = firmware_root()  # boot.py, main.py, lib/, firmware/ (repository or packaged copy)
 MICROPYTHON_TAG = "v1.28.0"
 MICROPYTHON_GIT = "https://github.com/micropython/micropython"
-VENDOR_TARBALL = REPO.parent / "shared" / "vendor" / "micropython-1.28.0-ztp.tar.xz"
+_CHECKOUT = checkout_root()
+VENDOR_TARBALL = (_CHECKOUT.parent / "shared" / "vendor" / "micropython-1.28.0-ztp.tar.xz"
+                  if _CHECKOUT is not None else None)
 
 
 class SourceError(Exception):
@@ -134,7 +139,7 @@ def micropython_tree(src: Path | None = None) -> Path:
     env = os.environ.get("ZTP_MICROPYTHON_SRC")
     if env:
         return _check_tree(Path(env).resolve())
-    if VENDOR_TARBALL.exists():
+    if VENDOR_TARBALL is not None and VENDOR_TARBALL.exists():
         return _extract_tarball(VENDOR_TARBALL)
     return _git_clone()
 
