@@ -235,6 +235,20 @@ def test_por_never_and_after_the_wait(smsc):
     centre.close()
 
 
+def test_deliver_many_one_wait_for_all(smsc):
+    iccids = ["8944502509180000014", "8944502509180000022", "8944502509180000030"]
+    msisdns = {iccids[0]: "+447700900001", iccids[1]: "447700900002"}  # the third: unknown
+    for iccid, msisdn in msisdns.items():
+        smsc.sims[msisdn.removeprefix("+")] = card(iccid, PSK)
+    smsc.por = 0.3  # each PoR 0.3 s after its submit_sm
+    centre = SmppSmsCentre(smsc.url(por_wait_s=5), msisdns=msisdns)
+    got = centre.deliver_many([(iccid, ota_tpdu()) for iccid in iccids])
+    assert [por[:3] if por else None for por, _ in got] == [bytes.fromhex("027100")] * 2 + [None]
+    assert [e for _, e in got][:2] == ["", ""] and "no MSISDN for SIM" in got[2][1]
+    assert len(smsc.submits) == 2 and centre.stats["pors"] == 2
+    centre.close()
+
+
 def test_bind_refused_backoff_and_password_never_shown(smsc, caplog):
     caplog.set_level(logging.DEBUG)
     smsc.bind_status = 0x0E  # ESME_RINVPASWD
@@ -366,3 +380,26 @@ def test_bad_smpp_url_refused_at_startup(monkeypatch, tmp_path):
     monkeypatch.setenv("ZTP_MASTER_KEY_FILE", str(tmp_path / "k"))
     with pytest.raises(SmppUrlError, match="colour"):
         Settings.from_env(tmp_path, create_key=True)
+
+
+def test_service_batch_over_smpp(tmp_path, smsc):
+    path = tmp_path / "msisdns.csv"
+    iccids = ["8944502509180000014", "8944502509180000022"]
+    path.write_text("".join(f"{i},44770090000{n}\n" for n, i in enumerate(iccids)))
+    settings = make_settings(tmp_path, FakeClock(), smsc.url(msisdns=path, por_wait_s=5))
+    creds = bootstrap_credentials(settings)
+    rows = []
+    for n, iccid in enumerate(iccids):
+        smsc.sims[f"44770090000{n}"] = card(iccid, PSK)
+        rows.append({"iccid": iccid, "psk": PSK.hex(), "tag": "1", "kic": KIC.hex(),
+                     "kid": KID.hex()})
+    smsc.por = 0.2
+    with TestClient(create_app(settings)) as http:
+        admin = AdminClient(http=http)
+        admin.login(creds.admin_id, creds.admin_secret)
+        admin.request("POST", "/v1/sims/import", json=rows)
+        batch = admin.request("POST", "/v1/rotations", json={"all": True}).json()["batch"]
+        summary = admin.request("POST", "/v1/rotations/run").json()
+        progress = admin.request("GET", f"/v1/rotations/batches/{batch}").json()
+    assert summary["sent"] == 2 and summary["por_installed"] == 2
+    assert progress["states"]["delivered"] == 2

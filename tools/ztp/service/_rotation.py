@@ -630,7 +630,13 @@ def run_due(db: Database, keyring: MasterKeyring, clock_ms: Callable[[], int],
         if not items:
             break
         answers: list[tuple[bytes | None, str]] = []
-        for item in items:
+        many = getattr(transport, "deliver_many", None)  # SMPP: one PoR wait per chunk
+        if many is not None:
+            answers = many([(item.iccid, item.tpdu) for item in items])
+            for item, (_, error) in zip(items, answers, strict=True):
+                if error:
+                    log.warning("OTA: SMS to %s failed: %s", item.iccid, error)
+        for item in items if many is None else ():
             try:
                 answers.append((transport.deliver(item.iccid, item.tpdu), ""))
             except SmsTransportError as exc:

@@ -149,6 +149,7 @@ def load_msisdns(path: str) -> dict[str, str]:
             if not line:
                 continue
             iccid, sep, msisdn = (p.strip() for p in line.partition(","))
+            msisdn = msisdn.removeprefix("+")
             if not sep or not iccid.isdigit() or not msisdn.isdigit() or len(msisdn) > 20:
                 raise ValueError(f"{path}:{n}: expected iccid,msisdn (digits)")
             out[iccid] = msisdn
@@ -219,6 +220,68 @@ class SmppSmsCentre:
             SmsTransportError: no MSISDN for the ICCID, the SMSC unreachable (or in backoff),
                 bind or submit_sm refused (the message names the SMPP status).
         """
+        [(por, error)] = self.deliver_many([(iccid, tpdu)])
+        if error:
+            raise SmsTransportError(error)
+        return por
+
+    def deliver_many(self, items: list[tuple[str, bytes]]) -> list[tuple[bytes | None, str]]:
+        """``deliver`` for several SIMs at once: every submit_sm first, then one wait of
+        ``por_wait_s`` for all the PoRs (a batch does not take N waits).
+
+        Returns:
+            One (PoR user data or None, error message or "") per item, in order; an error
+            is what ``deliver`` would have raised.
+        """
+        out: list[tuple[bytes | None, str]] = [(None, "")] * len(items)
+        todo: list[tuple[int, str, str, smpp.ShortMessage]] = []
+        for n, (iccid, tpdu) in enumerate(items):
+            try:
+                msisdn, sm = self._short_message(iccid, tpdu)
+            except SmsTransportError as exc:
+                out[n] = (None, str(exc))
+                continue
+            todo.append((n, iccid, msisdn, sm))
+        if not todo:
+            return out
+        try:
+            self._ensure_bound()
+        except SmsTransportError as exc:
+            for n, *_ in todo:
+                out[n] = (None, str(exc))
+            return out
+        waiting: list[tuple[int, str, _Waiter]] = []
+        try:
+            for n, iccid, msisdn, sm in todo:
+                por = _Waiter()
+                self._pors[msisdn] = por  # before the submit: the PoR may beat the resp
+                waiting.append((n, msisdn, por))
+                try:
+                    resp = self._request(smpp.SUBMIT_SM, smpp.build_sm(sm))
+                except SmsTransportError as exc:
+                    out[n] = (None, str(exc))
+                    por.set(None)
+                    continue
+                if resp.command_status != smpp.ESME_ROK:
+                    out[n] = (None, f"{self.name}: submit_sm to {msisdn} refused: "
+                                    f"{smpp.smpp_status_name(resp.command_status)}")
+                    por.set(None)
+                    continue
+                self.stats["submitted"] += 1
+                log.info("smpp: SMS to %s (%s) accepted, message_id %s", iccid, msisdn,
+                         smpp.parse_c_octet_body(resp.body, "message_id") or "-")
+            deadline = time.monotonic() + self.config.por_wait_s
+            for n, _, por in waiting:
+                if not out[n][1]:
+                    por.event.wait(max(0.0, deadline - time.monotonic()))
+                    out[n] = (por.value if isinstance(por.value, bytes) else None, "")
+        finally:
+            for _, msisdn, por in waiting:
+                if self._pors.get(msisdn) is por:
+                    del self._pors[msisdn]
+        return out
+
+    def _short_message(self, iccid: str, tpdu: bytes) -> tuple[str, smpp.ShortMessage]:
         try:
             sms = parse_sms_deliver(tpdu)
         except OtaDecodeError as exc:
@@ -231,29 +294,13 @@ class SmppSmsCentre:
         source = self.config.source_addr or oa.digits
         s_ton, s_npi = ((self.config.source_ton, self.config.source_npi)
                         if self.config.source_addr else ((oa.ton_npi >> 4) & 7, oa.ton_npi & 15))
-        sm = smpp.ShortMessage(
+        return msisdn, smpp.ShortMessage(
             source_addr=source, destination_addr=msisdn, short_message=sms.user_data,
             esm_class=smpp.ESM_CLASS_UDHI if sms.tp_udhi else 0,
             protocol_id=sms.protocol_identifier, data_coding=sms.data_coding_scheme,
             registered_delivery=0, source_addr_ton=s_ton, source_addr_npi=s_npi,
             dest_addr_ton=self.config.dest_ton, dest_addr_npi=self.config.dest_npi,
             service_type=self.config.service_type)
-        self._ensure_bound()
-        por = _Waiter()
-        self._pors[msisdn] = por  # before the submit: the PoR may beat submit_sm_resp
-        try:
-            resp = self._request(smpp.SUBMIT_SM, smpp.build_sm(sm))
-            if resp.command_status != smpp.ESME_ROK:
-                raise SmsTransportError(f"{self.name}: submit_sm to {msisdn} refused: "
-                                        f"{smpp.smpp_status_name(resp.command_status)}")
-            self.stats["submitted"] += 1
-            log.info("smpp: SMS to %s (%s) accepted, message_id %s", iccid, msisdn,
-                     smpp.parse_c_octet_body(resp.body, "message_id") or "-")
-            por.event.wait(self.config.por_wait_s)
-            return por.value if isinstance(por.value, bytes) else None
-        finally:
-            if self._pors.get(msisdn) is por:
-                del self._pors[msisdn]
 
     def close(self) -> None:
         """Unbind (§4.2) and close; later ``deliver`` calls bind again."""
@@ -269,7 +316,8 @@ class SmppSmsCentre:
     # ------------------------------------------------------------------ internals
     def _msisdn(self, iccid: str) -> str | None:
         if self._msisdns is not None:
-            return self._msisdns.get(iccid)
+            msisdn = self._msisdns.get(iccid)
+            return msisdn.removeprefix("+") if msisdn else None
         path = self.config.msisdns
         if not path:
             return None
@@ -468,7 +516,7 @@ class SmppSmsCentre:
             log.info("smpp: PoR from %s again: ignored", sm.source_addr)
             return
         self._seen.append(digest)
-        waiter = self._pors.get(sm.source_addr)
+        waiter = self._pors.get(sm.source_addr.removeprefix("+"))
         if waiter is None or waiter.event.is_set():
             self.stats["pors_unexpected"] += 1
             log.info("smpp: PoR from %s with no SMS waiting (late): ignored; the rotation "
