@@ -91,6 +91,10 @@ class FakeSmsc:
     def drop_connections(self) -> None:
         self._loop.call_soon_threadsafe(lambda: [w.close() for w in self._writers])
 
+    def inject(self, data: bytes) -> None:
+        """Write raw bytes to every connected client."""
+        self._loop.call_soon_threadsafe(lambda: [w.write(data) for w in self._writers])
+
     def url(self, **query: object) -> str:
         q = "&".join(f"{k}={v}" for k, v in query.items())
         return f"smpp://ztp-ota:{PASSWORD}@127.0.0.1:{self.port}?system_type=OTA&{q}"
@@ -128,8 +132,11 @@ class FakeSmsc:
                     break
                 elif cid == 0x00000004:
                     self.submits.append(body)
+                    if self.por == "first":  # the PoR beats the submit_sm_resp
+                        await self._to_sim(writer, body)
                     writer.write(self.pdu(0x80000004, 0, seq, b"msg-%d\x00" % len(self.submits)))
-                    asyncio.get_running_loop().create_task(self._to_sim(writer, body))
+                    if self.por != "first":
+                        asyncio.get_running_loop().create_task(self._to_sim(writer, body))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -246,6 +253,34 @@ def test_deliver_many_one_wait_for_all(smsc):
     assert [por[:3] if por else None for por, _ in got] == [bytes.fromhex("027100")] * 2 + [None]
     assert [e for _, e in got][:2] == ["", ""] and "no MSISDN for SIM" in got[2][1]
     assert len(smsc.submits) == 2 and centre.stats["pors"] == 2
+    centre.close()
+
+
+def test_por_before_submit_sm_resp(smsc):
+    smsc.sims[MSISDN] = card(ICCID, PSK)
+    smsc.por = "first"
+    centre = SmppSmsCentre(smsc.url(por_wait_s=5), msisdns={ICCID: MSISDN})
+    assert centre.deliver(ICCID, ota_tpdu()) is not None
+    centre.close()
+
+
+def test_unexpected_pdus_from_the_smsc(smsc):
+    smsc.sims[MSISDN] = card(ICCID, PSK)
+    centre = SmppSmsCentre(smsc.url(por_wait_s=5), msisdns={ICCID: MSISDN})
+    assert centre.deliver(ICCID, ota_tpdu()) is not None
+    receipt = (b"\x00\x01\x01" + MSISDN.encode() + b"\x00\x01\x01" + OTA_ADDR.encode()
+               + b"\x00" + bytes((0x04, 0, 0)) + b"\x00\x00" + bytes((0, 0, 0, 0, 3)) + b"id:")
+    smsc.inject(FakeSmsc.pdu(0x00000103, 0, 501, b"x")  # data_sm: not supported
+                + FakeSmsc.pdu(0x00000005, 0, 502, receipt)  # an SMSC delivery receipt
+                + FakeSmsc.pdu(0x00000005, 0, 503, b"\x00\x01")  # truncated deliver_sm
+                + FakeSmsc.pdu(0x00000015, 0, 504))  # enquire_link
+    smsc.wait_for(lambda: any(r[2] == 504 for r in smsc.received))
+    answers = {r[2]: r[:2] for r in smsc.received if 501 <= r[2] <= 504}
+    assert answers == {501: (0x80000000, 0x03),  # generic_nack ESME_RINVCMDID
+                       502: (0x80000005, 0), 503: (0x80000005, 0x08),  # ESME_RSYSERR
+                       504: (0x80000015, 0)}
+    assert centre.stats["pors"] == 1 and centre._sock is not None  # still bound
+    assert centre.deliver(ICCID, ota_tpdu(2)) is not None
     centre.close()
 
 
