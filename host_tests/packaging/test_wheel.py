@@ -1,4 +1,4 @@
-"""The installed package, not the checkout: build the wheel from this repository, install it
+"""The installed package, not the checkout: build the sdist and from it the wheel, install it
 into a fresh virtualenv (no network: --no-deps --no-index; its dependencies come from the test
 venv's site-packages through a .pth, appended after the fresh venv's own), and run `ztp build`
 and `ztp demo` from a directory outside the repository. Before issue 16 a regular install had
@@ -44,8 +44,13 @@ def installed(tmp_path_factory) -> Path:
             shutil.copytree(p, src / name, ignore=ignore)
         else:
             shutil.copy2(p, src / name)
+    # through the sdist, as an index would build it: MANIFEST.in must carry the firmware too
+    _run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")], cwd=src)
+    sdist, = (tmp / "sdist").glob("ztp-*.tar.gz")
+    shutil.unpack_archive(sdist, tmp / "unpacked", filter="data")
+    unpacked, = (tmp / "unpacked").iterdir()
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--no-index", "-q", ".", "-w", str(tmp / "dist")], cwd=src)
+          "--no-index", "-q", ".", "-w", str(tmp / "dist")], cwd=unpacked)
     wheel, = (tmp / "dist").glob("ztp-*.whl")
     env = tmp / "venv"
     venv.create(env, with_pip=False)
