@@ -13,46 +13,12 @@ from pathlib import Path
 
 import click
 
+from ztp.listen import bind_listener, parse_hostport
+
 from ._limits import RateLimit
 from ._log import JsonFormatter, log_event
 
 __all__ = ["gateway_command", "parse_hostport", "setup_logging", "run_gateway"]
-
-
-def parse_hostport(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """A listen address, the one convention of every ``--*listen`` option: ``HOST:PORT``,
-    ``:PORT``, ``[v6]:PORT`` or a bare ``PORT`` (on ``default_host``) -> (host, port).
-
-    Raises:
-        click.BadParameter: no port, or a port outside 0-65535.
-    """
-    if value.isdigit():
-        host, sep, port = "", ":", value
-    else:
-        host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT or PORT, got {value!r}")
-    host = host.strip("[]") or default_host
-    return host, int(port)
-
-
-def bind_listener(host: str, port: int, what: str) -> socket.socket:
-    """A bound TCP socket for ``what`` (named in the error), proto IPPROTO_TCP (asyncio sets
-    TCP_NODELAY only on sockets whose proto says TCP) and SO_REUSEADDR.
-
-    Raises:
-        click.ClickException: the address is taken or not ours: one line, no traceback.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(
-            f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 def read_token_file(path: Path) -> str:

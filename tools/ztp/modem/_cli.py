@@ -9,6 +9,7 @@ import signal
 
 import click
 
+from ztp.listen import parse_hostport
 from ztp.modem._at import Registration
 from ztp.modem._habits import Habits
 from ztp.modem._modem import Faults, LatencyModel, VirtualModem
@@ -30,13 +31,6 @@ def _parse_dns(entries: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected NAME=IPV4, got {entry!r}", param_hint="--dns")
         table[name] = ip
     return table
-
-
-def _parse_hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--tcp")
-    return host or "127.0.0.1", int(port)
 
 
 @click.command("modem")
@@ -86,7 +80,7 @@ def modem_command(
                         csim_refuses_get_response="get-response" in csim_refuse)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
-    endpoint = _parse_hostport(tcp) if tcp is not None else None
+    endpoint = parse_hostport(tcp, option="--tcp") if tcp is not None else None
     try:
         from ztp.sim import VirtualSim  # noqa: PLC0415 - the SIM package is optional here
     except ImportError as err:

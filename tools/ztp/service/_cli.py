@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ztp.listen import bind_listener, parse_hostport
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -239,16 +241,6 @@ def _settings(data_dir: Path | None, *, create_key: bool = False) -> Any:
         raise click.ClickException(f"data directory: {exc}") from None
 
 
-def _parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``PORT`` (on 127.0.0.1): the convention of
-    every listen option of ``ztp`` (the same as ``ztp serve`` / ``ztp gateway``)."""
-    host, sep, port = ("", ":", value) if value.isdigit() else value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT or PORT, got {value!r}",
-                                 param_hint="--listen")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def database_error(url: str, exc: Exception) -> str:
     """One line for a database that cannot be reached: the URL without its user and password,
     and the driver's own reason (SQLAlchemy's text would add the statement and a link)."""
@@ -335,7 +327,6 @@ def service_serve(data_dir: Path | None, listen: str, host: str | None, port: in
 
     Also serves /docs (the API reference, from /openapi.json) and /metrics (Prometheus).
     """
-    import socket
 
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
@@ -343,19 +334,11 @@ def service_serve(data_dir: Path | None, listen: str, host: str | None, port: in
     from ._app import create_app
     from ._keys import MasterKeyError
 
-    l_host, l_port = _parse_listen(listen)
+    l_host, l_port = parse_hostport(listen, option="--listen")
     l_host = host if host is not None else l_host  # --host/--port: the old spelling
     l_port = port if port is not None else l_port
     # bound first: a taken port is one line, before the data directory is touched
-    family = socket.AF_INET6 if ":" in l_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((l_host, l_port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(
-            f"--listen: cannot listen on {l_host}:{l_port}: {exc.strerror or exc}") from None
+    sock = bind_listener(l_host, l_port, "--listen")
     try:
         st = _settings(data_dir, create_key=init)
         apply_settings_options(st, smsc_url, token_ttl_s, require_json)
