@@ -71,6 +71,7 @@ _EXTRA_OF: dict[str, str] = {
 # commands that import their role's modules only once running: checked before they start
 _RUNS_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("demo", ("uvicorn", "starlette", "sqlalchemy", "httpx", "serial")),
+    "serve": ("server", ("uvicorn", "starlette", "sqlalchemy", "httpx", "prometheus_client")),
 }
 
 
