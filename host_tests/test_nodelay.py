@@ -61,17 +61,12 @@ async def _check(url: str, path: str) -> None:
         assert _accepted_nodelay(server_port, ports.pop()) != 0
 
 
-def test_ota_harness_serve_app_sets_nodelay() -> None:
-    from host_tests.ota_e2e.harness import serve_app
-
-    async def app(scope, receive, send):  # noqa: ANN001
-        assert scope["type"] == "http"
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+def test_ota_harness_service_sets_nodelay(tmp_path) -> None:  # noqa: ANN001
+    from host_tests.ota_e2e.harness import OtaStack
 
     async def main() -> None:
-        async with serve_app(app) as url:
-            await _check(url, "/")
+        async with OtaStack(tmp_path) as stack:
+            await _check(stack.url, "/healthz")
 
     asyncio.run(main())
 

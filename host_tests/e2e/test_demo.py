@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from ztp.demo import DEMO_CONFIG, DEMO_DEVICE_ID, DEMO_ICCID, ApduDecoder
-from ztp.demo._cli import run_demo
 from ztp.demo._decode import payload_kind
+from ztp.demo.cli import run_demo
 from ztp.iccid import build_ef_iccid
 from ztp.sim import CardState
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ztp.demo import DEMO_DEVICE_ID, Outcome, Stack
-from ztp.demo._replay import Conversation, ReplayUart, run_under_micropython
+from ztp.demo import DEMO_DEVICE_ID, Conversation, Outcome, ReplayUart, Stack, run_under_micropython
 from ztp.device import run_provisioning
 from ztp.modem import LatencyModel
 from ztp.sim import CostModel

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from ztp.gateway._cli import parse_hostport, read_token_file
+from ztp.gateway.cli import parse_hostport, read_token_file
 
 from .harness import TOKEN, engine_fetch, stub_service
 from .test_gateway import CONFIG, IDENTITY, PSK, get, make_state

@@ -1,6 +1,6 @@
 """A whole OTA rotation stack on loopback: configuration service (SQLite, injected clock) +
-gateway + SMS centre + virtual modem + virtual SIM with OTA keys; and in-process SIMs for the
-batch test.
+gateway (both a ``ztp.stack.Stack`` without its modem) + SMS centre + virtual modem + virtual
+SIM with OTA keys; and in-process SIMs for the batch test.
 
 The SIM fetches its configuration itself (the SAFE2 applet, through the modem's BIP sockets,
 TLS 1.3 PSK to the real gateway), driven by the APDUs a device sends.
@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from ztp import stk
 from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
 from ztp.iccid import build_ef_iccid
 from ztp.modem import Network, SmsCentre, VirtualModem
 from ztp.ota import build_sms_pp_download
-from ztp.service import MasterKeyring, Settings, bootstrap_credentials, create_app
+from ztp.service import MasterKeyring, Settings
 from ztp.service import ServiceClient as AdminClient
 from ztp.sim import AppletStatus, CardState, VirtualSim
 from ztp.sim._ota import install_ota_keys
+from ztp.stack import Stack, StackOptions
 
 ICCID = "8944502509186389635"
 DEVICE = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -55,26 +53,6 @@ def make_settings(tmp: Path, clock: FakeClock, sms_centre: object = None) -> Set
     return Settings(database_url=f"sqlite:///{tmp / 'ztp.db'}",
                     master_key=MasterKeyring.generate(), fast_hashing=True, clock_ms=clock,
                     token_ttl_s=365 * DAY_S, sms_centre=sms_centre)
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    # IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only when the listening
-    # socket's proto says TCP (with 0, each kept-alive answer waits for a delayed ACK)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass
@@ -114,11 +92,14 @@ class OtaStack:
     async def _start(self) -> None:
         self.smsc = SmsCentre()
         await self._exit.enter_async_context(self.smsc)
-        settings = make_settings(self.tmp, self.clock, self.smsc.url)
-        creds = await asyncio.to_thread(bootstrap_credentials, settings)
-        app = create_app(settings)
-        url = await self._exit.enter_async_context(serve_app(app))
-        self.url = url
+        config = GatewayConfig(name="gw-ota", linger_s=0.1, psk_poll_interval_s=0.05,
+                               identity_rate=RateLimit.per_minute(600, burst=100))
+        stack = Stack(StackOptions(data_dir=self.tmp,
+                                   settings=make_settings(self.tmp, self.clock, self.smsc.url),
+                                   gateway_config=config, with_modem=False))
+        await self._exit.enter_async_context(stack)
+        url = self.url = stack.service_url
+        creds = stack.credentials
         self.admin = AdminClient(url)
         self._exit.callback(self.admin.close)
         await asyncio.to_thread(self.admin.login, creds.admin_id, creds.admin_secret)
@@ -126,15 +107,9 @@ class OtaStack:
                  "kid": self.kid_in_service.hex()}]
         await asyncio.to_thread(self.admin.request, "POST", "/v1/sims/import", json=rows)
         await asyncio.to_thread(self.admin.set_config, ICCID, DEVICE.hex(), BODY)
-        self.gw_service = ServiceClient(url, None, "gw-ota",
-                                        credentials=(creds.gateway_id, creds.gateway_secret))
-        self._exit.push_async_callback(self.gw_service.aclose)
-        config = GatewayConfig(name="gw-ota", linger_s=0.1, psk_poll_interval_s=0.05,
-                               identity_rate=RateLimit.per_minute(600, burst=100))
-        self.gateway = Gateway(self.gw_service, config)
-        _, port = await self.gateway.start("127.0.0.1", 0)
-        self.gateway_port = port
-        self._exit.push_async_callback(self.gateway.close)
+        self.gw_service = stack.gateway.service
+        self.gateway = stack.gateway
+        port = self.gateway_port = stack.gateway_port
         self.state_file = self.tmp / "sim.json"
         state = CardState.create(ICCID, PSK, "127.0.0.1", port)
         install_ota_keys(state, KIC, KID)

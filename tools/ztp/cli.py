@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "flash": "ztp.device.cli:flash_cmd",
     "firmware-check": "ztp.device.cli:firmware_check_cmd",
     "device-demo": "ztp.device.cli:demo_cmd",
-    "demo": "ztp.demo._cli:demo_command",
+    "demo": "ztp.demo.cli:demo_command",
     "modem": "ztp.modem._cli:modem_command",
     "service": "ztp.service._cli:service_group",
     "login": "ztp.service._cli:login_command",
@@ -30,8 +30,8 @@ COMMANDS: dict[str, str] = {
     "audit": "ztp.service._cli:audit_command",
     "rotate": "ztp.service._rotation_cli:rotate_command",
     "rotations": "ztp.service._rotation_cli:rotations_group",
-    "gateway": "ztp.gateway._cli:gateway_command",
-    "serve": "ztp.gateway._cli:serve_command",
+    "gateway": "ztp.gateway.cli:gateway_command",
+    "serve": "ztp.stack.cli:serve_command",
     "bench": "ztp.bench.cli:bench",
 }
 
@@ -71,6 +71,7 @@ _EXTRA_OF: dict[str, str] = {
 # commands that import their role's modules only once running: checked before they start
 _RUNS_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("demo", ("uvicorn", "starlette", "sqlalchemy", "httpx", "serial")),
+    "serve": ("server", ("uvicorn", "starlette", "sqlalchemy", "httpx", "prometheus_client")),
 }
 
 

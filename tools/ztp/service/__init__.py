@@ -13,13 +13,16 @@ from ._client import (
     bootstrap_credentials,
     create_admin,
 )
+from ._credentials import CREDENTIALS_FILE, CredentialsError, load_or_bootstrap_credentials
 from ._db import Database, migrate
 from ._errors import ServiceError
 from ._keys import KeyIntegrityError, MasterKeyError, MasterKeyring
 from ._settings import Settings, default_data_dir
 
 __all__ = [
+    "CREDENTIALS_FILE",
     "Credentials",
+    "CredentialsError",
     "Database",
     "KeyIntegrityError",
     "MasterKeyError",
@@ -32,5 +35,6 @@ __all__ = [
     "create_admin",
     "create_app",
     "default_data_dir",
+    "load_or_bootstrap_credentials",
     "migrate",
 ]

@@ -32,8 +32,9 @@ def run_demo(
 
     from ztp.modem import LatencyModel
     from ztp.sim import CostModel
+    from ztp.stack import StackError, StackOptions
 
-    from ._stack import Stack, StackError, StackOptions
+    from ._stack import Stack
     from ._transcript import Transcript
 
     con = console if isinstance(console, Console) else Console(highlight=False, soft_wrap=True)
