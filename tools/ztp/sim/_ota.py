@@ -117,28 +117,29 @@ class SimOta:
         entry_box.append(entry)
         return OtaSecurityDomain([entry]), entry
 
-    def envelope(self, data: bytes) -> tuple[int, bytes]:
-        """Process ENVELOPE data 'D1 ...'. Returns (SW, response data); data non-empty only
-        with SW 9000, meaning '61 xx' on the wire."""
+    def envelope(self, data: bytes) -> tuple[int, bytes, bool]:
+        """Process ENVELOPE data 'D1 ...'. Returns (SW, response data, state changed); data
+        non-empty only with SW 9000, meaning '61 xx' on the wire. A changed counter is for the
+        card's owner to persist before the answer leaves the card."""
         domain, entry = self._domain()
         try:
             out = domain.process_envelope(data)
         except OtaDecodeError as e:
             log.info("SAFE2 OTA: SMS-PP download refused: %s", e)
             self.last_status, self.last_detail = None, str(e)
-            return SW_OTA_MALFORMED, b""
+            return SW_OTA_MALFORMED, b"", False
         cmd = out.command
         self.last_status, self.last_detail = cmd.status, cmd.detail
         log.info("SAFE2 OTA: TAR %s: %s%s", cmd.tar.hex(), status_name(cmd.status),
                  f" ({cmd.detail})" if cmd.detail else "")
+        changed = False
         if cmd.counter_updated and entry is not None and self.state.ota is not None:
             if self.state.ota.counter != entry.counter:
                 self.state.ota.counter = entry.counter
-                if self.state.path is not None:
-                    self.state.save()
+                changed = True
         if out.sms_submit is not None:
             self.outbox.append(out.sms_submit)
-        return 0x9000, out.envelope_response
+        return 0x9000, out.envelope_response, changed
 
 
 def install_ota_keys(state: CardState, kic: bytes, kid: bytes, *, kic_index: int = 1,
