@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ._cost import CostMeter, CostModel
 from ._dns import DnsCache
-from ._ota import SimOta
+from ._ota import SimOta, memory_only
 from ._request import ExchangeRecord, RetryPolicy
-from ._state import CardState
+from ._state import CardState, write_atomic
 from ._uicc import ATR, CardAnswer, Uicc
 
 __all__ = ["VirtualSim"]
@@ -49,7 +49,13 @@ class VirtualSim:
         retry: RetryPolicy | None = None,
         logical_channels: int = 7,
     ) -> None:
-        self.card = Uicc(state, rng=rng, retry=retry, logical_channels=logical_channels)
+        self.card = Uicc(
+            state,
+            rng=rng,
+            retry=retry,
+            logical_channels=logical_channels,
+            write_state=self._write_state,
+        )
         self.meter = CostMeter(cost_model or CostModel(), self.card.applet.crypto_work)
         self._release(self.card.power_on())
 
@@ -75,6 +81,14 @@ class VirtualSim:
     def reset(self) -> bytes:
         """Cold/warm reset (``Uicc.power_on``). Returns the ATR."""
         return self._release(self.card.power_on())
+
+    def _write_state(self, new: CardState, power_cut_after: int | None) -> None:
+        """The OTA PSK install: ``new`` replaces the state file atomically (PowerCut when the
+        knob cuts the write; the old file stays)."""
+        if self.state.path is None:
+            memory_only(new, power_cut_after)
+        else:
+            write_atomic(self.state.path, new.encode(), power_cut_after)
 
     def _release(self, answer: CardAnswer) -> bytes:
         if answer.state_changed and self.state.path is not None:

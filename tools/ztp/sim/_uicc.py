@@ -71,7 +71,7 @@ from ._apdu import (
 )
 from ._applet import Safe2Applet
 from ._bip import TIMER_DNS
-from ._ota import SimOta
+from ._ota import SimOta, WriteState
 from ._request import RetryPolicy
 from ._state import CardState
 
@@ -143,6 +143,8 @@ class Uicc:
         rng: ``rng(n) -> n random bytes`` (TLS randoms, DNS ids).
         retry: the applet's retry policy.
         logical_channels: channels 1..N besides the basic channel (at most 19).
+        write_state: the holder's atomic write of a new state, for the OTA PSK install
+            (``_ota.py``; default: memory only).
     """
 
     def __init__(
@@ -152,13 +154,16 @@ class Uicc:
         rng: Callable[[int], bytes] = os.urandom,
         retry: RetryPolicy | None = None,
         logical_channels: int = 7,
+        write_state: WriteState | None = None,
     ) -> None:
         if not 1 <= logical_channels <= MAX_CHANNEL:
             raise ValueError(f"logical_channels must be 1..{MAX_CHANNEL}")
         self.state = state
         self._max_channel = logical_channels
         self.applet = Safe2Applet(state, rng=rng, retry=retry or RetryPolicy())
-        self.ota = SimOta(state)  # SMS-PP data download -> OTA security domain (_ota.py)
+        # SMS-PP data download -> OTA security domain (_ota.py); a PSK install is written
+        # through ``write_state`` before it takes effect
+        self.ota = SimOta(state, write_state)
         self._channels: dict[int, _Channel] = {}
         self._profile: bytes | None = None
 
