@@ -8,6 +8,7 @@ import json
 
 import pytest
 from ztp.sim import (
+    ATR,
     CardAnswer,
     CardState,
     CostMeter,
