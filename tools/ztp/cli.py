@@ -13,7 +13,7 @@ import click
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
-    "sim": "ztp.sim._cli:sim_command",
+    "sim": "ztp.sim.cli:sim_command",
     "device": "ztp.device.cli:device_cmd",
     "build": "ztp.device.cli:build_cmd",
     "flash": "ztp.device.cli:flash_cmd",
