@@ -30,6 +30,7 @@ class Actor:
 
 
 def audit_view(e: AuditEvent) -> dict[str, Any]:
+    """One event as ``GET /v1/audit`` shows it."""
     return {"id": e.id, "at_ms": e.at_ms, "actor": e.actor, "gateway": e.gateway,
             "action": e.action, "severity": e.severity, "iccid": e.iccid,
             "device_id": e.device_id, "version": e.version,

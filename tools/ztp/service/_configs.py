@@ -23,6 +23,7 @@ __all__ = ["Configs", "json_required", "version_view"]
 
 
 def version_view(v: ConfigVersion) -> dict[str, Any]:
+    """One version as the API shows it (``deleted``: a deletion has no body)."""
     return {
         "version": v.version,
         "deleted": v.body is None,
@@ -110,6 +111,8 @@ class Configs:
                 **version_view(row)}
 
     def get(self, iccid: str, device_key: str) -> dict[str, Any]:
+        """The current configuration of (SIM, device). Raises NotFound
+        (unknown_config: none, or deleted)."""
         sim = sim_row(self.s, iccid)
         slot = self.slot(sim, device_key)
         cur = self.current(slot) if slot else None
@@ -120,6 +123,8 @@ class Configs:
                 **version_view(cur)}
 
     def list_current(self, iccid: str) -> list[dict[str, Any]]:
+        """The SIM's configurations that have a body now, by device (deleted ones
+        are left out; their history stays). Raises NotFound."""
         sim = sim_row(self.s, iccid)
         out = []
         for slot in self.s.scalars(select(ConfigSlot).where(ConfigSlot.sim_id == sim.id)
@@ -131,6 +136,8 @@ class Configs:
         return out
 
     def history(self, iccid: str, device_key: str, limit: int) -> list[dict[str, Any]]:
+        """The slot's versions, newest first (deletions included): what
+        :meth:`rollback` can go back to. Raises NotFound."""
         sim = sim_row(self.s, iccid)
         slot = self.slot(sim, device_key)
         if slot is None:
@@ -166,6 +173,8 @@ class Configs:
         ) | {"rolled_back_to": version}
 
     def export(self) -> list[dict[str, Any]]:
+        """Every current configuration (with a body), by ICCID and device: the
+        input of :meth:`Imports.configs` on another service."""
         q = (select(Sim.iccid, ConfigSlot, ConfigVersion)
              .join(ConfigSlot, ConfigSlot.sim_id == Sim.id)
              .join(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)

@@ -79,6 +79,12 @@ class Delivery:
         self.s = ctx.s
 
     def psks(self, actor: Actor, identity_hex: str) -> dict[str, Any]:
+        """``GET /v1/gateway/psks``: the active PSKs of an active SIM, opened, for
+        the gateway's TLS handshake (every lookup is audited).
+
+        Raises:
+            NotFound: ``unknown_sim``: unknown, suspended, or no PSK that opens.
+        """
         # Fast path: an active SIM whose active PSKs all open (one SELECT). Anything else
         # (unknown, suspended, no key, a key failing to open: alerts) takes the full path.
         rows = self.s.connection().execute(_PSK_LOOKUP, {"ident": identity_hex}).all()
@@ -108,6 +114,12 @@ class Delivery:
     def event(
         self, actor: Actor, kind: object, identity: object, detail: object
     ) -> None:
+        """Record what a gateway saw (a binder failure, a replay, an ICCID mismatch:
+        alerts) in the audit log, so the operator sees the whole path in one place.
+
+        Raises:
+            BadRequest: a bad kind, identity or detail.
+        """
         kind = parse_event_kind(kind)
         ident = parse_identity_hex(identity) if identity is not None else None
         if detail is None:
@@ -231,6 +243,13 @@ class Delivery:
         self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
         body: bytes, keep: int,
     ) -> None:
+        """Keep a device's telemetry record (the newest ``keep`` per SIM; older
+        ones are deleted), after the same checks as a configuration delivery.
+
+        Raises:
+            BadRequest: too large. Forbidden: ICCID mismatch, suspended, bound elsewhere.
+            NotFound: unknown SIM.
+        """
         if len(body) > TELEMETRY_BODY_MAX:
             raise BadRequest("telemetry too large")  # the HTTP layer answers 413 before this
         self._before_key_use(identity_hex, key_tag)
@@ -249,6 +268,8 @@ class Delivery:
                            detail={"bytes": len(body), "key_tag": key_tag})
 
     def list_telemetry(self, iccid: str, limit: int) -> list[dict[str, Any]]:
+        """The SIM's newest ``limit`` telemetry records, newest first (``body`` as
+        text when it is UTF-8, always ``body_hex``). Raises NotFound."""
         sim = sim_row(self.s, iccid)
         rows = self.s.scalars(select(Telemetry).where(Telemetry.sim_id == sim.id)
                               .order_by(Telemetry.id.desc()).limit(limit))

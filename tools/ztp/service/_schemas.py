@@ -80,6 +80,8 @@ def parse_identity_hex(value: object, what: str = "identity") -> str:
 
 
 def parse_device_id(value: object, *, allow_default: bool = False) -> str:
+    """A device id: hex of 1-64 bytes, lowercased (``default`` too, when
+    ``allow_default``: the SIM-wide configuration)."""
     if allow_default and value == DEFAULT_DEVICE:
         return DEFAULT_DEVICE
     if not isinstance(value, str) or not _DEVICE_HEX.fullmatch(value):
@@ -89,6 +91,8 @@ def parse_device_id(value: object, *, allow_default: bool = False) -> str:
 
 
 def parse_labels(value: object) -> dict[str, str]:
+    """Operator labels: at most 16 ``key: value`` pairs of short strings (None:
+    no labels)."""
     if value is None:
         return {}
     if not isinstance(value, dict) or len(value) > _LABELS_MAX:
@@ -102,12 +106,15 @@ def parse_labels(value: object) -> dict[str, str]:
 
 
 def parse_tag(value: object) -> str:
+    """A key tag: 1-32 characters of ``A-Z a-z 0-9 _ . -``."""
     if not isinstance(value, str) or not _TAG.fullmatch(value):
         raise BadRequest("key tag must be 1-32 characters of A-Z a-z 0-9 _ . -")
     return value
 
 
 def parse_key_hex(value: object, kind: str) -> bytes:
+    """Key bytes from hex, of a length ``kind`` allows (PSK 16 or 32, OTA keys
+    16, 24 or 32)."""
     lengths = KEY_LENGTHS[kind]
     if not isinstance(value, str):
         raise BadRequest(f"{kind}: key must be a hex string")
@@ -147,6 +154,8 @@ def parse_body(value: object, *, require_json: bool) -> bytes:
 
 
 def parse_comment(value: object) -> str:
+    """A version comment: text of <= 200 characters, no control characters (it
+    is shown in terminals and logs)."""
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > _COMMENT_MAX or _NOT_TEXT.search(value):
@@ -156,6 +165,7 @@ def parse_comment(value: object) -> str:
 
 
 def parse_bool(value: object, name: str, default: bool | None = None) -> bool | None:
+    """A JSON boolean, or ``default`` when absent (never a truthy string)."""
     if value is None:
         return default
     if not isinstance(value, bool):
@@ -164,6 +174,7 @@ def parse_bool(value: object, name: str, default: bool | None = None) -> bool | 
 
 
 def parse_gateway_name(value: str | None) -> str:
+    """The ``X-ZTP-Gateway`` header: the gateway's name in the audit log."""
     if value is None or not _GATEWAY_NAME.fullmatch(value):
         raise BadRequest("X-ZTP-Gateway must be 1-64 characters of A-Z a-z 0-9 _ . @ : -")
     return value
@@ -197,6 +208,7 @@ JSON = "application/json"
 
 
 def obj(props: dict[str, Any], required: tuple[str, ...] = (), extra: bool = True) -> dict:
+    """A JSON Schema object of ``props`` (``extra=False``: no other field)."""
     schema: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         schema["required"] = list(required)

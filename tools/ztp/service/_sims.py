@@ -29,6 +29,7 @@ __all__ = ["Keys", "Sims", "key_view", "sim_ids", "sim_keys", "sim_row", "sim_vi
 
 
 def sim_view(sim: Sim, keys: Sequence[SimKey] = ()) -> dict[str, Any]:
+    """A SIM as the API shows it, with its keys (never key material)."""
     return {
         "iccid": sim.iccid,
         "identity": sim.identity_hex,
@@ -44,6 +45,8 @@ def sim_view(sim: Sim, keys: Sequence[SimKey] = ()) -> dict[str, Any]:
 
 
 def key_view(key: SimKey) -> dict[str, Any]:
+    """What identifies a key (kind, tag, state, master key version): never the
+    key material."""
     # Never the key material: only what identifies it.
     return {"kind": key.kind, "tag": key.tag, "state": key.state,
             "master_version": key.master_version, "created_ms": key.created_ms,
