@@ -95,6 +95,25 @@ class CardPort:
         async with self.lock:
             return await self.exchange(apdu, source)
 
+    async def power_up(self, in_reset: Callable[[], bool]) -> tuple[bool, str | None] | None:
+        """Reset the card, start the toolkit, read EF_ICCID, all under ``lock``.
+
+        Returns (SIM present, ICCID or None), or None when ``in_reset()`` says the modem went
+        back into reset meanwhile (the next release boots).
+        """
+        async with self.lock:
+            if in_reset():
+                return None
+            try:
+                atr = self.sim.reset()
+            except Exception as err:  # a card that does not answer reset: no SIM
+                log.warning("modem: SIM reset failed: %s", err)
+                self._notify("boot", atr=None)
+                return False, None
+            self._toolkit.start()
+            self._notify("boot", atr=atr)
+            return True, await self.read_iccid()
+
     async def read_iccid(self) -> str | None:
         """EF_ICCID as digits (the caller holds ``lock``); None when the card does not give it."""
         resp = await self.exchange(_SELECT_EF_ICCID, "modem")

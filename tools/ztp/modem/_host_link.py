@@ -1,9 +1,11 @@
 """The modem's UART as the host reaches it: a pseudo-terminal and/or a TCP socket.
 
-Bytes from the host go to ``feed`` (the modem decides whether it is listening); bytes for
-the host queue in ``send`` and leave in order from ``run`` at the UART's pace, through the
-UART byte faults (``_faults.UartLine``), while the modem is not held silent. With no host
-connected they are dropped, as a UART with nothing on the other end would.
+Bytes from the host arrive in ``feed`` and wait in order for ``next_input``, which hands
+them over at the UART's pace; while the modem is held in reset (``silent``) or still booting
+(``deaf_until``) they are ignored. Bytes for the host queue in ``send`` and leave in order
+from ``run`` at the UART's pace, through the UART byte faults (``_faults.UartLine``), unless
+the modem is held silent. With no host connected they are dropped, as a UART with nothing on
+the other end would.
 
 pty: raw mode, non-blocking master; we keep the slave open so the master never sees EIO
 between two openers. TCP: one client at a time, a new client takes over (pyserial
@@ -30,30 +32,55 @@ class HostLink:
     """The host side of the UART (an asyncio adapter).
 
     Args:
-        feed: takes the bytes the host sent.
         uart: byte faults on the way to the host.
         byte_time_s: seconds per byte at the current UART rate (0: no pacing).
-        silent: True while nothing may leave the UART (held in reset).
-        notify: the modem's observer hook ("at_tx" with each chunk written).
+        clock: the event loop's clock in seconds.
+        notify: the modem's observer hook ("at_rx", "at_tx" with the bytes).
     """
 
     def __init__(
         self,
-        feed: Callable[[bytes], None],
         uart: UartLine,
         *,
         byte_time_s: Callable[[], float],
-        silent: Callable[[], bool],
+        clock: Callable[[], float],
         notify: Callable[..., None],
     ) -> None:
-        self._feed = feed
         self._uart = uart
-        self._byte_time_s, self._silent, self._notify = byte_time_s, silent, notify
+        self._byte_time_s, self._clock, self._notify = byte_time_s, clock, notify
+        self.silent = False  # GSM_RESETN high: deaf and silent
+        self.deaf_until = 0.0  # booting: input ignored until this clock time
+        self._in: asyncio.Queue[bytes] = asyncio.Queue()
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._write_fn: Callable[[bytes], Awaitable[None]] | None = None
         self._pty_master: int | None = None
         self._pty_slave: int | None = None
         self._servers: list[asyncio.AbstractServer] = []
+
+    # ------------------------------------------------------------------ from the host
+    def feed(self, data: bytes) -> None:
+        """Bytes from the host (the transports call this)."""
+        if self.silent:
+            log.info("modem: %d bytes while held in reset, ignored", len(data))
+            return
+        if self._clock() < self.deaf_until:
+            log.info("modem: %d bytes while booting, ignored", len(data))
+            return
+        self._notify("at_rx", data=data)
+        self._in.put_nowait(data)
+
+    async def next_input(self) -> bytes:
+        """The next bytes from the host, once the UART has carried them (paced)."""
+        data = await self._in.get()
+        pace = self._byte_time_s() * len(data)
+        if pace:
+            await asyncio.sleep(pace)
+        return data
+
+    def drop_input(self) -> None:
+        """Bytes not yet taken are lost (the modem went down)."""
+        while not self._in.empty():
+            self._in.get_nowait()
 
     # ------------------------------------------------------------------ toward the host
     def send(self, data: bytes) -> None:
@@ -75,7 +102,7 @@ class HostLink:
         while True:
             data = await self._out.get()
             try:
-                if self._silent():
+                if self.silent:
                     continue  # held in reset: nothing leaves the UART
                 data = self._uart.corrupt(data)
                 per_byte = self._byte_time_s()
@@ -111,7 +138,7 @@ class HostLink:
             except OSError:  # EIO: no process has the slave open (we keep one fd, rare)
                 return
             if data:
-                self._feed(data)
+                self.feed(data)
 
         loop.add_reader(master, readable)
 
@@ -148,7 +175,7 @@ class HostLink:
             self._write_fn = write
             try:
                 while data := await reader.read(4096):
-                    self._feed(data)
+                    self.feed(data)
             except OSError:
                 pass
             finally:

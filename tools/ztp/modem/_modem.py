@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,6 +33,7 @@ from ztp.modem._habits import Habits
 from ztp.modem._host_link import HostLink
 from ztp.modem._network import Network
 from ztp.modem._reset import ResetAction, ResetLine, ResetPulse
+from ztp.modem._runtime import ModemLoop
 from ztp.modem._terminal import CloseLink, OpenLink, SendLink, ToolkitTerminal
 
 __all__ = ["VirtualModem"]
@@ -75,16 +75,13 @@ class VirtualModem:
     ) -> None:
         self.habits = habits or Habits()
         self._reset_line = ResetLine(self.habits.min_reset_pulse_ms)
-        self._silent = False  # GSM_RESETN high: deaf and silent
-        self._loop_thread: int | None = None
         self.network = network or Network()
         self.latency = latency or LatencyModel()
         self.faults = faults or Faults()
         self.identity = identity or ModemIdentity()
         self.greeting = greeting
         self.observers: list[Observer] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._t0 = 0.0
+        self._rt = ModemLoop()
         self._core: AtCore | None = None
         self._toolkit = ToolkitTerminal(bearer_available=self._bearer_up)
         self._wake = asyncio.Event()
@@ -92,17 +89,14 @@ class VirtualModem:
                               wake=self._wake.set, apply_card_cost=apply_card_cost)
         self._uart = UartLine(self.faults.uart_drop_rate, self.faults.uart_garble_rate,
                               random.Random(self.faults.seed))
-        self._host = HostLink(self.feed, self._uart, byte_time_s=self._byte_time_s,
-                              silent=lambda: self._silent, notify=self._notify)
+        self._host = HostLink(self._uart, byte_time_s=self._byte_time_s, clock=self._rt.clock,
+                              notify=self._notify)
         self._bearer = BearerSockets(
             self._toolkit, self.network, generation=lambda: self._generation,
-            clock=self._clock, rtt_ms=lambda: self.latency.network_rtt_ms,
+            clock=self._rt.clock, rtt_ms=lambda: self.latency.network_rtt_ms,
             refuses=lambda host, port: self.faults.refuses(host, port),
-            spawn=self._spawn, wake=self._wake.set, notify=self._notify)
-        self._host_in: asyncio.Queue[bytes] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[Any]] = set()
+            spawn=self._rt.spawn, wake=self._wake.set, notify=self._notify)
         self._generation = 0
-        self._booting_until = 0.0
         self.reboots = 0
 
     @property
@@ -120,19 +114,14 @@ class VirtualModem:
 
     # ------------------------------------------------------------------ lifecycle
     def now_ms(self) -> int:
-        return int((self._clock() - self._t0) * 1000)
-
-    def _clock(self) -> float:
-        assert self._loop is not None, "modem not started"
-        return self._loop.time()
+        """Milliseconds since ``start``."""
+        return self._rt.now_ms()
 
     async def start(self) -> None:
         """Start the network and power the modem up (idempotent)."""
-        if self._loop is not None:
+        if self._rt.loop is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._t0 = self._loop.time()
+        self._rt.bind(asyncio.get_running_loop())
         await self.network.start()
         self._toolkit.dns_servers = (self.network.dns_address,)
         self._core = AtCore(0, identity=self.identity,
@@ -141,18 +130,14 @@ class VirtualModem:
         self._core.sim_busy_commands = self.faults.sim_busy_commands
         await self._power_up()
         for coro in (self._host_loop(), self._toolkit_loop(), self._host.run()):
-            self._spawn(coro)
+            self._rt.spawn(coro)
 
     async def close(self) -> None:
         """Stop everything: transports, links, tasks, the network's DNS server."""
         self._host.stop_servers()
         self._bearer.close_all()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._host.close_pty(self._loop)
+        await self._rt.cancel_all()
+        self._host.close_pty(self._rt.loop)
         await self.network.close()
 
     async def __aenter__(self) -> VirtualModem:
@@ -161,17 +146,6 @@ class VirtualModem:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("modem: task failed", exc_info=task.exception())
 
     def _notify(self, kind: str, **info: Any) -> None:
         for fn in self.observers:
@@ -182,24 +156,15 @@ class VirtualModem:
 
     async def _power_up(self) -> None:
         """Boot: (re)initialise the card; the AT core was (re)created by the caller."""
-        assert self._loop is not None
-        self._booting_until = self._loop.time() + self.latency.boot_ms / 1000
-        core = self._core
-        assert core is not None
-        async with self._card.lock:
-            if self._reset_line.in_reset:
-                return  # GSM_RESETN went high again meanwhile: the next release boots
-            try:
-                atr = self.sim.reset()
-            except Exception as err:  # a card that does not answer reset: no SIM
-                log.warning("modem: SIM reset failed: %s", err)
-                core.sim_present = False
-                self._notify("boot", atr=None)
-                return
-            core.sim_present = True
-            self._toolkit.start()
-            self._notify("boot", atr=atr)
-            core.iccid = await self._card.read_iccid()
+        self._host.deaf_until = self._rt.clock() + self.latency.boot_ms / 1000
+        core = self.core
+        card = await self._card.power_up(lambda: self._reset_line.in_reset)
+        if card is None:
+            return  # GSM_RESETN went high again meanwhile: the next release boots
+        core.sim_present = card[0]
+        if not core.sim_present:
+            return
+        core.iccid = card[1]
         self._flush_core()
         self._wake.set()
 
@@ -215,8 +180,7 @@ class VirtualModem:
         self._generation += 1
         self._toolkit.stop()
         self._run_toolkit_actions()
-        while not self._host_in.empty():
-            self._host_in.get_nowait()
+        self._host.drop_input()
 
     async def _boot(self) -> None:
         self.reboots += 1
@@ -226,21 +190,6 @@ class VirtualModem:
         await self._power_up()
 
     # ------------------------------------------------------------------ hardware lines
-    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args, now_ms)`` on the event loop (``now_ms`` = the time of this call):
-        at once from the loop's thread, else thread-safely.
-
-        Raises:
-            RuntimeError: the modem was not started.
-        """
-        if self._loop is None:
-            raise RuntimeError("modem not started")
-        now_ms = self.now_ms()
-        if threading.get_ident() == self._loop_thread:
-            fn(*args, now_ms)
-        else:
-            self._loop.call_soon_threadsafe(fn, *args, now_ms)
-
     @property
     def rts(self) -> bool:
         """The DTE's RTS line as the modem sees it (True: ON)."""
@@ -254,7 +203,7 @@ class VirtualModem:
         has no RTS wire: the line keeps ``Habits.rts_asserted`` until this is called.
         Callable from any thread.
         """
-        self._in_loop(self._apply_rts, asserted)
+        self._rt.call(self._apply_rts, asserted)
 
     def _apply_rts(self, asserted: bool, now_ms: int) -> None:
         self._notify("rts", asserted=asserted)
@@ -278,7 +227,7 @@ class VirtualModem:
         state lost); released after that it boots as ``reboot()`` does (``boot_ms``, the
         greeting). A shorter pulse is ignored. Callable from any thread.
         """
-        self._in_loop(self._apply_reset_line, high)
+        self._rt.call(self._apply_reset_line, high)
 
     def _apply_reset_line(self, high: bool, now_ms: int) -> None:
         actions = self._reset_line.set(high, now_ms)
@@ -290,15 +239,15 @@ class VirtualModem:
         for action in actions:
             log.info("modem: GSM_RESETN: %s", action.value)
             if action is ResetAction.HOLD:
-                self._silent = True
+                self._host.silent = True
                 self._drop_host_output()
             elif action is ResetAction.RESET:
                 self._go_down()
             elif action is ResetAction.RESUME:
-                self._silent = False
+                self._host.silent = False
             elif action is ResetAction.BOOT:
-                self._silent = False
-                self._spawn(self._boot())
+                self._host.silent = False
+                self._rt.spawn(self._boot())
 
     def _drop_host_output(self) -> None:
         if self._core is not None:
@@ -364,7 +313,7 @@ class VirtualModem:
 
     async def sms_pp_download(self, envelope: bytes, timeout_s: float = 30.0) -> bytes:
         """Deliver an SMS-PP DOWNLOAD ENVELOPE to the card: ``CardPort.sms_pp_download``."""
-        assert self._loop is not None, "modem not started"
+        assert self._rt.loop is not None, "modem not started"
         return await self._card.sms_pp_download(envelope, timeout_s)
 
     # ------------------------------------------------------------------ host side (AT)
@@ -372,7 +321,7 @@ class VirtualModem:
         if self._core is None:
             return
         data = self._core.data_to_send()
-        if data and not self._silent:
+        if data and not self._host.silent:
             self._host.send(data)
 
     def _byte_time_s(self) -> float:
@@ -381,25 +330,13 @@ class VirtualModem:
         return 10.0 / baud if baud else 0.0
 
     def feed(self, data: bytes) -> None:
-        """Bytes from the host (the transports call this)."""
-        assert self._loop is not None
-        if self._silent:
-            log.info("modem: %d bytes while held in reset, ignored", len(data))
-            return
-        if self._loop.time() < self._booting_until:
-            log.info("modem: %d bytes while booting, ignored", len(data))
-            return
-        self._notify("at_rx", data=data)
-        self._host_in.put_nowait(data)
+        """Bytes from the host (the transports call this; ignored in reset or booting)."""
+        self._host.feed(data)
 
     async def _host_loop(self) -> None:
         while True:
-            data = await self._host_in.get()
-            pace = self._byte_time_s() * len(data)
-            if pace:
-                await asyncio.sleep(pace)
-            core = self.core
-            core.receive_data(data, self.now_ms())
+            data = await self._host.next_input()
+            self.core.receive_data(data, self.now_ms())
             await self._run_core()
 
     async def _run_core(self) -> None:
@@ -469,7 +406,7 @@ class VirtualModem:
         while True:
             action = self._toolkit.next_event()
             if isinstance(action, OpenLink):
-                self._spawn(self._bearer.open(action, self._generation))
+                self._rt.spawn(self._bearer.open(action, self._generation))
             elif isinstance(action, SendLink):
                 self._bearer.send(action)
             elif isinstance(action, CloseLink):
