@@ -33,6 +33,12 @@ read and executed. Command pacing (DS §2.2.5.1): with ``Habits.min_command_gap_
 whose "A" arrives sooner than that after the last final result code, information text or URC
 the DTE could see is ignored or answered ERROR (``Habits.early_command``); one millisecond tick
 is forgiven for the two sides' clocks. Echo does not count as output for the gap.
+
+Layout: ``AtCore`` (here) runs command lines, holds the output and the registration timer and
+turns card work into events; the line discipline and pacing are ``_at_line.LineReader``; the
+V.250 parsing is ``_at_syntax``; the commands are tables of handlers, one module per group
+(``_at_general``, ``_at_radio``, ``_at_sim``), each handed the core as an
+``_at_state.CommandContext``.
 """
 
 from __future__ import annotations
