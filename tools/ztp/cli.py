@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "firmware-check": "ztp.device.cli:firmware_check_cmd",
     "device-demo": "ztp.device.cli:demo_cmd",
     "demo": "ztp.demo.cli:demo_command",
-    "modem": "ztp.modem._cli:modem_command",
+    "modem": "ztp.modem.cli:modem_command",
     "service": "ztp.service.cli:service_group",
     "login": "ztp.service.cli:login_command",
     "logout": "ztp.service.cli:logout_command",
