@@ -19,6 +19,9 @@
 # checks and raises ValueError for an effect it cannot do. settings_handler(dict, commit) for
 # flat settings objects. A configuration with a part no handler takes is rejected (ApplyError,
 # "no handler for ..."), settings included: see docs/firmware.md.
+# What is in force: digest (config.digest of config.json, None = no configuration) and version
+# (its "version" or None), kept up to date by every path that changes config.json, for the
+# report to the service (lib/report.py); rolled_back: boot() rolled a configuration back.
 
 from micropython import const
 
@@ -50,6 +53,9 @@ class Applier:
         self.handlers = {}
         self.settings_handler = None
         self._chunk = bytearray(32)
+        self.digest = None
+        self.version = None
+        self.rolled_back = False
 
     def register(self, action, handler):
         self.handlers[action] = handler
@@ -82,6 +88,8 @@ class Applier:
         # Raises ApplyError with the old configuration still in force.
         if self.same_as(self.current, body, n):
             self.log("configuration unchanged: not applied again")
+            self.digest = _config.digest(body, n)
+            self.version = cfg.version
             return UNCHANGED
         if self.same_as(self.bad, body, n):
             raise ApplyError("configuration was rolled back before: not applied again")
@@ -111,6 +119,8 @@ class Applier:
                 self.log("rollback interrupted (%s): finished at the next boot" % e2)
             self._restore_handlers()
             raise ApplyError("applying failed: %s" % e)
+        self.digest = _config.digest(body, n)
+        self.version = cfg.version
         self.log("configuration applied (%d bytes%s)"
                   % (n, ", version " + cfg.version if cfg.version else ""))
         return APPLIED
@@ -183,11 +193,17 @@ class Applier:
             self.log("recovered the previous configuration after an interrupted write")
 
     def load(self, buf):
-        # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None)
+        # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None);
+        # digest and version follow it (None until it parses)
+        self.digest = None
+        self.version = None
         n = _fs.read_into(self.fs, self.current, buf)
         if n < 0:
             return -1, None
-        return n, _config.parse_config(buf, n)
+        cfg = _config.parse_config(buf, n)
+        self.digest = _config.digest(buf, n)
+        self.version = cfg.version
+        return n, cfg
 
     def boot(self, buf):
         # At start: recover, count the boot of an unconfirmed configuration, apply the stored
@@ -203,6 +219,7 @@ class Applier:
                 if count > self.max_boots:
                     self.log("configuration not confirmed after %d boots: rolling back"
                               % (count - 1))
+                    self.rolled_back = True
                     self.rollback()
                 else:
                     _fs.write_atomic(fs, self.trial, str(count).encode())
@@ -217,6 +234,7 @@ class Applier:
                 return cfg
             except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
                 self.log("stored configuration fails at start (%s): rolling back" % e)
+                self.rolled_back = True
                 try:
                     self.rollback()
                 except OSError as e2:
@@ -225,9 +243,12 @@ class Applier:
         return None
 
     def mark_good(self):
-        # the application ran well with the new configuration: keep it
+        # the application ran well with the new configuration: keep it. True when a
+        # configuration on trial was confirmed (False: nothing was waiting for it)
         if self.fs.exists(self.trial):
             self.fs.remove(self.trial)
+            return True
+        return False
 
     def rollback(self):
         fs = self.fs

@@ -14,6 +14,16 @@
 # that succeeds at once is done by then), then waits growing x3/2 up to poll_max_ms (the SIM
 # is retrying with its own backoff of 2 s, 4 s, ...: fast polls would only load the SIM link).
 # Numbers behind the defaults: docs/firmware.md "Status poll schedule".
+# Reports (issue 17, lib/report.py): with a report.Reports, a pending report goes as telemetry
+# (DA 02 C1) right before CA 00, in the same SAFE2 session as the configuration request (in
+# place of Options.telemetry). A C1 the applet refuses (any SW but 9000) is logged and the run
+# goes on: a report never blocks provisioning. The pending report is removed once the request
+# after it got an answer from the service (status 0007, 0003, or 000F with an HTTP status as
+# result: ASSUMED, the applet posts the telemetry before its GET, docs/firmware.md), else it is
+# sent again next run. The run's own outcome is then stored as the next report: applied,
+# rejected (40-42), or unchanged when no other report is pending (the newest state wins; an
+# "unchanged" never hides a pending "confirmed" or "rolled_back").
+# reprovision_delay_ms(): the application loop's schedule (lib/ztpmain.py).
 
 from micropython import const
 
@@ -23,6 +33,7 @@ import at as _at
 import channel as _channel
 import config as _config
 import modem as _modem
+import report as _report
 import safe2 as _safe2
 
 # result codes (exit codes of `ztp device`)
@@ -61,6 +72,7 @@ def result_name(code):
 # device (docs/sim.md, docs/INTERFACES.md)
 _RESULT_HTTP_NOT_FOUND = const(0x0194)
 _LATE_REPLY_MS = const(300)   # how long a late reply is waited for after a timeout
+_MAX_PERIOD_S = const(604800)  # 7 days: period + jitter in ms stays a small int (< 2**30)
 
 _STATE_NAMES = ("IDLE", "MODEM_START", "CLOSE_STALE", "OPEN_CHANNEL", "SELECT",
                 "SET_DEVICE_ID", "START_REQUEST", "WAIT_STATUS", "READ_CONFIG",
@@ -114,12 +126,29 @@ def hexstr(b):
     return "".join("%02x" % x for x in b)
 
 
+def reprovision_delay_ms(period_s, jitter_s, rng=None):
+    # the wait before the next provisioning while the application runs: period_s +- jitter_s
+    # seconds, uniform in whole seconds (rng(3) -> 3 random bytes; None = no jitter), so that
+    # devices started together (a power cut) do not all come back at the same second.
+    # -1 = off (period_s <= 0). period_s is capped at 7 days, jitter_s at half the period.
+    if period_s <= 0:
+        return -1
+    if period_s > _MAX_PERIOD_S:
+        period_s = _MAX_PERIOD_S
+    j = min(max(jitter_s, 0), period_s // 2)
+    if j and rng is not None:
+        b = rng(3)
+        period_s += ((b[0] << 16) | (b[1] << 8) | b[2]) % (2 * j + 1) - j
+    return period_s * 1000
+
+
 class Provisioner:
     # link: modem.Link; fs: fs.OsFs-like; applier: apply.Applier; device_id: raw bytes;
     # rng(n) -> n random bytes (jitter); log(str) for one line per step; modem_power: optional
-    # callable that power-cycles the modem (board) for "no free channel".
+    # callable that power-cycles the modem (board) for "no free channel"; reports: optional
+    # report.Reports (the report to the service, see the top of the module)
     def __init__(self, link, fs, applier, device_id, state_path, options=None, rng=None,
-                 log=None, modem_power=None):
+                 log=None, modem_power=None, reports=None):
         self.link = link
         self.clock = link.clock
         self.applier = applier
@@ -129,8 +158,12 @@ class Provisioner:
         self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         tel = self.opt.telemetry
+        self.reports = reports
+        self._pending_report = None   # the pending report this run sends (bytes)
+        self._rejected = None         # digest of the body this run turned down
         self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
-                                                 len(tel) if tel else 0))
+                                                 len(tel) if tel else 0,
+                                                 _report.MAX_REPORT if reports else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
         self.body = self.apdu.rsp       # the body read by READ CONFIG, in place
         self.body_len = 0
@@ -154,6 +187,15 @@ class Provisioner:
     def run(self):
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
+        self._rejected = None
+        if self.reports is not None:
+            self._pending_report = self.reports.load()
+        code = self._run()
+        self._report_outcome(code)
+        self._pending_report = None
+        return code
+
+    def _run(self):
         attempts = self.opt.attempts
         if attempts < 1:
             attempts = 1        # at least one try (0 used to end in a KeyError)
@@ -252,12 +294,51 @@ class Provisioner:
         try:
             cfg = _config.parse_config(self.body, self.body_len)
         except _config.ConfigError as e:
+            self._turned_down()
             raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
         try:
             r = self.applier.apply(self.body, self.body_len, cfg)
         except _apply.ApplyError as e:
+            self._turned_down()
             raise Failed(E_APPLY, str(e))
         return UNCHANGED if r == _apply.UNCHANGED else OK
+
+    def _turned_down(self):
+        if self.reports is not None:
+            self._rejected = _config.digest(self.body, self.body_len)
+
+    def _report_outcome(self, code):
+        # the run's outcome becomes the pending report (see the top of the module)
+        reports = self.reports
+        if reports is None:
+            return
+        if code == OK:
+            outcome = _report.APPLIED
+        elif code == UNCHANGED:
+            if reports.pending():
+                return
+            outcome = _report.UNCHANGED
+        elif code == E_BODY_TOO_LONG or code == E_CONFIG_INVALID or code == E_APPLY:
+            outcome = _report.REJECTED
+        else:
+            return      # nothing was delivered: the device holds what it held
+        a = self.applier
+        reports.store(_report.build_report(outcome, code, a.digest, a.version, self._rejected))
+
+    def _send_report(self, s2):
+        # the pending report (else Options.telemetry) as telemetry; True when a report went.
+        # A refusing applet (a SW other than 9000) never stops the run; a link fault (modem
+        # errors) still does, as it would at CA 00.
+        data = self._pending_report or self.opt.telemetry
+        if not data:
+            return False
+        try:
+            s2.send_telemetry(data)
+        except _apdu.ApduError as e:
+            self.log("%s not sent (%s)"
+                     % ("report" if self._pending_report else "telemetry", e))
+            return False
+        return self._pending_report is not None
 
     def _session(self, ch):
         self._set_state(_SELECT)
@@ -265,8 +346,7 @@ class Provisioner:
         s2 = _safe2.Safe2(self.apdu, ch)
         self._set_state(_SET_DEVICE_ID)
         s2.set_device_id(self.device_id)
-        if self.opt.telemetry:
-            s2.send_telemetry(self.opt.telemetry)
+        sent = self._send_report(s2)
         # always a fresh request: a result left from an earlier run must never be read as
         # this one's (the protocol has no request id)
         self._set_state(_START_REQUEST)
@@ -286,6 +366,13 @@ class Provisioner:
             clock.sleep_ms(wait)
             state, result = s2.poll_status()
             self.polls += 1
+            if sent and (state == _safe2.STATUS_DATA or state == _safe2.STATUS_DONE or (
+                    state == _safe2.STATUS_ERROR and 100 <= result <= 599)):
+                # the service answered the request the report went before
+                sent = False
+                self._pending_report = None
+                self.reports.remove()
+                self.log("report delivered")
             if state == _safe2.STATUS_DATA:
                 if result:
                     raise Failed(E_REQUEST_FAILED, "status 0007 with result code %04X" % result)
