@@ -18,7 +18,7 @@
 #             '\' (1-32 characters: lib/config.py); any other version is left out, so the
 #             document never needs an escape
 # At most MAX_REPORT bytes (the longest: rolled_back/rejected with both digests, a 32-character
-# version and code 42: 146 bytes), well inside C1's 255.
+# version and code 42: 140 bytes), well inside C1's 255.
 #
 # The newest report wins: one pending report at a time, in one small file written atomically
 # (fs.write_atomic, as the configuration), sent before the next CA 00 and removed once the SIM
