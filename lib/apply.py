@@ -21,7 +21,28 @@
 # "no handler for ..."), settings included: see docs/firmware.md.
 # What is in force: digest (config.digest of config.json, None = no configuration) and version
 # (its "version" or None), kept up to date by every path that changes config.json, for the
-# report to the service (lib/report.py); rolled_back: boot() rolled a configuration back.
+# report to the service; rolled_back: boot() rolled a configuration back.
+#
+# Report to the service (issue 17; Applier(reports=True), lib/ztpmain.py): report.json holds
+# the one pending report, written atomically like the configuration (the newest replaces it).
+# mark_good() stores "confirmed", the owner "rolled_back" when boot() rolled back (ztpmain:
+# before provisioning, so that it goes at once); provision.Provisioner stores the provisioning
+# outcomes and sends the pending report as SAFE2 telemetry before the next CA 00
+# (drop_report() once the service answered). A flash error here is logged and never stops
+# anything: a report is worth less than the configuration it describes.
+# The document (build_report), one compact JSON object, keys always in this order:
+#   {"v":1,"digest":"crc32:1a2b3c4d","outcome":"applied","code":0,
+#    "rejected":"crc32:...","version":"2021-05-31"}
+#   v         1 (this format; the service parses it strictly: change both together)
+#   digest    config.digest() of the body in force after the event, null when there is none:
+#             "in sync" = it equals the digest of the body the service delivered
+#   outcome   applied | unchanged | rejected | rolled_back | confirmed
+#   code      the provisioning result code (provision.py): 0 applied, 1 unchanged, 40 / 41 /
+#             42 rejected; 0 for rolled_back and confirmed
+#   rejected  only with "rejected", when a body was read: the digest of the body turned down
+#   version   only when the body in force has a "version" of printable ASCII without '"' and
+#             '\' (config.py: 1-32 characters); any other is left out (no escapes needed)
+# At most 140 bytes (rejected with both digests, code 42, a 32-character version): C1 takes 255.
 
 from micropython import const
 
@@ -33,6 +54,23 @@ APPLIED = const(0)
 UNCHANGED = const(1)
 _MAX_BOOTS = const(3)
 _MAX_BODY = const(255)      # SAFE2-PROTOCOL.md: the device accepts up to 255 bytes
+MAX_REPORT = const(160)     # a pending report file larger than this is dropped
+
+
+def build_report(outcome, code, digest, version=None, rejected=None):
+    # -> the report document (bytes): see the top of the module
+    doc = '{"v":1,"digest":%s,"outcome":"%s","code":%d' % (
+        '"%s"' % digest if digest else "null", outcome, code)
+    if rejected:
+        doc += ',"rejected":"%s"' % rejected
+    if version and len(version) <= 32:
+        for ch in version:
+            o = ord(ch)
+            if o < 32 or o > 126 or o == 34 or o == 92:
+                break
+        else:
+            doc += ',"version":"%s"' % version
+    return (doc + "}").encode()
 
 
 class ApplyError(Exception):
@@ -42,7 +80,7 @@ class ApplyError(Exception):
 
 
 class Applier:
-    def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS):
+    def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS, reports=False):
         self.fs = fs
         self.log = log or _at.nolog
         self.max_boots = max_boots
@@ -56,6 +94,7 @@ class Applier:
         self.digest = None
         self.version = None
         self.rolled_back = False
+        self.report = root + "/report.json" if reports else None
 
     def register(self, action, handler):
         self.handlers[action] = handler
@@ -244,11 +283,54 @@ class Applier:
 
     def mark_good(self):
         # the application ran well with the new configuration: keep it. True when a
-        # configuration on trial was confirmed (False: nothing was waiting for it)
+        # configuration on trial was confirmed ("confirmed" is then the pending report);
+        # False: nothing was waiting for it
         if self.fs.exists(self.trial):
             self.fs.remove(self.trial)
+            self.store_report("confirmed", 0)
             return True
         return False
+
+    # --- the report to the service (see the top of the module) ---------------------------------
+    def store_report(self, outcome, code, rejected=None, if_none=False):
+        # the report of outcome on what is in force becomes the pending one (if_none: only
+        # when none is pending); never raises
+        path = self.report
+        if path is None:
+            return
+        try:
+            if if_none and self.fs.exists(path):
+                return
+            _fs.write_atomic(self.fs, path, build_report(outcome, code, self.digest,
+                                                         self.version, rejected))
+        except OSError as e:
+            self.log("report not stored (%s)" % e)
+
+    def pending_report(self):
+        # -> the pending report (bytes) or None; a file that cannot be one is removed
+        if self.report is None:
+            return None
+        buf = bytearray(MAX_REPORT)
+        try:
+            n = _fs.read_into(self.fs, self.report, buf)
+            if n < 0:
+                return None
+            if n > 0 and buf[0] == 123:     # '{'
+                return bytes(buf[0:n])
+            e = "not a JSON object"
+        except (OSError, ValueError) as x:
+            e = x
+        self.log("pending report dropped (%s)" % e)
+        self.drop_report()
+        return None
+
+    def drop_report(self):
+        # the pending report was delivered (or is damaged); never raises
+        try:
+            if self.report is not None and self.fs.exists(self.report):
+                self.fs.remove(self.report)
+        except OSError as e:
+            self.log("report not removed (%s): sent again" % e)
 
     def rollback(self):
         fs = self.fs

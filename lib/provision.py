@@ -14,9 +14,9 @@
 # that succeeds at once is done by then), then waits growing x3/2 up to poll_max_ms (the SIM
 # is retrying with its own backoff of 2 s, 4 s, ...: fast polls would only load the SIM link).
 # Numbers behind the defaults: docs/firmware.md "Status poll schedule".
-# Reports (issue 17, lib/report.py): with a report.Reports, a pending report goes as telemetry
-# (DA 02 C1) right before CA 00, in the same SAFE2 session as the configuration request (in
-# place of Options.telemetry). A C1 the applet refuses (any SW but 9000) is logged and the run
+# Reports (issue 17; an Applier made with reports=True, lib/apply.py): the pending report goes
+# as telemetry (DA 02 C1) right before CA 00, in the same SAFE2 session as the configuration
+# request (in place of Options.telemetry). A C1 the applet refuses (any SW but 9000) is logged and the run
 # goes on: a report never blocks provisioning. The pending report is removed once the request
 # after it got an answer from the service (status 0007, 0003, or 000F with an HTTP status as
 # result: ASSUMED, the applet posts the telemetry before its GET, docs/firmware.md), else it is
@@ -33,7 +33,6 @@ import at as _at
 import channel as _channel
 import config as _config
 import modem as _modem
-import report as _report
 import safe2 as _safe2
 
 # result codes (exit codes of `ztp device`)
@@ -145,10 +144,9 @@ def reprovision_delay_ms(period_s, jitter_s, rng=None):
 class Provisioner:
     # link: modem.Link; fs: fs.OsFs-like; applier: apply.Applier; device_id: raw bytes;
     # rng(n) -> n random bytes (jitter); log(str) for one line per step; modem_power: optional
-    # callable that power-cycles the modem (board) for "no free channel"; reports: optional
-    # report.Reports (the report to the service, see the top of the module)
+    # callable that power-cycles the modem (board) for "no free channel".
     def __init__(self, link, fs, applier, device_id, state_path, options=None, rng=None,
-                 log=None, modem_power=None, reports=None):
+                 log=None, modem_power=None):
         self.link = link
         self.clock = link.clock
         self.applier = applier
@@ -158,12 +156,10 @@ class Provisioner:
         self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         tel = self.opt.telemetry
-        self.reports = reports
         self._pending_report = None   # the pending report this run sends (bytes)
         self._rejected = None         # digest of the body this run turned down
         self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
-                                                 len(tel) if tel else 0,
-                                                 _report.MAX_REPORT if reports else 0))
+                                                 len(tel) if tel else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
         self.body = self.apdu.rsp       # the body read by READ CONFIG, in place
         self.body_len = 0
@@ -188,14 +184,11 @@ class Provisioner:
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
         self._rejected = None
-        if self.reports is not None:
-            self._pending_report = self.reports.load()
-        code = self._run()
-        self._report_outcome(code)
-        self._pending_report = None
-        return code
-
-    def _run(self):
+        rep = self.applier.pending_report()
+        if rep is not None:
+            # the AT command buffer grows to carry it (only when there is one to send)
+            self.apdu.reserve(len(rep))
+        self._pending_report = rep
         attempts = self.opt.attempts
         if attempts < 1:
             attempts = 1        # at least one try (0 used to end in a KeyError)
@@ -207,6 +200,7 @@ class Provisioner:
                 self.result = code
                 self.detail = result_name(code)
                 self.log("result %s" % self.detail)
+                self._report_outcome(code)
                 return code
             except Failed as e:
                 self.result = e.code
@@ -225,6 +219,7 @@ class Provisioner:
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
         self._set_state(_FAILED)
         self.log("result %s: %s" % (result_name(self.result), self.detail))
+        self._report_outcome(self.result)
         return self.result
 
     def _jitter(self, span):
@@ -294,36 +289,26 @@ class Provisioner:
         try:
             cfg = _config.parse_config(self.body, self.body_len)
         except _config.ConfigError as e:
-            self._turned_down()
+            self._rejected = _config.digest(self.body, self.body_len)
             raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
         try:
             r = self.applier.apply(self.body, self.body_len, cfg)
         except _apply.ApplyError as e:
-            self._turned_down()
+            self._rejected = _config.digest(self.body, self.body_len)
             raise Failed(E_APPLY, str(e))
         return UNCHANGED if r == _apply.UNCHANGED else OK
 
-    def _turned_down(self):
-        if self.reports is not None:
-            self._rejected = _config.digest(self.body, self.body_len)
-
     def _report_outcome(self, code):
-        # the run's outcome becomes the pending report (see the top of the module)
-        reports = self.reports
-        if reports is None:
-            return
-        if code == OK:
-            outcome = _report.APPLIED
-        elif code == UNCHANGED:
-            if reports.pending():
-                return
-            outcome = _report.UNCHANGED
-        elif code == E_BODY_TOO_LONG or code == E_CONFIG_INVALID or code == E_APPLY:
-            outcome = _report.REJECTED
-        else:
-            return      # nothing was delivered: the device holds what it held
+        # the run's outcome becomes the pending report (see the top of the module); other
+        # results delivered nothing: the device holds what it held
+        self._pending_report = None
         a = self.applier
-        reports.store(_report.build_report(outcome, code, a.digest, a.version, self._rejected))
+        if code == OK:
+            a.store_report("applied", code)
+        elif code == UNCHANGED:
+            a.store_report("unchanged", code, None, True)
+        elif code == E_BODY_TOO_LONG or code == E_CONFIG_INVALID or code == E_APPLY:
+            a.store_report("rejected", code, self._rejected)
 
     def _send_report(self, s2):
         # the pending report (else Options.telemetry) as telemetry; True when a report went.
@@ -371,7 +356,7 @@ class Provisioner:
                 # the service answered the request the report went before
                 sent = False
                 self._pending_report = None
-                self.reports.remove()
+                self.applier.drop_report()
                 self.log("report delivered")
             if state == _safe2.STATUS_DATA:
                 if result:

@@ -18,9 +18,9 @@
 #    A failure, even an exception, is logged and the application goes on. Right after a
 #    configuration is confirmed the next run comes at once, so the service hears "confirmed"
 #    without waiting a period (one more run per configuration change; none when off).
-# Reports to the service (lib/report.py): the pending one in /ztp/report.json goes before the
-# next CA 00; "rolled_back" is stored after a rollback at boot, "confirmed" at mark_good,
-# the provisioning outcomes by provision.Provisioner.
+# Reports to the service (lib/apply.py, issue 17): the pending one in /ztp/report.json goes
+# before the next CA 00; "rolled_back" is stored after a rollback at boot, "confirmed" at
+# mark_good, the provisioning outcomes by provision.Provisioner.
 # Settings: optional JSON object in /ztp/settings.json, keys "profile" ("mkrgsm1400",
 # "generic"; default by board.detect), "good_after_ms" (60000), "wdt_ms" (16384: the samd
 # maximum, a 16 s period), "repl_window_ms" (2000), "reprovision_s" (86400; 0 = off, at most
@@ -37,7 +37,6 @@ import board
 import fs
 import modem
 import provision
-import report
 
 ROOT = "/ztp"
 _DEFAULTS = (("profile", None), ("good_after_ms", 60000), ("wdt_ms", 16384),
@@ -75,25 +74,12 @@ def settings(files, path=ROOT + "/settings.json"):
     return s
 
 
-def _provisioner(b, files, applier, reports):
+def _provisioner(b, files, applier):
     opt = provision.Options(lte=b.profile["lte"], flow_control=b.flow_control)
     prov = provision.Provisioner(modem.Link(b.uart, b.clock), files, applier, b.device_id(),
-                                 ROOT + "/channel", opt, b.rng, log, b.modem_power, reports)
+                                 ROOT + "/channel", opt, b.rng, log, b.modem_power)
     prov.collect = gc.collect
     return prov
-
-
-def reprovision(b, files, applier, reports):
-    # one provisioning while the application runs -> its result code, -1 when an exception
-    # stopped it (logged); never raises: the application goes on with what is in force
-    gc.collect()
-    try:
-        return _provisioner(b, files, applier, reports).run()
-    except Exception as e:
-        log("re-provisioning stopped by %s: %s" % (type(e).__name__, e))
-        return -1
-    finally:
-        gc.collect()
 
 
 def run(app=None):
@@ -112,8 +98,7 @@ def run(app=None):
     period_s = s["reprovision_s"]
     jitter_s = s["jitter_s"]
     s = None
-    applier = apply.Applier(files, ROOT, log)
-    reports = report.Reports(files, ROOT + "/report.json", log)
+    applier = apply.Applier(files, ROOT, log, reports=True)
     alarm = b.pin_out("alarm")
     if alarm is not None:
         applier.register("iot:Alarm", apply.PinHandler(alarm))
@@ -123,7 +108,7 @@ def run(app=None):
     prov = None
     gc.collect()
     try:
-        prov = _provisioner(b, files, applier, reports)
+        prov = _provisioner(b, files, applier)
         body = prov.body
     except Exception as e:
         log("provisioning not set up: %s: %s" % (type(e).__name__, e))
@@ -131,8 +116,7 @@ def run(app=None):
     applier.boot(body)
     body = None
     if applier.rolled_back:
-        reports.store(report.build_report(report.ROLLED_BACK, 0, applier.digest,
-                                          applier.version))
+        applier.store_report("rolled_back", 0)
     if prov is not None:
         try:
             if b.modem_power is not None:
@@ -154,20 +138,23 @@ def run(app=None):
         now = time.ticks_ms()
         if not confirmed and time.ticks_diff(now, t0) > good_after:
             confirmed = True
-            if applier.mark_good():
-                reports.store(report.build_report(report.CONFIRMED, 0, applier.digest,
-                                                  applier.version))
-                if wait > 0:
-                    wait = 0
+            if applier.mark_good() and wait > 0:
+                wait = 0        # "confirmed" is pending: the service hears it now
             log("configuration confirmed")
         if wait >= 0:
             wait -= time.ticks_diff(now, last)
             if wait <= 0:
                 log("re-provisioning")
-                if reprovision(b, files, applier, reports) == provision.OK:
-                    # a new configuration on trial: confirmed after good_after as at boot
-                    t0 = time.ticks_ms()
-                    confirmed = False
+                gc.collect()
+                try:
+                    if _provisioner(b, files, applier).run() == provision.OK:
+                        # a new configuration on trial: confirmed after good_after, as at boot
+                        t0 = time.ticks_ms()
+                        confirmed = False
+                except Exception as e:
+                    # never stops the application: what is in force stays
+                    log("re-provisioning stopped by %s: %s" % (type(e).__name__, e))
+                gc.collect()
                 wait = provision.reprovision_delay_ms(period_s, jitter_s, b.rng)
                 now = time.ticks_ms()
         last = now
