@@ -21,12 +21,12 @@
 # "no handler for ..."), settings included: see docs/firmware.md.
 # What is in force: digest (config.digest of config.json, None = no configuration) and version
 # (its "version" or None), kept up to date by every path that changes config.json, for the
-# report to the service; rolled_back: boot() rolled a configuration back.
+# report to the service.
 #
 # Report to the service (issue 17; Applier(reports=True), lib/ztpmain.py): report.json holds
 # the one pending report, written atomically like the configuration (the newest replaces it).
-# mark_good() stores "confirmed", the owner "rolled_back" when boot() rolled back (ztpmain:
-# before provisioning, so that it goes at once); provision.Provisioner stores the provisioning
+# boot() stores "rolled_back" after a rollback, mark_good() "confirmed" (the owner provisions
+# after either, so they go at once: lib/ztpmain.py); provision.Provisioner stores the provisioning
 # outcomes and sends the pending report as SAFE2 telemetry before the next CA 00
 # (drop_report() once the service answered). A flash error here is logged and never stops
 # anything: a report is worth less than the configuration it describes.
@@ -54,23 +54,23 @@ APPLIED = const(0)
 UNCHANGED = const(1)
 _MAX_BOOTS = const(3)
 _MAX_BODY = const(255)      # SAFE2-PROTOCOL.md: the device accepts up to 255 bytes
-MAX_REPORT = const(160)     # a pending report file larger than this is dropped
+_MAX_REPORT = const(160)    # a pending report file larger than this is dropped
 
 
 def build_report(outcome, code, digest, version=None, rejected=None):
     # -> the report document (bytes): see the top of the module
-    doc = '{"v":1,"digest":%s,"outcome":"%s","code":%d' % (
-        '"%s"' % digest if digest else "null", outcome, code)
-    if rejected:
-        doc += ',"rejected":"%s"' % rejected
-    if version and len(version) <= 32:
+    if version and len(version) > 32:
+        version = None
+    if version:
         for ch in version:
             o = ord(ch)
             if o < 32 or o > 126 or o == 34 or o == 92:
+                version = None      # it would need an escape: left out
                 break
-        else:
-            doc += ',"version":"%s"' % version
-    return (doc + "}").encode()
+    return ('{"v":1,"digest":%s,"outcome":"%s","code":%d%s%s}' % (
+        '"%s"' % digest if digest else "null", outcome, code,
+        ',"rejected":"%s"' % rejected if rejected else "",
+        ',"version":"%s"' % version if version else "")).encode()
 
 
 class ApplyError(Exception):
@@ -93,7 +93,6 @@ class Applier:
         self._chunk = bytearray(32)
         self.digest = None
         self.version = None
-        self.rolled_back = False
         self.report = root + "/report.json" if reports else None
 
     def register(self, action, handler):
@@ -251,6 +250,7 @@ class Applier:
         # Never raises: a flash error is logged and the application starts anyway (with the
         # configuration that could be loaded, or None).
         fs = self.fs
+        rolled_back = False
         try:
             self.recover()
             if fs.exists(self.trial):
@@ -258,28 +258,32 @@ class Applier:
                 if count > self.max_boots:
                     self.log("configuration not confirmed after %d boots: rolling back"
                               % (count - 1))
-                    self.rolled_back = True
+                    rolled_back = True
                     self.rollback()
                 else:
                     _fs.write_atomic(fs, self.trial, str(count).encode())
         except OSError as e:
             self.log("boot counter: flash error (%s)" % e)
+        cfg = None
         for _ in range(2):
             try:
                 n, cfg = self.load(buf)
-                if cfg is None:
-                    return None
-                self._check(cfg, True)
-                return cfg
+                if cfg is not None:
+                    self._check(cfg, True)
+                break
             except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
                 self.log("stored configuration fails at start (%s): rolling back" % e)
-                self.rolled_back = True
+                cfg = None
+                rolled_back = True
                 try:
                     self.rollback()
                 except OSError as e2:
                     self.log("rollback: flash error (%s)" % e2)
-                    return None
-        return None
+                    break
+        if rolled_back:
+            # the owner provisions next: the report goes at once
+            self.store_report("rolled_back", 0)
+        return cfg
 
     def mark_good(self):
         # the application ran well with the new configuration: keep it. True when a
@@ -308,9 +312,9 @@ class Applier:
 
     def pending_report(self):
         # -> the pending report (bytes) or None; a file that cannot be one is removed
-        if self.report is None:
+        if self.report is None or not self.fs.exists(self.report):
             return None
-        buf = bytearray(MAX_REPORT)
+        buf = bytearray(_MAX_REPORT)
         try:
             n = _fs.read_into(self.fs, self.report, buf)
             if n < 0:

@@ -157,7 +157,6 @@ class Provisioner:
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         tel = self.opt.telemetry
         self._pending_report = None   # the pending report this run sends (bytes)
-        self._rejected = None         # digest of the body this run turned down
         self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
                                                  len(tel) if tel else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
@@ -183,7 +182,6 @@ class Provisioner:
     def run(self):
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
-        self._rejected = None
         rep = self.applier.pending_report()
         if rep is not None:
             # the AT command buffer grows to carry it (only when there is one to send)
@@ -200,14 +198,15 @@ class Provisioner:
                 self.result = code
                 self.detail = result_name(code)
                 self.log("result %s" % self.detail)
-                self._report_outcome(code)
-                return code
+                break
             except Failed as e:
                 self.result = e.code
                 self.detail = str(e)
                 self.log("attempt %d/%d failed: %s %s"
                           % (attempt + 1, attempts, result_name(e.code), e))
                 if not e.retry or attempt + 1 == attempts:
+                    self._set_state(_FAILED)
+                    self.log("result %s: %s" % (result_name(self.result), self.detail))
                     break
                 wait = backoff + self._jitter(backoff // 2)
                 self.log("retry in %d ms" % wait)
@@ -217,10 +216,18 @@ class Provisioner:
                 # every later command would read the reply of the one before it
                 self.link.drain()
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
-        self._set_state(_FAILED)
-        self.log("result %s: %s" % (result_name(self.result), self.detail))
-        self._report_outcome(self.result)
-        return self.result
+        # the outcome becomes the pending report (a body turned down by _apply is reported
+        # there, with its digest); the other results delivered nothing: the device holds what
+        # it held
+        self._pending_report = None
+        code = self.result
+        if code == OK:
+            self.applier.store_report("applied", code)
+        elif code == UNCHANGED:
+            self.applier.store_report("unchanged", code, None, True)
+        elif code == E_BODY_TOO_LONG:
+            self.applier.store_report("rejected", code)
+        return code
 
     def _jitter(self, span):
         if self.rng is None or span <= 0:
@@ -289,41 +296,19 @@ class Provisioner:
         try:
             cfg = _config.parse_config(self.body, self.body_len)
         except _config.ConfigError as e:
-            self._rejected = _config.digest(self.body, self.body_len)
+            self._turned_down(E_CONFIG_INVALID)
             raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
         try:
             r = self.applier.apply(self.body, self.body_len, cfg)
         except _apply.ApplyError as e:
-            self._rejected = _config.digest(self.body, self.body_len)
+            self._turned_down(E_APPLY)
             raise Failed(E_APPLY, str(e))
         return UNCHANGED if r == _apply.UNCHANGED else OK
 
-    def _report_outcome(self, code):
-        # the run's outcome becomes the pending report (see the top of the module); other
-        # results delivered nothing: the device holds what it held
-        self._pending_report = None
-        a = self.applier
-        if code == OK:
-            a.store_report("applied", code)
-        elif code == UNCHANGED:
-            a.store_report("unchanged", code, None, True)
-        elif code == E_BODY_TOO_LONG or code == E_CONFIG_INVALID or code == E_APPLY:
-            a.store_report("rejected", code, self._rejected)
-
-    def _send_report(self, s2):
-        # the pending report (else Options.telemetry) as telemetry; True when a report went.
-        # A refusing applet (a SW other than 9000) never stops the run; a link fault (modem
-        # errors) still does, as it would at CA 00.
-        data = self._pending_report or self.opt.telemetry
-        if not data:
-            return False
-        try:
-            s2.send_telemetry(data)
-        except _apdu.ApduError as e:
-            self.log("%s not sent (%s)"
-                     % ("report" if self._pending_report else "telemetry", e))
-            return False
-        return self._pending_report is not None
+    def _turned_down(self, code):
+        # a body read but not applied: reported with its digest (the service can tell which
+        # delivery was refused)
+        self.applier.store_report("rejected", code, _config.digest(self.body, self.body_len))
 
     def _session(self, ch):
         self._set_state(_SELECT)
@@ -331,7 +316,17 @@ class Provisioner:
         s2 = _safe2.Safe2(self.apdu, ch)
         self._set_state(_SET_DEVICE_ID)
         s2.set_device_id(self.device_id)
-        sent = self._send_report(s2)
+        # the pending report (else Options.telemetry) as telemetry. A refusing applet (a SW
+        # other than 9000) never stops the run; a link fault (modem errors) still does, as it
+        # would at CA 00.
+        sent = self._pending_report
+        data = sent or self.opt.telemetry
+        if data:
+            try:
+                s2.send_telemetry(data)
+            except _apdu.ApduError as e:
+                self.log("%s not sent (%s)" % ("report" if sent else "telemetry", e))
+                sent = None
         # always a fresh request: a result left from an earlier run must never be read as
         # this one's (the protocol has no request id)
         self._set_state(_START_REQUEST)
@@ -354,7 +349,7 @@ class Provisioner:
             if sent and (state == _safe2.STATUS_DATA or state == _safe2.STATUS_DONE or (
                     state == _safe2.STATUS_ERROR and 100 <= result <= 599)):
                 # the service answered the request the report went before
-                sent = False
+                sent = None
                 self._pending_report = None
                 self.applier.drop_report()
                 self.log("report delivered")

@@ -115,8 +115,6 @@ def run(app=None):
         body = bytearray(255)
     applier.boot(body)
     body = None
-    if applier.rolled_back:
-        applier.store_report("rolled_back", 0)
     if prov is not None:
         try:
             if b.modem_power is not None:

@@ -436,7 +436,7 @@ def test_report_fits_in_one_telemetry_apdu():
         assert obj["outcome"] == outcome and obj["version"] == "~" * 32
         longest = max(longest, len(doc))
     assert longest == 140
-    assert longest <= apply.MAX_REPORT <= 255
+    assert longest <= 160 <= 255
 
 
 def test_a_version_that_would_need_an_escape_is_left_out():
@@ -508,7 +508,7 @@ def test_a_damaged_pending_report_is_dropped():
     clock, sim, m, fs = make_rig()
     logs = []
     a = _reporting(fs, logs)
-    for bad in (b"", b"garbage", b"{" + b" " * apply.MAX_REPORT):
+    for bad in (b"", b"garbage", b"{" + b" " * 160):
         fs.files[REPORT] = bad
         assert a.pending_report() is None
         assert REPORT not in fs.files
@@ -539,7 +539,7 @@ def test_applier_digest_and_version_follow_the_configuration_in_force():
     logs = []
     a = _applier(fs, logs)
     assert a.boot(bytearray(255)) is None
-    assert a.digest is None and a.version is None and not a.rolled_back
+    assert a.digest is None and a.version is None
     a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
     assert a.digest == crc_name(REFERENCE_BODY) and a.version == "2021-05-31"
     assert a.mark_good() is True
@@ -552,22 +552,39 @@ def test_applier_digest_and_version_follow_the_configuration_in_force():
     assert b.digest == crc_name(OTHER_BODY) and b.version == "2021-06-01"
 
 
-def test_applier_rolled_back_at_boot_names_the_previous_configuration():
+def test_rollback_at_boot_is_the_pending_report_naming_the_previous_configuration():
+    rolled_back = {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "rolled_back",
+                   "code": 0, "version": "2021-05-31"}
     clock, sim, m, fs = make_rig()
     logs = []
     fs.files["/ztp/config.prev"] = REFERENCE_BODY
     fs.files["/ztp/config.json"] = OTHER_BODY
     fs.files["/ztp/trial"] = b"3"
-    a = _applier(fs, logs)
+    a = _reporting(fs, logs)
     a.boot(bytearray(255))
-    assert a.rolled_back
     assert a.digest == crc_name(REFERENCE_BODY) and a.version == "2021-05-31"
+    assert json.loads(fs.files[REPORT]) == rolled_back
     # a stored configuration that fails at start is rolled back too
+    fs.files.pop(REPORT)
     fs.files["/ztp/config.prev"] = REFERENCE_BODY
     fs.files["/ztp/config.json"] = b'{"configuration":{"config":[{"action":"x:Y","effect":"On"}]}}'
-    a = _applier(fs, logs)
+    a = _reporting(fs, logs)
     a.boot(bytearray(255))
-    assert a.rolled_back and a.digest == crc_name(REFERENCE_BODY)
+    assert a.digest == crc_name(REFERENCE_BODY)
+    assert json.loads(fs.files[REPORT]) == rolled_back
+    # a boot with nothing to roll back says nothing
+    fs.files.pop(REPORT)
+    _reporting(fs, logs).boot(bytearray(255))
+    assert REPORT not in fs.files
+    # rolled back to nothing: the digest is null
+    fs.files["/ztp/config.json"] = OTHER_BODY
+    fs.files.pop("/ztp/config.prev", None)
+    fs.files["/ztp/trial"] = b"3"
+    fs.files.pop("/ztp/config.bad", None)
+    a = _reporting(fs, logs)
+    assert a.boot(bytearray(255)) is None
+    assert json.loads(fs.files[REPORT]) == {"v": 1, "digest": None, "outcome": "rolled_back",
+                                            "code": 0}
 
 
 def test_applier_commit_failing_names_the_configuration_put_back():
