@@ -293,22 +293,21 @@ class Provisioner:
 
     def _apply(self):
         self._set_state(_APPLY)
+        # a body read but not applied is reported with its digest (the service can tell which
+        # delivery was refused)
         try:
             cfg = _config.parse_config(self.body, self.body_len)
         except _config.ConfigError as e:
-            self._turned_down(E_CONFIG_INVALID)
+            self.applier.store_report("rejected", E_CONFIG_INVALID,
+                                      _config.digest(self.body, self.body_len))
             raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
         try:
             r = self.applier.apply(self.body, self.body_len, cfg)
         except _apply.ApplyError as e:
-            self._turned_down(E_APPLY)
+            self.applier.store_report("rejected", E_APPLY,
+                                      _config.digest(self.body, self.body_len))
             raise Failed(E_APPLY, str(e))
         return UNCHANGED if r == _apply.UNCHANGED else OK
-
-    def _turned_down(self, code):
-        # a body read but not applied: reported with its digest (the service can tell which
-        # delivery was refused)
-        self.applier.store_report("rejected", code, _config.digest(self.body, self.body_len))
 
     def _session(self, ch):
         self._set_state(_SELECT)
