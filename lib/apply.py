@@ -94,6 +94,7 @@ class Applier:
         self.digest = None
         self.version = None
         self.report = root + "/report.json" if reports else None
+        self._report_doc = None
 
     def register(self, action, handler):
         self.handlers[action] = handler
@@ -299,26 +300,33 @@ class Applier:
     def store_report(self, outcome, code, rejected=None, if_none=False):
         # the report of outcome on what is in force becomes the pending one (if_none: only
         # when none is pending); never raises
-        path = self.report
-        if path is None:
+        if self.report is None or (if_none and self.pending_report() is not None):
             return
+        doc = build_report(outcome, code, self.digest, self.version, rejected)
         try:
-            if if_none and self.fs.exists(path):
-                return
-            _fs.write_atomic(self.fs, path, build_report(outcome, code, self.digest,
-                                                         self.version, rejected))
+            _fs.write_atomic(self.fs, self.report, doc)
+            self._report_doc = doc
         except OSError as e:
+            self._report_doc = None     # the file holds what it held: read it again
             self.log("report not stored (%s)" % e)
 
     def pending_report(self):
-        # -> the pending report (bytes) or None; a file that cannot be one is removed
-        if self.report is None or not self.fs.exists(self.report):
-            return None
+        # -> the pending report (bytes) or None; a file that cannot be one is removed. The
+        # file is read once: what this Applier writes and reads is kept (_report_doc: None =
+        # not known yet, b"" = none pending), so a provisioning run that follows finds it
+        # without another file object or buffer on the heap
+        doc = self._report_doc
+        if doc is None:
+            doc = b""
+            if self.report is not None and self.fs.exists(self.report):
+                doc = self._read_report()
+            self._report_doc = doc
+        return doc or None
+
+    def _read_report(self):
         buf = bytearray(_MAX_REPORT)
         try:
             n = _fs.read_into(self.fs, self.report, buf)
-            if n < 0:
-                return None
             if n > 0 and buf[0] == 123:     # '{'
                 return bytes(buf[0:n])
             e = "not a JSON object"
@@ -326,14 +334,16 @@ class Applier:
             e = x
         self.log("pending report dropped (%s)" % e)
         self.drop_report()
-        return None
+        return b""
 
     def drop_report(self):
         # the pending report was delivered (or is damaged); never raises
+        self._report_doc = b""
         try:
             if self.report is not None and self.fs.exists(self.report):
                 self.fs.remove(self.report)
         except OSError as e:
+            self._report_doc = None
             self.log("report not removed (%s): sent again" % e)
 
     def rollback(self):

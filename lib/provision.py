@@ -156,9 +156,13 @@ class Provisioner:
         self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         tel = self.opt.telemetry
-        self._pending_report = None   # the pending report this run sends (bytes)
+        # the pending report this run sends (bytes), read now: with the other long-lived
+        # objects, and the AT command buffer is sized for it at once
+        rep = applier.pending_report()
+        self._pending_report = None
         self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
-                                                 len(tel) if tel else 0))
+                                                 len(tel) if tel else 0,
+                                                 len(rep) if rep else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
         self.body = self.apdu.rsp       # the body read by READ CONFIG, in place
         self.body_len = 0
@@ -184,7 +188,7 @@ class Provisioner:
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
         rep = self.applier.pending_report()
         if rep is not None:
-            # the AT command buffer grows to carry it (only when there is one to send)
+            # one stored since (a rollback at boot) may be longer: the buffer grows then
             self.apdu.reserve(len(rep))
         self._pending_report = rep
         attempts = self.opt.attempts

@@ -476,6 +476,19 @@ def test_pending_report_store_load_drop():
     a.drop_report()                                 # nothing to drop: no error
     a.store_report("unchanged", 1, None, True)      # none pending: stored
     assert json.loads(a.pending_report())["outcome"] == "unchanged"
+    # what it wrote is kept: no file object or read buffer for the run that sends it
+    opened = []
+    real_open = fs.open
+
+    def counting_open(path, mode):
+        opened.append(path)
+        return real_open(path, mode)
+    fs.open = counting_open
+    assert json.loads(a.pending_report())["outcome"] == "unchanged"
+    assert opened == []
+    # a power-up reads it from flash
+    assert _reporting(fs, logs).pending_report() == fs.files[REPORT]
+    assert opened == [REPORT]
 
 
 def test_without_reports_nothing_is_stored():
@@ -507,9 +520,9 @@ def test_mark_good_stores_confirmed_only_for_a_configuration_on_trial():
 def test_a_damaged_pending_report_is_dropped():
     clock, sim, m, fs = make_rig()
     logs = []
-    a = _reporting(fs, logs)
     for bad in (b"", b"garbage", b"{" + b" " * 160):
         fs.files[REPORT] = bad
+        a = _reporting(fs, logs)                    # a power-up finds it
         assert a.pending_report() is None
         assert REPORT not in fs.files
     assert "pending report dropped" in "\n".join(logs)
