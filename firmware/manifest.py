@@ -4,7 +4,7 @@
 # firmware/boards/ARDUINO_MKR_GSM_1400/manifest.py = the board's _boot.py + this file.
 # Build: `ztp build --image --out build/image` (see firmware/README.md).
 # Bump the version whenever the bytecode changes.
-metadata(description="SAFE2 zero-touch provisioning firmware", version="0.4.0")
+metadata(description="SAFE2 zero-touch provisioning firmware", version="0.5.0")
 
 import os  # noqa: E402  (manifests are exec'd with the manifest's directory as cwd)
 

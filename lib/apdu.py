@@ -115,11 +115,18 @@ class Apdu:
         # AT+CSIM=<len>,"<hex>" or AT+CGLA=<sid>,<len>,"<hex>" is built in place in the AT
         # engine's command buffer, sized for APDUs of max_data bytes of data (the caller
         # knows its longest: DeviceID, AID, telemetry)
+        self.max_data = -1
+        self.reserve(max_data)
+        self._hdr = bytearray(5)
+
+    def reserve(self, max_data):
+        # APDUs of up to max_data bytes of data from now on (grows, never shrinks: a caller
+        # with a long APDU only now and then, e.g. the report as telemetry, grows it then)
         if not 0 <= max_data <= _MAX_DATA:
             raise ValueError("max_data must be 0-255")
-        self.max_data = max_data
-        link.engine.reserve_cmd(_cmd_len(max_data))
-        self._hdr = bytearray(5)
+        if max_data > self.max_data:
+            self.max_data = max_data
+            self.link.engine.reserve_cmd(_cmd_len(max_data))
 
     def transmit(self, cla, ins, p1, p2, data=None, le=-1):
         # Sends one command (case 1-4 short APDU), does the T=0 follow-ups. Returns the final

@@ -19,6 +19,30 @@
 # checks and raises ValueError for an effect it cannot do. settings_handler(dict, commit) for
 # flat settings objects. A configuration with a part no handler takes is rejected (ApplyError,
 # "no handler for ..."), settings included: see docs/firmware.md.
+# What is in force: digest (config.digest of config.json, None = no configuration) and version
+# (its "version" or None), kept up to date by every path that changes config.json, for the
+# report to the service.
+#
+# Report to the service (issue 17; Applier(reports=True), lib/ztpmain.py): report.json holds
+# the one pending report, written atomically like the configuration (the newest replaces it).
+# boot() stores "rolled_back" after a rollback, mark_good() "confirmed" (the owner provisions
+# after either, so they go at once: lib/ztpmain.py); provision.Provisioner stores the provisioning
+# outcomes and sends the pending report as SAFE2 telemetry before the next CA 00
+# (drop_report() once the service answered). A flash error here is logged and never stops
+# anything: a report is worth less than the configuration it describes.
+# The document (build_report), one compact JSON object, keys always in this order:
+#   {"v":1,"digest":"crc32:1a2b3c4d","outcome":"applied","code":0,
+#    "rejected":"crc32:...","version":"2021-05-31"}
+#   v         1 (this format; the service parses it strictly: change both together)
+#   digest    config.digest() of the body in force after the event, null when there is none:
+#             "in sync" = it equals the digest of the body the service delivered
+#   outcome   applied | unchanged | rejected | rolled_back | confirmed
+#   code      the provisioning result code (provision.py): 0 applied, 1 unchanged, 40 / 41 /
+#             42 rejected; 0 for rolled_back and confirmed
+#   rejected  only with "rejected", when a body was read: the digest of the body turned down
+#   version   only when the body in force has a "version" of printable ASCII without '"' and
+#             '\' (config.py: 1-32 characters); any other is left out (no escapes needed)
+# At most 140 bytes (rejected with both digests, code 42, a 32-character version): C1 takes 255.
 
 from micropython import const
 
@@ -30,6 +54,23 @@ APPLIED = const(0)
 UNCHANGED = const(1)
 _MAX_BOOTS = const(3)
 _MAX_BODY = const(255)      # SAFE2-PROTOCOL.md: the device accepts up to 255 bytes
+_MAX_REPORT = const(160)    # a pending report file larger than this is dropped
+
+
+def build_report(outcome, code, digest, version=None, rejected=None):
+    # -> the report document (bytes): see the top of the module
+    if version and len(version) > 32:
+        version = None
+    if version:
+        for ch in version:
+            o = ord(ch)
+            if o < 32 or o > 126 or o == 34 or o == 92:
+                version = None      # it would need an escape: left out
+                break
+    return ('{"v":1,"digest":%s,"outcome":"%s","code":%d%s%s}' % (
+        '"%s"' % digest if digest else "null", outcome, code,
+        ',"rejected":"%s"' % rejected if rejected else "",
+        ',"version":"%s"' % version if version else "")).encode()
 
 
 class ApplyError(Exception):
@@ -39,7 +80,7 @@ class ApplyError(Exception):
 
 
 class Applier:
-    def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS):
+    def __init__(self, fs, root, log=None, max_boots=_MAX_BOOTS, reports=False):
         self.fs = fs
         self.log = log or _at.nolog
         self.max_boots = max_boots
@@ -50,6 +91,10 @@ class Applier:
         self.handlers = {}
         self.settings_handler = None
         self._chunk = bytearray(32)
+        self.digest = None
+        self.version = None
+        self.report = root + "/report.json" if reports else None
+        self._report_doc = None
 
     def register(self, action, handler):
         self.handlers[action] = handler
@@ -82,6 +127,8 @@ class Applier:
         # Raises ApplyError with the old configuration still in force.
         if self.same_as(self.current, body, n):
             self.log("configuration unchanged: not applied again")
+            self.digest = _config.digest(body, n)
+            self.version = cfg.version
             return UNCHANGED
         if self.same_as(self.bad, body, n):
             raise ApplyError("configuration was rolled back before: not applied again")
@@ -111,6 +158,8 @@ class Applier:
                 self.log("rollback interrupted (%s): finished at the next boot" % e2)
             self._restore_handlers()
             raise ApplyError("applying failed: %s" % e)
+        self.digest = _config.digest(body, n)
+        self.version = cfg.version
         self.log("configuration applied (%d bytes%s)"
                   % (n, ", version " + cfg.version if cfg.version else ""))
         return APPLIED
@@ -183,11 +232,17 @@ class Applier:
             self.log("recovered the previous configuration after an interrupted write")
 
     def load(self, buf):
-        # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None)
+        # the configuration in force -> (n, cfg) with the body in buf[:n], or (-1, None);
+        # digest and version follow it (None until it parses)
+        self.digest = None
+        self.version = None
         n = _fs.read_into(self.fs, self.current, buf)
         if n < 0:
             return -1, None
-        return n, _config.parse_config(buf, n)
+        cfg = _config.parse_config(buf, n)
+        self.digest = _config.digest(buf, n)
+        self.version = cfg.version
+        return n, cfg
 
     def boot(self, buf):
         # At start: recover, count the boot of an unconfirmed configuration, apply the stored
@@ -196,6 +251,7 @@ class Applier:
         # Never raises: a flash error is logged and the application starts anyway (with the
         # configuration that could be loaded, or None).
         fs = self.fs
+        rolled_back = False
         try:
             self.recover()
             if fs.exists(self.trial):
@@ -203,31 +259,92 @@ class Applier:
                 if count > self.max_boots:
                     self.log("configuration not confirmed after %d boots: rolling back"
                               % (count - 1))
+                    rolled_back = True
                     self.rollback()
                 else:
                     _fs.write_atomic(fs, self.trial, str(count).encode())
         except OSError as e:
             self.log("boot counter: flash error (%s)" % e)
+        cfg = None
         for _ in range(2):
             try:
                 n, cfg = self.load(buf)
-                if cfg is None:
-                    return None
-                self._check(cfg, True)
-                return cfg
+                if cfg is not None:
+                    self._check(cfg, True)
+                break
             except (ApplyError, _config.ConfigError, OSError, ValueError) as e:
                 self.log("stored configuration fails at start (%s): rolling back" % e)
+                cfg = None
+                rolled_back = True
                 try:
                     self.rollback()
                 except OSError as e2:
                     self.log("rollback: flash error (%s)" % e2)
-                    return None
-        return None
+                    break
+        if rolled_back:
+            # the owner provisions next: the report goes at once
+            self.store_report("rolled_back", 0)
+        return cfg
 
     def mark_good(self):
-        # the application ran well with the new configuration: keep it
+        # the application ran well with the new configuration: keep it. True when a
+        # configuration on trial was confirmed ("confirmed" is then the pending report);
+        # False: nothing was waiting for it
         if self.fs.exists(self.trial):
             self.fs.remove(self.trial)
+            self.store_report("confirmed", 0)
+            return True
+        return False
+
+    # --- the report to the service (see the top of the module) ---------------------------------
+    def store_report(self, outcome, code, rejected=None, if_none=False):
+        # the report of outcome on what is in force becomes the pending one (if_none: only
+        # when none is pending); never raises
+        if self.report is None or (if_none and self.pending_report() is not None):
+            return
+        doc = build_report(outcome, code, self.digest, self.version, rejected)
+        try:
+            _fs.write_atomic(self.fs, self.report, doc)
+            self._report_doc = doc
+        except OSError as e:
+            self._report_doc = None     # the file holds what it held: read it again
+            self.log("report not stored (%s)" % e)
+
+    def pending_report(self):
+        # -> the pending report (bytes) or None; a file that cannot be one is removed. The
+        # file is read once: what this Applier writes and reads is kept (_report_doc: None =
+        # not known yet, b"" = none pending), so a provisioning run that follows finds it
+        # without another file object or buffer on the heap
+        doc = self._report_doc
+        if doc is None:
+            doc = b""
+            if self.report is not None and self.fs.exists(self.report):
+                doc = self._read_report()
+            self._report_doc = doc
+        return doc or None
+
+    def _read_report(self):
+        buf = bytearray(_MAX_REPORT)
+        try:
+            n = _fs.read_into(self.fs, self.report, buf)
+            if n > 0 and buf[0] == 123:     # '{'
+                return bytes(buf[0:n])
+            e = "not a JSON object"
+        except (OSError, ValueError) as x:
+            e = x
+        self.log("pending report dropped (%s)" % e)
+        self.drop_report()
+        return b""
+
+    def drop_report(self):
+        # the pending report was delivered (or is damaged); never raises
+        self._report_doc = b""
+        try:
+            if self.report is not None and self.fs.exists(self.report):
+                self.fs.remove(self.report)
+        except OSError as e:
+            self._report_doc = None
+            self.log("report not removed (%s): sent again" % e)
 
     def rollback(self):
         fs = self.fs

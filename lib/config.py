@@ -18,6 +18,15 @@
 # implementation may set limits on the maximum depth of nesting"; configurations need 3).
 # Whitespace is only space, HT, LF, CR (§2); literals are lowercase true/false/null; NaN and
 # Infinity are not JSON (§6), though CPython's json takes them. UTF-8 is checked by decoding.
+#
+# digest(): how the device names a body to the service (issue 17, docs/firmware.md "Reporting
+# what was applied"): "crc32:" + 8 lowercase hex digits of CRC-32/ISO-HDLC over the body bytes,
+# the CRC of zlib.crc32 and binascii.crc32 (IEEE 802.3 polynomial 0x04C11DB7, reflected
+# 0xEDB88320, init and final XOR 0xFFFFFFFF). The SAMD21 build has neither hashlib nor
+# binascii.crc32, and a 32-bit value is not a small int there (31-bit signed: a long int on
+# the heap), so the register is kept as two 16-bit halves, bit by bit: nothing is allocated
+# per byte and no table takes flash. Not a security check (anyone can forge a CRC): it only
+# tells the service whether the device holds the body it delivered.
 
 from micropython import const
 
@@ -28,6 +37,8 @@ _MAX_ITEMS = const(16)
 _MAX_NAME = const(32)
 _MAX_VALUE = const(64)
 _MAX_DEPTH = const(16)
+_CRC_POLY_HI = const(0xEDB8)    # 0xEDB88320, the reflected CRC-32 polynomial, in halves
+_CRC_POLY_LO = const(0x8320)
 
 # check_json states: what comes next. Odd states may close the innermost container.
 _VALUE = const(0)           # a value (start, after ':' or an array's ',')
@@ -260,3 +271,20 @@ def _parse_settings(obj):
             continue
         raise ConfigError("setting %s: only strings, integers, booleans and null" % k)
     return Config(KIND_SETTINGS, None, (), obj)
+
+
+def digest(body, n):
+    # body[:n] -> "crc32:xxxxxxxx" (see the top of the module); zlib.crc32(body[:n]) in hex
+    hi = 0xFFFF
+    lo = 0xFFFF
+    for i in range(n):
+        lo ^= body[i]
+        for _ in range(8):
+            carry = hi & 1
+            hi >>= 1
+            if lo & 1:
+                lo = ((lo >> 1) | (carry << 15)) ^ _CRC_POLY_LO
+                hi ^= _CRC_POLY_HI
+            else:
+                lo = (lo >> 1) | (carry << 15)
+    return "crc32:%04x%04x" % (hi ^ 0xFFFF, lo ^ 0xFFFF)

@@ -14,6 +14,16 @@
 # that succeeds at once is done by then), then waits growing x3/2 up to poll_max_ms (the SIM
 # is retrying with its own backoff of 2 s, 4 s, ...: fast polls would only load the SIM link).
 # Numbers behind the defaults: docs/firmware.md "Status poll schedule".
+# Reports (issue 17; an Applier made with reports=True, lib/apply.py): the pending report goes
+# as telemetry (DA 02 C1) right before CA 00, in the same SAFE2 session as the configuration
+# request (in place of Options.telemetry). A C1 the applet refuses (any SW but 9000) is logged and the run
+# goes on: a report never blocks provisioning. The pending report is removed once the request
+# after it got an answer from the service (status 0007, 0003, or 000F with an HTTP status as
+# result: ASSUMED, the applet posts the telemetry before its GET, docs/firmware.md), else it is
+# sent again next run. The run's own outcome is then stored as the next report: applied,
+# rejected (40-42), or unchanged when no other report is pending (the newest state wins; an
+# "unchanged" never hides a pending "confirmed" or "rolled_back").
+# reprovision_delay_ms(): the application loop's schedule (lib/ztpmain.py).
 
 from micropython import const
 
@@ -61,6 +71,7 @@ def result_name(code):
 # device (docs/sim.md, docs/INTERFACES.md)
 _RESULT_HTTP_NOT_FOUND = const(0x0194)
 _LATE_REPLY_MS = const(300)   # how long a late reply is waited for after a timeout
+_MAX_PERIOD_S = const(604800)  # 7 days: period + jitter in ms stays a small int (< 2**30)
 
 _STATE_NAMES = ("IDLE", "MODEM_START", "CLOSE_STALE", "OPEN_CHANNEL", "SELECT",
                 "SET_DEVICE_ID", "START_REQUEST", "WAIT_STATUS", "READ_CONFIG",
@@ -114,6 +125,22 @@ def hexstr(b):
     return "".join("%02x" % x for x in b)
 
 
+def reprovision_delay_ms(period_s, jitter_s, rng=None):
+    # the wait before the next provisioning while the application runs: period_s +- jitter_s
+    # seconds, uniform in whole seconds (rng(3) -> 3 random bytes; None = no jitter), so that
+    # devices started together (a power cut) do not all come back at the same second.
+    # -1 = off (period_s <= 0). period_s is capped at 7 days, jitter_s at half the period.
+    if period_s <= 0:
+        return -1
+    if period_s > _MAX_PERIOD_S:
+        period_s = _MAX_PERIOD_S
+    j = min(max(jitter_s, 0), period_s // 2)
+    if j and rng is not None:
+        b = rng(3)
+        period_s += ((b[0] << 16) | (b[1] << 8) | b[2]) % (2 * j + 1) - j
+    return period_s * 1000
+
+
 class Provisioner:
     # link: modem.Link; fs: fs.OsFs-like; applier: apply.Applier; device_id: raw bytes;
     # rng(n) -> n random bytes (jitter); log(str) for one line per step; modem_power: optional
@@ -129,8 +156,13 @@ class Provisioner:
         self.log = log or _at.nolog
         self.modem = _modem.Modem(link, log, self.opt.lte, self.opt.flow_control, modem_power)
         tel = self.opt.telemetry
+        # the pending report this run sends (bytes), read now: with the other long-lived
+        # objects, and the AT command buffer is sized for it at once
+        rep = applier.pending_report()
+        self._pending_report = None
         self.apdu = _apdu.Apdu(link, log, 3, max(len(device_id), len(_channel.SAFE2_AID),
-                                                 len(tel) if tel else 0))
+                                                 len(tel) if tel else 0,
+                                                 len(rep) if rep else 0))
         self.channels = _channel.Channels(self.apdu, fs, state_path, log)
         self.body = self.apdu.rsp       # the body read by READ CONFIG, in place
         self.body_len = 0
@@ -154,6 +186,11 @@ class Provisioner:
     def run(self):
         # one provisioning; returns a result code (OK / UNCHANGED / E_*), sets self.detail
         self.log("provisioning DeviceID %s" % hexstr(self.device_id))
+        rep = self.applier.pending_report()
+        if rep is not None:
+            # one stored since (a rollback at boot) may be longer: the buffer grows then
+            self.apdu.reserve(len(rep))
+        self._pending_report = rep
         attempts = self.opt.attempts
         if attempts < 1:
             attempts = 1        # at least one try (0 used to end in a KeyError)
@@ -165,13 +202,15 @@ class Provisioner:
                 self.result = code
                 self.detail = result_name(code)
                 self.log("result %s" % self.detail)
-                return code
+                break
             except Failed as e:
                 self.result = e.code
                 self.detail = str(e)
                 self.log("attempt %d/%d failed: %s %s"
                           % (attempt + 1, attempts, result_name(e.code), e))
                 if not e.retry or attempt + 1 == attempts:
+                    self._set_state(_FAILED)
+                    self.log("result %s: %s" % (result_name(self.result), self.detail))
                     break
                 wait = backoff + self._jitter(backoff // 2)
                 self.log("retry in %d ms" % wait)
@@ -181,9 +220,18 @@ class Provisioner:
                 # every later command would read the reply of the one before it
                 self.link.drain()
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
-        self._set_state(_FAILED)
-        self.log("result %s: %s" % (result_name(self.result), self.detail))
-        return self.result
+        # the outcome becomes the pending report (a body turned down by _apply is reported
+        # there, with its digest); the other results delivered nothing: the device holds what
+        # it held
+        self._pending_report = None
+        code = self.result
+        if code == OK:
+            self.applier.store_report("applied", code)
+        elif code == UNCHANGED:
+            self.applier.store_report("unchanged", code, None, True)
+        elif code == E_BODY_TOO_LONG:
+            self.applier.store_report("rejected", code)
+        return code
 
     def _jitter(self, span):
         if self.rng is None or span <= 0:
@@ -249,13 +297,19 @@ class Provisioner:
 
     def _apply(self):
         self._set_state(_APPLY)
+        # a body read but not applied is reported with its digest (the service can tell which
+        # delivery was refused)
         try:
             cfg = _config.parse_config(self.body, self.body_len)
         except _config.ConfigError as e:
+            self.applier.store_report("rejected", E_CONFIG_INVALID,
+                                      _config.digest(self.body, self.body_len))
             raise Failed(E_CONFIG_INVALID, "configuration rejected: %s" % e)
         try:
             r = self.applier.apply(self.body, self.body_len, cfg)
         except _apply.ApplyError as e:
+            self.applier.store_report("rejected", E_APPLY,
+                                      _config.digest(self.body, self.body_len))
             raise Failed(E_APPLY, str(e))
         return UNCHANGED if r == _apply.UNCHANGED else OK
 
@@ -265,8 +319,17 @@ class Provisioner:
         s2 = _safe2.Safe2(self.apdu, ch)
         self._set_state(_SET_DEVICE_ID)
         s2.set_device_id(self.device_id)
-        if self.opt.telemetry:
-            s2.send_telemetry(self.opt.telemetry)
+        # the pending report (else Options.telemetry) as telemetry. A refusing applet (a SW
+        # other than 9000) never stops the run; a link fault (modem errors) still does, as it
+        # would at CA 00.
+        sent = self._pending_report
+        data = sent or self.opt.telemetry
+        if data:
+            try:
+                s2.send_telemetry(data)
+            except _apdu.ApduError as e:
+                self.log("%s not sent (%s)" % ("report" if sent else "telemetry", e))
+                sent = None
         # always a fresh request: a result left from an earlier run must never be read as
         # this one's (the protocol has no request id)
         self._set_state(_START_REQUEST)
@@ -286,6 +349,13 @@ class Provisioner:
             clock.sleep_ms(wait)
             state, result = s2.poll_status()
             self.polls += 1
+            if sent and (state == _safe2.STATUS_DATA or state == _safe2.STATUS_DONE or (
+                    state == _safe2.STATUS_ERROR and 100 <= result <= 599)):
+                # the service answered the request the report went before
+                sent = None
+                self._pending_report = None
+                self.applier.drop_report()
+                self.log("report delivered")
             if state == _safe2.STATUS_DATA:
                 if result:
                     raise Failed(E_REQUEST_FAILED, "status 0007 with result code %04X" % result)

@@ -145,6 +145,8 @@ class FakeSim:
         self.faults = {}                   # INS -> list of SWs to answer first (consumed)
         self.proactive = False             # answer 91 10 instead of 90 00
         self.wrong_le_status = False       # answer CC 02 with 6C 04 (re-send with Le)
+        self.telemetry = []                # data of every DA 02 C1 answered 9000
+        self.telemetry_sw = None           # answer DA 02 C1 with this SW (bytes) instead
         self.log = []
 
     def _ok(self):
@@ -200,6 +202,9 @@ class FakeSim:
             self.device_id = bytes(apdu[5:5 + apdu[4]])
             return self._ok()
         if ins == 0xDA and p2 == 0xC1:
+            if self.telemetry_sw is not None:
+                return self.telemetry_sw
+            self.telemetry.append(bytes(apdu[5:5 + apdu[4]]))
             return self._ok()
         if ins == 0xCA and p1 == 0x00:
             self.req_t0 = self.clock.now

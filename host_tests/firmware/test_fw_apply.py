@@ -1,9 +1,15 @@
 # lib/apply.py alone: atomic apply, rollback by boot counter, config.bad, recover() after an
-# interrupted write, renames failing part-way, the settings handler (runs under pytest and
-# MicroPython).
+# interrupted write, renames failing part-way, the settings handler; the report to the service
+# (issue 17): config.digest, the report document, the pending report in flash, what the
+# Applier says is in force (runs under pytest and MicroPython; whole runs with reports:
+# test_fw_flow.py). (One file, not a new test_fw_report.py: the WASI runner traps when a
+# twelfth test module is imported, see docs/firmware.md "Reporting what was applied".)
+import json
+import sys
+
 import apply
 import config
-from fw_fakes import REFERENCE_BODY, FakePin, RamFs, raises
+from fw_fakes import REFERENCE_BODY, FakePin, RamFs, make_rig, raises
 
 ROOT = "/ztp"
 CUR = ROOT + "/config.json"
@@ -329,3 +335,286 @@ def test_boot_survives_flash_errors():
     fs.fail_rename = 0
     a, cfg, logs = boot(fs, pin)          # rollback wanted, rename fails: still starts
     fs.fail_rename = None
+
+
+# === the report to the service (issue 17) ==========================================
+REPORT = "/ztp/report.json"
+
+
+def _crc32_reference(data):
+    # CRC-32/ISO-HDLC the textbook way (plain ints): the check value of "123456789" is
+    # CBF43926 (Greg Cook's CRC catalogue, "CRC-32/ISO-HDLC")
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+if sys.implementation.name == "micropython":
+    # no zlib.crc32 there: the stdlib's values come in ALL_LENGTHS_DIGEST. (Not a try/except
+    # ImportError: an import failing inside a try block can trap the WASI runtime.)
+    _stdlib_crc32 = None
+else:
+    from zlib import crc32 as _stdlib_crc32   # what the service computes (Python's stdlib)
+
+
+def crc_name(body):
+    return "crc32:%08x" % (_stdlib_crc32 or _crc32_reference)(body)
+
+
+def _lcg_bytes(n):
+    # n pseudo-random bytes (an LCG: no random module, the same on every runtime)
+    x = 12345
+    b = bytearray(n)
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        b[i] = (x >> 16) & 0xFF
+    return b
+
+
+# config.digest of every "crc32:%08x" % zlib.crc32(_lcg_bytes(254)[:n]) for n = 0..254, joined
+# (computed with CPython's zlib): lets MicroPython check all 255 lengths against the stdlib's
+# values without zlib and without a 255-entry table
+ALL_LENGTHS_DIGEST = "crc32:a8a0743b"
+
+
+def _applier(fs, logs):
+    a = apply.Applier(fs, "/ztp", logs.append)
+    a.register("iot:Alarm", apply.PinHandler(FakePin()))
+    return a
+
+
+# --- the digest ---------------------------------------------------------------------------
+def test_digest_is_zlib_crc32_for_every_length_0_to_254():
+    body = _lcg_bytes(254)
+    names = []
+    for n in range(255):
+        d = config.digest(body, n)          # only body[:n] counts
+        if _stdlib_crc32 is not None:
+            assert d == "crc32:%08x" % _stdlib_crc32(bytes(body[0:n])), n
+        names.append(d)
+    joined = "".join(names).encode()
+    assert config.digest(joined, len(joined)) == ALL_LENGTHS_DIGEST
+
+
+def test_digest_check_values():
+    assert config.digest(b"123456789", 9) == "crc32:cbf43926"
+    assert _crc32_reference(b"123456789") == 0xCBF43926
+    assert config.digest(b"", 0) == "crc32:00000000"
+    assert config.digest(REFERENCE_BODY, len(REFERENCE_BODY)) == crc_name(REFERENCE_BODY)
+    every = bytes(range(256))
+    assert config.digest(every, 256) == "crc32:29058c73"
+
+
+# --- the document ---------------------------------------------------------------------------
+def test_report_document_for_each_outcome():
+    d = "crc32:1a2b3c4d"
+    assert apply.build_report("applied", 0, d, "2021-05-31") == (
+        b'{"v":1,"digest":"crc32:1a2b3c4d","outcome":"applied","code":0,'
+        b'"version":"2021-05-31"}')
+    assert apply.build_report("unchanged", 1, d) == (
+        b'{"v":1,"digest":"crc32:1a2b3c4d","outcome":"unchanged","code":1}')
+    assert apply.build_report("rejected", 41, d, "v2", "crc32:00ff00ff") == (
+        b'{"v":1,"digest":"crc32:1a2b3c4d","outcome":"rejected","code":41,'
+        b'"rejected":"crc32:00ff00ff","version":"v2"}')
+    assert apply.build_report("rejected", 40, None) == (
+        b'{"v":1,"digest":null,"outcome":"rejected","code":40}')
+    assert apply.build_report("rolled_back", 0, d, "a") == (
+        b'{"v":1,"digest":"crc32:1a2b3c4d","outcome":"rolled_back","code":0,"version":"a"}')
+    assert apply.build_report("confirmed", 0, d) == (
+        b'{"v":1,"digest":"crc32:1a2b3c4d","outcome":"confirmed","code":0}')
+
+
+def test_report_fits_in_one_telemetry_apdu():
+    longest = 0
+    for outcome in ("applied", "unchanged", "rejected", "rolled_back",
+                    "confirmed"):
+        doc = apply.build_report(outcome, 42, "crc32:ffffffff", "~" * 32, "crc32:ffffffff")
+        obj = json.loads(doc)
+        assert obj["outcome"] == outcome and obj["version"] == "~" * 32
+        longest = max(longest, len(doc))
+    assert longest == 140
+    assert longest <= 160 <= 255
+
+
+def test_a_version_that_would_need_an_escape_is_left_out():
+    for v in ('a"b', "a\\b", "caf\u00e9", "tab\t", "\x7f", "x" * 33, ""):
+        doc = apply.build_report("applied", 0, "crc32:00000000", v)
+        obj = json.loads(doc)
+        assert "version" not in obj, v
+    punctuation = " !#$%&'()*+,-./:;<=>?@[]^_`{|}~"
+    doc = apply.build_report("applied", 0, None, punctuation)
+    assert json.loads(doc)["version"] == punctuation
+
+
+# --- the pending report in flash ------------------------------------------------------------
+def _reporting(fs, logs):
+    a = apply.Applier(fs, "/ztp", logs.append, reports=True)
+    a.register("iot:Alarm", apply.PinHandler(FakePin()))
+    return a
+
+
+def test_pending_report_store_load_drop():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _reporting(fs, logs)
+    assert a.pending_report() is None
+    a.store_report("rejected", 40)
+    first = b'{"v":1,"digest":null,"outcome":"rejected","code":40}'
+    assert a.pending_report() == first == fs.files[REPORT]
+    assert REPORT + ".tmp" not in fs.files
+    a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
+    a.store_report("unchanged", 1, None, True)      # if_none: the pending one stays
+    assert a.pending_report() == first
+    a.store_report("applied", 0)                    # the newest wins
+    assert a.pending_report() == apply.build_report("applied", 0, crc_name(REFERENCE_BODY),
+                                                    "2021-05-31")
+    a.drop_report()
+    assert a.pending_report() is None and REPORT not in fs.files
+    a.drop_report()                                 # nothing to drop: no error
+    a.store_report("unchanged", 1, None, True)      # none pending: stored
+    assert json.loads(a.pending_report())["outcome"] == "unchanged"
+    # what it wrote is kept: no file object or read buffer for the run that sends it
+    opened = []
+    real_open = fs.open
+
+    def counting_open(path, mode):
+        opened.append(path)
+        return real_open(path, mode)
+    fs.open = counting_open
+    assert json.loads(a.pending_report())["outcome"] == "unchanged"
+    assert opened == []
+    # a power-up reads it from flash
+    assert _reporting(fs, logs).pending_report() == fs.files[REPORT]
+    assert opened == [REPORT]
+
+
+def test_without_reports_nothing_is_stored():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _applier(fs, logs)
+    a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
+    a.store_report("applied", 0)
+    assert a.mark_good() is True
+    assert a.pending_report() is None and REPORT not in fs.files
+    a.drop_report()
+
+
+def test_mark_good_stores_confirmed_only_for_a_configuration_on_trial():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _reporting(fs, logs)
+    a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
+    a.drop_report()
+    assert a.mark_good() is True
+    assert json.loads(fs.files[REPORT]) == {"v": 1, "digest": crc_name(REFERENCE_BODY),
+                                            "outcome": "confirmed", "code": 0,
+                                            "version": "2021-05-31"}
+    a.drop_report()
+    assert a.mark_good() is False                   # nothing on trial: nothing to say
+    assert REPORT not in fs.files
+
+
+def test_a_damaged_pending_report_is_dropped():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    for bad in (b"", b"garbage", b"{" + b" " * 160):
+        fs.files[REPORT] = bad
+        a = _reporting(fs, logs)                    # a power-up finds it
+        assert a.pending_report() is None
+        assert REPORT not in fs.files
+    assert "pending report dropped" in "\n".join(logs)
+
+
+def test_a_flash_error_while_storing_is_logged_and_the_old_report_kept():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _reporting(fs, logs)
+    a.store_report("rejected", 41)
+    old = fs.files[REPORT]
+    fs.fail_after = 3
+    a.store_report("rejected", 42)
+    fs.fail_after = None
+    assert a.pending_report() == old
+    assert REPORT + ".tmp" not in fs.files
+    assert "report not stored" in "\n".join(logs)
+
+
+# --- what the Applier says is in force ---------------------------------------------------------
+OTHER_BODY = (b'{"configuration":{"version":"2021-06-01","config":'
+              b'[{"action":"iot:Alarm","effect":"Off"}]}}')
+
+
+def test_applier_digest_and_version_follow_the_configuration_in_force():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _applier(fs, logs)
+    assert a.boot(bytearray(255)) is None
+    assert a.digest is None and a.version is None
+    a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
+    assert a.digest == crc_name(REFERENCE_BODY) and a.version == "2021-05-31"
+    assert a.mark_good() is True
+    assert a.mark_good() is False                   # nothing on trial any more
+    a.apply(OTHER_BODY, len(OTHER_BODY), config.parse_config(OTHER_BODY))
+    assert a.digest == crc_name(OTHER_BODY) and a.version == "2021-06-01"
+    # a later power-up: loaded from flash
+    b = _applier(fs, logs)
+    b.boot(bytearray(255))
+    assert b.digest == crc_name(OTHER_BODY) and b.version == "2021-06-01"
+
+
+def test_rollback_at_boot_is_the_pending_report_naming_the_previous_configuration():
+    rolled_back = {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "rolled_back",
+                   "code": 0, "version": "2021-05-31"}
+    clock, sim, m, fs = make_rig()
+    logs = []
+    fs.files["/ztp/config.prev"] = REFERENCE_BODY
+    fs.files["/ztp/config.json"] = OTHER_BODY
+    fs.files["/ztp/trial"] = b"3"
+    a = _reporting(fs, logs)
+    a.boot(bytearray(255))
+    assert a.digest == crc_name(REFERENCE_BODY) and a.version == "2021-05-31"
+    assert json.loads(fs.files[REPORT]) == rolled_back
+    # a stored configuration that fails at start is rolled back too
+    fs.files.pop(REPORT)
+    fs.files["/ztp/config.prev"] = REFERENCE_BODY
+    fs.files["/ztp/config.json"] = b'{"configuration":{"config":[{"action":"x:Y","effect":"On"}]}}'
+    a = _reporting(fs, logs)
+    a.boot(bytearray(255))
+    assert a.digest == crc_name(REFERENCE_BODY)
+    assert json.loads(fs.files[REPORT]) == rolled_back
+    # a boot with nothing to roll back says nothing
+    fs.files.pop(REPORT)
+    _reporting(fs, logs).boot(bytearray(255))
+    assert REPORT not in fs.files
+    # rolled back to nothing: the digest is null
+    fs.files["/ztp/config.json"] = OTHER_BODY
+    fs.files.pop("/ztp/config.prev", None)
+    fs.files["/ztp/trial"] = b"3"
+    fs.files.pop("/ztp/config.bad", None)
+    a = _reporting(fs, logs)
+    assert a.boot(bytearray(255)) is None
+    assert json.loads(fs.files[REPORT]) == {"v": 1, "digest": None, "outcome": "rolled_back",
+                                            "code": 0}
+
+
+def test_applier_commit_failing_names_the_configuration_put_back():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    a = _applier(fs, logs)
+    a.apply(REFERENCE_BODY, len(REFERENCE_BODY), config.parse_config(REFERENCE_BODY))
+
+    def fails_on_commit(effect, commit):
+        if commit and effect == "Off":
+            raise ValueError("relay stuck")
+    a.register("iot:Alarm", fails_on_commit)
+    raised = False
+    try:
+        a.apply(OTHER_BODY, len(OTHER_BODY), config.parse_config(OTHER_BODY))
+    except apply.ApplyError:
+        raised = True
+    assert raised
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+    assert a.digest == crc_name(REFERENCE_BODY) and a.version == "2021-05-31"

@@ -1,9 +1,15 @@
-# Whole provisioning runs against the fake modem + SIM (runs under pytest and MicroPython).
+# Whole provisioning runs against the fake modem + SIM (runs under pytest and MicroPython);
+# at the end, runs with the report to the service (issue 17: sent right before CA 00, kept
+# until the service answered, the run's own outcome stored as the next one) and the
+# re-provisioning schedule.
+import json
+
 import apply
 import channel
 import modem
 import provision
 from fw_fakes import REFERENCE_BODY, FakePin, RamFs, make_rig, rng, tohex
+from test_fw_apply import OTHER_BODY, REPORT, _applier, _reporting, crc_name
 
 DEVICE_ID = bytes(range(16))
 
@@ -621,3 +627,226 @@ def test_ccho_session_left_open_by_a_crash_is_closed_at_boot():
     assert code == provision.OK, p.detail
     assert m.sent.index(b"AT+CCHC=42") < m.sent.index(b'AT+CSIM=10,"0070000001"')
     assert 42 not in m.sessions and "/ztp/channel" not in fs.files
+
+
+# --- provisioning runs with reports --------------------------------------------------------------
+class Device:
+    # one device across provisioning runs (flash, applier, reports kept; a fresh Provisioner
+    # per run, as lib/ztpmain.py makes one)
+    def __init__(self, body=REFERENCE_BODY, **sim_kw):
+        self.clock, self.sim, self.modem, self.fs = make_rig(body, **sim_kw)
+        self.logs = []
+        self.applier = _reporting(self.fs, self.logs)
+
+    def run(self):
+        opt = provision.Options(backoff_ms=100, poll_deadline_ms=60000, reg_deadline_ms=5000,
+                                attempts=1)
+        self.prov = provision.Provisioner(modem.Link(self.modem, self.clock), self.fs,
+                                          self.applier, DEVICE_ID, "/ztp/channel", opt, rng,
+                                          self.logs.append)
+        return self.prov.run()
+
+    def pending(self):
+        if REPORT not in self.fs.files:
+            return None
+        return json.loads(self.fs.files[REPORT])
+
+    def apdus(self):
+        # the SAFE2 APDUs of the runs so far, by name
+        names = []
+        for a in self.sim.log:
+            if a[1] == 0xDA:
+                names.append("C1" if a[3] == 0xC1 else "C0")
+            elif a[1] == 0xCA:
+                names.append("CA00" if a[2] == 0 else "CA01")
+        return names
+
+
+def test_applied_run_leaves_an_applied_report_and_sends_nothing_first():
+    d = Device()
+    assert d.run() == provision.OK
+    assert d.sim.telemetry == []                     # nothing was pending
+    assert d.fs.files[REPORT] == apply.build_report(
+        "applied", 0, crc_name(REFERENCE_BODY), "2021-05-31")
+    assert d.pending() == {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "applied",
+                           "code": 0, "version": "2021-05-31"}
+
+
+def test_pending_report_goes_right_before_ca00_and_is_removed_once_answered():
+    d = Device()
+    assert d.run() == provision.OK
+    sent = d.fs.files[REPORT]
+    assert d.run() == provision.UNCHANGED
+    assert d.sim.telemetry == [sent]
+    assert d.apdus() == ["C0", "CA00", "CA01", "C0", "C1", "CA00", "CA01"]
+    assert "report delivered" in d.logs
+    # the report gone, the run's own outcome is the next one
+    assert d.pending() == {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "unchanged",
+                           "code": 1, "version": "2021-05-31"}
+    # the AT bytes of the C1: the report as the APDU's data, on the SAFE2 channel
+    c1 = b'AT+CSIM=%d,"01DA02C1%02X' % (2 * (5 + len(sent)), len(sent))
+    assert any(line.startswith(c1) for line in d.modem.sent)
+
+
+def test_refused_report_never_blocks_provisioning_and_is_sent_next_time():
+    d = Device()
+    d.run()
+    applied = d.fs.files[REPORT]
+    d.sim.telemetry_sw = b"\x69\x85"                 # the applet refuses C1
+    d.sim.body = OTHER_BODY
+    assert d.run() == provision.OK                   # provisioning went on
+    assert "report not sent" in "\n".join(d.logs)
+    # the new outcome replaced the undelivered one (the newest state wins)
+    assert d.pending()["outcome"] == "applied"
+    assert d.pending()["digest"] == crc_name(OTHER_BODY)
+    newest = d.fs.files[REPORT]
+    assert newest != applied
+    d.sim.telemetry_sw = None
+    assert d.run() == provision.UNCHANGED
+    assert d.sim.telemetry == [newest]
+
+
+def test_unchanged_never_hides_an_undelivered_report():
+    d = Device()
+    d.run()
+    applied = d.fs.files[REPORT]
+    d.sim.telemetry_sw = b"\x6D\x00"
+    assert d.run() == provision.UNCHANGED
+    assert d.fs.files[REPORT] == applied             # kept as it was
+    d.sim.telemetry_sw = None
+    assert d.run() == provision.UNCHANGED
+    assert d.sim.telemetry == [applied]
+    assert d.pending()["outcome"] == "unchanged"
+
+
+def test_report_kept_when_the_request_after_it_fails():
+    d = Device()
+    d.run()
+    applied = d.fs.files[REPORT]
+    d.sim.final_state = 0x000F
+    d.sim.result = 0xF004                            # OPEN CHANNEL failed: no service
+    assert d.run() == provision.E_REQUEST_FAILED
+    assert d.sim.telemetry == [applied]
+    assert d.fs.files[REPORT] == applied             # not known to have arrived
+    d.sim.result = 0x0194                            # the service answered (404)
+    assert d.run() == provision.E_NO_CONFIG
+    assert REPORT not in d.fs.files                  # delivered; nothing new to say
+    assert d.sim.telemetry == [applied, applied]
+
+
+def test_report_kept_when_the_status_poll_times_out():
+    d = Device()
+    d.run()
+    applied = d.fs.files[REPORT]
+    d.sim.never_done = True
+    assert d.run() == provision.E_DEADLINE
+    assert d.fs.files[REPORT] == applied
+
+
+def test_invalid_body_rejected_with_code_41_and_its_digest():
+    d = Device()
+    d.run()
+    bad = b'{"configuration": {"config": ['
+    d.sim.body = bad
+    assert d.run() == provision.E_CONFIG_INVALID
+    assert d.pending() == {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "rejected",
+                           "code": 41, "rejected": crc_name(bad), "version": "2021-05-31"}
+
+
+def test_body_nobody_handles_rejected_with_code_42():
+    d = Device()
+    body = b'{"configuration":{"config":[{"action":"iot:Siren","effect":"On"}]}}'
+    d.sim.body = body
+    assert d.run() == provision.E_APPLY
+    assert d.pending() == {"v": 1, "digest": None, "outcome": "rejected", "code": 42,
+                           "rejected": crc_name(body)}
+
+
+def test_body_too_long_rejected_with_code_40_and_no_digest_of_it():
+    d = Device()
+    d.run()
+    d.sim.body = b'{"a":"' + b"x" * 248 + b'"}'
+    assert len(d.sim.body) == 256
+    assert d.run() == provision.E_BODY_TOO_LONG
+    assert d.pending() == {"v": 1, "digest": crc_name(REFERENCE_BODY), "outcome": "rejected",
+                           "code": 40, "version": "2021-05-31"}
+
+
+def test_link_failures_leave_no_report():
+    d = Device(never_done=True)
+    assert d.run() == provision.E_DEADLINE
+    assert REPORT not in d.fs.files
+
+
+class _NoRoomForReports:
+    # the flash as the Applier sees it: writing the report fails (ENOSPC), the rest works
+    def __init__(self, fs):
+        self.fs = fs
+
+    def open(self, path, mode):
+        if "w" in mode and path.startswith(REPORT):
+            raise OSError(28)
+        return self.fs.open(path, mode)
+
+    def rename(self, a, b):
+        self.fs.rename(a, b)
+
+    def remove(self, path):
+        self.fs.remove(path)
+
+    def exists(self, path):
+        return self.fs.exists(path)
+
+
+def test_report_flash_error_never_changes_the_result():
+    d = Device()
+    d.applier = _reporting(_NoRoomForReports(d.fs), d.logs)
+    assert d.run() == provision.OK
+    assert "report not stored" in "\n".join(d.logs)
+    assert REPORT not in d.fs.files and d.fs.files["/ztp/config.json"] == REFERENCE_BODY
+
+
+def test_without_reports_the_telemetry_option_still_goes():
+    clock, sim, m, fs = make_rig()
+    logs = []
+    opt = provision.Options(backoff_ms=100, reg_deadline_ms=5000, telemetry=b'{"t":1}')
+    p = provision.Provisioner(modem.Link(m, clock), fs, _applier(fs, logs), DEVICE_ID,
+                              "/ztp/channel", opt, rng, logs.append)
+    assert p.run() == provision.OK
+    assert sim.telemetry == [b'{"t":1}']
+    assert REPORT not in fs.files
+
+
+# --- the schedule ---------------------------------------------------------------------------
+def test_reprovision_delay_is_period_plus_minus_jitter():
+    assert provision.reprovision_delay_ms(0, 10) == -1          # off
+    assert provision.reprovision_delay_ms(-5, 10) == -1
+    assert provision.reprovision_delay_ms(100, 0, rng) == 100000
+    assert provision.reprovision_delay_ms(100, 10) == 100000     # no rng: no jitter
+    # rng bytes 00 01 02 -> 258 % 21 = 6 -> -4 s
+    assert provision.reprovision_delay_ms(100, 10, rng) == 96000
+
+    def fixed(v):
+        return lambda n: bytes([(v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF])
+    seen = set()
+    for v in range(0, 1 << 24, 99991):
+        ms = provision.reprovision_delay_ms(86400, 8640, fixed(v))
+        assert 77760000 <= ms <= 95040000 and ms % 1000 == 0
+        seen.add(ms)
+    assert len(seen) > 100
+    # both ends are reached: r % 17281 = 0 -> -8640 s, 17280 -> +8640 s
+    assert provision.reprovision_delay_ms(86400, 8640, fixed(0)) == 77760000
+    assert provision.reprovision_delay_ms(86400, 8640, fixed(17280)) == 95040000
+    assert provision.reprovision_delay_ms(86400, 8640, fixed(8640)) == 86400000
+
+
+def test_reprovision_delay_caps():
+    def top(n):
+        return b"\xff" * n
+    # period capped at 7 days, jitter at half the period: always a small int of ms
+    assert provision.reprovision_delay_ms(10 ** 7, 0) == 604800000
+    assert provision.reprovision_delay_ms(100, 1000, lambda n: b"\x00\x00\x00") == 50000
+    for period in (1, 2, 3, 100, 604800, 10 ** 9):
+        for r in (rng, top, lambda n: b"\x00" * n):
+            ms = provision.reprovision_delay_ms(period, 10 ** 9, r)
+            assert 500 <= ms <= 907200000 < (1 << 30)

@@ -3,7 +3,8 @@
 main.py from a littlefs, the modem on the virtual SARA of ztp.demo.Stack), at the board's GC
 heap (the image's `_sstack - _ebss`) and at the goal of issue 19, 16 KB.
 
-The eight runs go two at a time in one module fixture (about 25 s); the tests read them.
+The runs (every path at both heaps) go two at a time in one module fixture (about 40 s); the
+tests read them.
 `test_path_at_goal_heap` fails until the firmware fits in 16 KB: that is the goal others work
 toward, asserted as it is, not expected to fail.
 """

@@ -112,7 +112,8 @@ class PathSpec:
     """One way through power-up. `files`: seed files besides boot.py, main.py and
     ztp/settings.json; `after`: start from the file system a passing run of that path left;
     `sim_busy`: AT+CSIM commands the modem answers +CME ERROR: 14 first; `expect`: log lines
-    that show the path was taken (besides the confirmation)."""
+    that show the path was taken (besides the confirmation); `until`: the run goes on past the
+    confirmation up to this log line (the run after it)."""
 
     name: str
     title: str
@@ -120,6 +121,7 @@ class PathSpec:
     files: tuple[tuple[str, str], ...] = ()
     after: str | None = None
     sim_busy: int = 0
+    until: str | None = None
 
 
 PATHS: dict[str, PathSpec] = {p.name: p for p in (
@@ -134,6 +136,10 @@ PATHS: dict[str, PathSpec] = {p.name: p for p in (
                     ("ztp/trial", "3"))),
     PathSpec("retry", "an attempt fails (SIM busy x3) and is retried",
              ("ztp: attempt 1/3 failed", "retry in", "ztp: result OK"), sim_busy=3),
+    PathSpec("report", "first boot, then the run right after the confirmation (issue 17): "
+             "the report sent before CA 00, beside the application",
+             ("ztp: result OK", "ztp: re-provisioning", "ztp: report delivered"),
+             until="ztp: result UNCHANGED"),
 )}
 
 
@@ -355,7 +361,7 @@ class HeapRig:
                 heapsize=heap + credit, heap=heap, pty=self._ptys[id(stack)],
                 unique_id=DEMO_DEVICE_ID,
                 expect=spec.expect if spec else (), timeout_s=timeout, probe=probe,
-                wire=wire)
+                stop_at=spec.until if spec else None, wire=wire)
             r.reset_pulses = len(modem.reset_pulses) - pulses
             modem.set_reset_line(False)
             early = stack.modem.core.early_commands - early

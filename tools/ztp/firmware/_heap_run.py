@@ -11,6 +11,9 @@ stderr start "machine-double: " (credit=, the state before the first modem byte,
 
 Environment given to the run (the doubles read it, firmware/host/machine.py and samd.py):
 ZTP_UART_PTY, ZTP_FLASH_IMAGE, ZTP_FLASH_BLOCKS, ZTP_UNIQUE_ID, ZTP_VBAT_MV, ZTP_HEAP_PROBE.
+
+A path that goes on past the confirmation (issue 17: the run right after it, which reports
+"confirmed") names the line to stop at (`stop_at`); it must come after the confirmation.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def pty_raw_nonblocking(pty: str) -> None:
 async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int, pty: str,
                    unique_id: bytes, expect: tuple[str, ...] = (), timeout_s: float = 40.0,
                    probe: bool = False, vbat_mv: int = 3900, heap: int = 0,
-                   stop_at_confirmed: bool = True,
+                   stop_at_confirmed: bool = True, stop_at: str | None = None,
                    wire: Callable[[str, bool], None] | None = None) -> RunResult:
     """Power the board up once (see the module doc) and wait for the outcome.
 
@@ -96,6 +99,8 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
         pty: the modem's pseudo-terminal (set raw and flushed here).
         expect: log substrings the path needs besides CONFIRMED.
         probe: ZTP_HEAP_PROBE=1 (collects at each machine call: not for the search).
+        stop_at: stop at the first line starting with this after the confirmation (not at
+            the confirmation); the run fails without it.
         wire: wire(name, high) for each change of a pin wired to the modem ("rts": asserted,
             "resetn": high = modem held in reset), as the double reports it.
 
@@ -144,7 +149,11 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
         for e in expect:
             if e in text:
                 seen.add(e)
-        if text.startswith(CONFIRMED) and stop_at_confirmed:
+        if stop_at is not None:
+            if text.startswith(stop_at) and any(t.startswith(CONFIRMED) for t in res.log):
+                seen.add(stop_at)
+                done.set()
+        elif text.startswith(CONFIRMED) and stop_at_confirmed:
             done.set()
 
     async def pump(stream: asyncio.StreamReader | None) -> None:
@@ -187,7 +196,7 @@ async def power_up(micropython: Path, *, image: Path, blocks: int, heapsize: int
             lines = [t for t in res.tail if "MemoryError" in t]
             res.reason = lines[0] if lines else failed[0]
     elif confirmed:
-        missing = [e for e in expect if e not in seen]
+        missing = [e for e in (*expect, *((stop_at,) if stop_at else ())) if e not in seen]
         res.reason = f"missing {missing[0]!r}" if missing else ""
     elif timed_out:
         res.reason = f"timeout after {timeout_s:g} s"
