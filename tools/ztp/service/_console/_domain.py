@@ -1,0 +1,300 @@
+"""What the console does, in terms of the service's own domain code (issue 18).
+
+Every change goes through the same ``Store`` methods and rotation functions the API routes
+call, with the signed-in operator as the audit actor: validation, sealing, optimistic
+locking, feed notes and audit records are theirs. Only the console's read-only list queries
+(SIM search, audit filters, recent deliveries) are written here, on the indexes of migration
+``0004_console_users``. This is the one module that knows the Store's method names.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from .._errors import BadRequest, NotFound, ServiceError
+from .._models import AuditEvent, Sim, SimKey
+from .._rotation import cancel_rotation as _cancel_rotation
+from .._rotation import get_rotation as _get_rotation
+from .._rotation import list_rotations as _list_rotations
+from .._rotation import retry_rotation as _retry_rotation
+from .._store import (
+    DEFAULT_DEVICE,
+    Actor,
+    Store,
+    audit_view,
+    key_view,
+    parse_device_id,
+    parse_iccid,
+    parse_key_hex,
+    parse_tag,
+)
+from ._models import SimLabel
+
+__all__ = [
+    "ImportReport",
+    "SimPage",
+    "audit_page",
+    "body_diff",
+    "import_key_file",
+    "list_sims",
+]
+
+PAGE = 50
+_KEY_FILE_COLUMNS = ("iccid", "psk", "tag", "kic", "kid")
+
+
+@dataclass
+class SimPage:
+    sims: list[dict[str, Any]]
+    next_after: str | None  # the last ICCID shown, when there may be more
+
+
+def parse_prefix(text: str) -> str:
+    digits = text.replace(" ", "").replace("-", "")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 20:
+        raise BadRequest("ICCID prefix must be up to 20 digits")
+    return digits
+
+
+def parse_label_filter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise BadRequest("label filter must be key=value")
+    return key.strip(), value.strip()
+
+
+def list_sims(store: Store, *, prefix: str = "", label: tuple[str, str] | None = None,
+              state: str | None = None, after: str | None = None,
+              limit: int = PAGE) -> SimPage:
+    """One page of SIMs in ICCID order after ``after`` (keyset paging: each page is an index
+    range scan, whatever its position). ``label`` reads ``sim_label``'s (key, value, iccid)
+    index; ``state`` the (state, iccid) one; an ICCID prefix is a range of the unique index."""
+    if label is not None:
+        q = (select(Sim).join(SimLabel, SimLabel.sim_id == Sim.id)
+             .where(SimLabel.key == label[0], SimLabel.value == label[1])
+             .order_by(SimLabel.iccid))
+        col = SimLabel.iccid
+    else:
+        q = select(Sim).order_by(Sim.iccid)
+        col = Sim.iccid
+    if prefix:
+        q = q.where(col >= prefix, col < prefix + ":")  # ':' sorts right after '9'
+    if state:
+        q = q.where(Sim.state == state)
+    if after:
+        q = q.where(col > after)
+    sims = list(store.s.scalars(q.limit(limit + 1)))
+    more = len(sims) > limit
+    sims = sims[:limit]
+    keys: dict[int, list[SimKey]] = {}
+    if sims:
+        for k in store.s.scalars(select(SimKey).where(SimKey.sim_id.in_([s.id for s in sims]))
+                                 .order_by(SimKey.kind, SimKey.id)):
+            keys.setdefault(k.sim_id, []).append(k)
+    rows = [{"iccid": s.iccid, "state": s.state, "labels": json.loads(s.labels_json),
+             "keys": [key_view(k) for k in keys.get(s.id, [])],
+             "last_device_id": s.last_device_id, "updated_ms": s.updated_ms} for s in sims]
+    return SimPage(rows, sims[-1].iccid if more and sims else None)
+
+
+def sim_detail(store: Store, iccid: str) -> dict[str, Any]:
+    """The SIM page: the SIM with its key list (never key material), its configurations,
+    its rotation, recent deliveries and telemetry."""
+    sim = store.get_sim(iccid)
+    try:
+        rotation: dict[str, Any] | None = _get_rotation(store, iccid)
+    except NotFound:
+        rotation = None
+    deliveries = [audit_view(e) for e in store.s.scalars(
+        select(AuditEvent).where(AuditEvent.iccid == iccid,
+                                 AuditEvent.action.in_(("config.deliver", "config.miss",
+                                                        "device.refused", "sim.moved")))
+        .order_by(AuditEvent.id.desc()).limit(20))]
+    return {"sim": sim, "configs": store.list_configs(iccid), "rotation": rotation,
+            "deliveries": deliveries, "telemetry": store.list_telemetry(iccid, 20)}
+
+
+def set_sim_state(store: Store, actor: Actor, iccid: str, state: str) -> None:
+    if state not in ("active", "suspended"):
+        raise BadRequest("state must be active or suspended")
+    store.update_sim(actor, iccid, state=state)
+
+
+def config_editor(store: Store, iccid: str, device: str) -> dict[str, Any]:
+    """The current configuration (None when there is none yet) and its history."""
+    store.get_sim(iccid)  # NotFound for an unknown SIM
+    try:
+        current: dict[str, Any] | None = store.get_config(iccid, device)
+    except NotFound:
+        current = None
+    try:
+        history = store.history(iccid, device, 50)
+    except NotFound:
+        history = []
+    version = history[0]["version"] if history else 0
+    return {"current": current, "history": history, "version": version}
+
+
+def save_config(store: Store, actor: Actor, iccid: str, device: str, body: str, *,
+                if_version: int, comment: str, require_json: bool | None) -> dict[str, Any]:
+    return store.set_config(actor, iccid, device, body, if_version=if_version,
+                            comment=comment, require_json=require_json)
+
+
+def rollback_config(store: Store, actor: Actor, iccid: str, device: str,
+                    version: int) -> dict[str, Any]:
+    return store.rollback(actor, iccid, device, version)
+
+
+def body_diff(old: str | None, new: str | None, old_name: str, new_name: str) -> list[str]:
+    """Unified diff lines of two bodies. A one-line JSON body is compared pretty-printed
+    (one member per line), so the diff shows which member changed."""
+
+    def lines(text: str | None) -> list[str]:
+        if text is None:
+            return []
+        try:
+            return json.dumps(json.loads(text), indent=1, sort_keys=False).splitlines()
+        except ValueError:
+            return text.splitlines()
+
+    return list(difflib.unified_diff(lines(old), lines(new), old_name, new_name, lineterm=""))
+
+
+# ---------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportReport:
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (file line, message)
+    rows: int = 0
+    already: list[str] = field(default_factory=list)  # ICCIDs registered before
+    result: dict[str, int] | None = None
+
+
+def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> ImportReport:
+    """The vendor key file (``iccid,psk[,tag,kic,kid]``), every row checked first with the
+    service's own rules: a file with bad rows imports nothing and each one is reported with
+    its line. A good file goes to ``Store.import_sims`` (one transaction; a key the SIM
+    already holds is counted unchanged, so uploading the same file again changes nothing and
+    says what was already there)."""
+    report = ImportReport()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        report.errors.append((0, "the file is not UTF-8 text"))
+        return report
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        report.errors.append((1, f"malformed CSV: {exc}"))
+        return report
+    if "iccid" not in header or "psk" not in header:
+        report.errors.append((1, "the header needs the columns iccid and psk"))
+        return report
+    unknown = [h for h in header if h not in _KEY_FILE_COLUMNS]
+    if unknown:
+        report.errors.append((1, f"unknown column(s): {', '.join(unknown)}"))
+        return report
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                report.errors.append((line, f"{len(cells)} columns, the header has "
+                                            f"{len(header)}"))
+                continue
+            row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
+            try:
+                iccid = parse_iccid(row["iccid"], force=force)
+                parse_key_hex(row["psk"], "psk")
+                if row.get("tag"):
+                    parse_tag(row["tag"])
+                for kind in ("kic", "kid"):
+                    if row.get(kind):
+                        parse_key_hex(row[kind], kind)
+            except ServiceError as exc:
+                report.errors.append((line, exc.detail))
+                continue
+            dup = (iccid, row.get("tag") or "")
+            if dup in seen:
+                report.errors.append((line, f"ICCID {iccid} already on line {seen[dup]}"))
+                continue
+            seen[dup] = line
+            rows.append(row)
+    except csv.Error as exc:
+        report.errors.append((reader.line_num, f"malformed CSV: {exc}"))
+    report.rows = len(rows)
+    if report.errors:
+        return report
+    if not rows:
+        report.errors.append((0, "the file holds no rows"))
+        return report
+    iccids = sorted({parse_iccid(r["iccid"], force=force) for r in rows})
+    for start in range(0, len(iccids), 500):
+        report.already += list(store.s.scalars(
+            select(Sim.iccid).where(Sim.iccid.in_(iccids[start:start + 500]))
+            .order_by(Sim.iccid)))
+    report.result = store.import_sims(actor, rows, force=force)
+    return report
+
+
+# ---------------------------------------------------------------------------- rotations
+
+
+def list_rotations(store: Store, *, state: str | None, overdue: bool,
+                   limit: int = 200) -> list[dict[str, Any]]:
+    return _list_rotations(store, batch=None, state=state, overdue=overdue,
+                                    after=0, limit=limit)
+
+
+def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
+    return _retry_rotation(store, actor, iccid)
+
+
+def cancel_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
+    return _cancel_rotation(store, actor, iccid, "cancelled in the console")
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def audit_page(store: Store, *, iccid: str | None, actor: str | None, action: str | None,
+               since_ms: int | None, until_ms: int | None, before: int | None,
+               limit: int = PAGE) -> tuple[list[dict[str, Any]], int | None]:
+    """Audit events newest first, ``before`` an id (keyset); returns (events, next before)."""
+    q = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if iccid:
+        q = q.where(AuditEvent.iccid == iccid)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if action:
+        if action.endswith("."):
+            q = q.where(AuditEvent.action >= action, AuditEvent.action < action[:-1] + "/")
+        else:
+            q = q.where(AuditEvent.action == action)
+    if since_ms is not None:
+        q = q.where(AuditEvent.at_ms >= since_ms)
+    if until_ms is not None:
+        q = q.where(AuditEvent.at_ms < until_ms)
+    if before is not None:
+        q = q.where(AuditEvent.id < before)
+    events = [audit_view(e) for e in store.s.scalars(q.limit(limit + 1))]
+    more = len(events) > limit
+    events = events[:limit]
+    return events, events[-1]["id"] if more and events else None
+
+
+def parse_device(text: str) -> str:
+    return parse_device_id(text.strip() or DEFAULT_DEVICE, allow_default=True)
