@@ -94,7 +94,7 @@ class ConsoleSettings:
     trusted_proxies: tuple[str, ...] = ()
     address_limits: LoginLimits = field(default_factory=LoginLimits)
     account_limits: LoginLimits = field(
-        default_factory=lambda: LoginLimits(burst=10, per_minute=2.0))
+        default_factory=lambda: LoginLimits(burst=5, per_minute=1.0))
 
     @classmethod
     def from_env(cls) -> ConsoleSettings:
