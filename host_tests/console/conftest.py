@@ -48,6 +48,12 @@ class ConsoleApp:
     admin: ServiceClient  # the API, with an admin token (to set things up)
     gateway: ServiceClient
 
+    def device_get(self, device_hex: str, identity_hex: str, tag: str = "1"):
+        """A device's configuration request, as the gateway forwards it."""
+        return self.gateway.request(
+            "GET", f"/v1/config/{device_hex}", params={"iccid": identity_hex},
+            headers={"X-ZTP-Identity": identity_hex, "X-ZTP-Key-Tag": tag})
+
     def add_user(self, username: str, role: str, password: str = PASSWORD) -> None:
         db = Database(self.settings.database_url)
         try:
