@@ -54,7 +54,8 @@ __all__ = ["Console", "Ctx", "page", "redirect"]
 
 T = TypeVar("T")
 _FORM_MAX = 64 * 1024
-_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".svg": "image/svg+xml"}
 # ?ok=<code> after a redirect: fixed messages (never text from the URL on the page)
 MESSAGES = {
     "saved": "Configuration saved.", "rolled_back": "Rolled back: the old body is the new "
