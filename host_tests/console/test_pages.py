@@ -50,6 +50,11 @@ def test_search_by_prefix_label_and_state_with_keyset_pages(console: ConsoleApp)
     assert _listed(html) == [iccids[4]]
     html = http.get("/console/sims", params={"state": "suspended"}).text
     assert _listed(html) == [iccids[7]]
+    # label and state together (the index copies the state: the suspension updated it)
+    html = http.get("/console/sims", params={"label": "fleet=north", "state": "suspended"})
+    assert _listed(html.text) == [iccids[7]]
+    html = http.get("/console/sims", params={"label": "fleet=south", "state": "suspended"})
+    assert _listed(html.text) == []
     prefix = iccids[0][:16]  # ...0918600 + first digit of the counter
     html = http.get("/console/sims", params={"q": prefix}).text
     assert _listed(html) == [i for i in iccids if i.startswith(prefix)][:50]

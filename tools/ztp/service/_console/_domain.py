@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .._errors import BadRequest, NotFound, ServiceError
 from .._models import AuditEvent, Sim, SimKey
@@ -75,7 +75,8 @@ def list_sims(store: Store, *, prefix: str = "", label: tuple[str, str] | None =
               limit: int = PAGE) -> SimPage:
     """One page of SIMs in ICCID order after ``after`` (keyset paging: each page is an index
     range scan, whatever its position). ``label`` reads ``sim_label``'s (key, value, iccid)
-    index; ``state`` the (state, iccid) one; an ICCID prefix is a range of the unique index."""
+    index, with ``state`` its (key, value, state, iccid) one; ``state`` alone the sim
+    (state, iccid) one; an ICCID prefix is a range of the unique index."""
     if label is not None:
         q = (select(Sim).join(SimLabel, SimLabel.sim_id == Sim.id)
              .where(SimLabel.key == label[0], SimLabel.value == label[1])
@@ -87,7 +88,7 @@ def list_sims(store: Store, *, prefix: str = "", label: tuple[str, str] | None =
     if prefix:
         q = q.where(col >= prefix, col < prefix + ":")  # ':' sorts right after '9'
     if state:
-        q = q.where(Sim.state == state)
+        q = q.where((SimLabel.state if label is not None else Sim.state) == state)
     if after:
         q = q.where(col > after)
     sims = list(store.s.scalars(q.limit(limit + 1)))
@@ -281,13 +282,26 @@ def audit_page(store: Store, *, iccid: str | None, actor: str | None, action: st
         q = q.where(AuditEvent.actor == actor)
     if action:
         if action.endswith("."):
-            q = q.where(AuditEvent.action >= action, AuditEvent.action < action[:-1] + "/")
+            # a family ("config."): walk the log newest first and stop at a page of matches;
+            # a range on the action index would sort every match (millions of deliveries)
+            q = q.where(func.substr(AuditEvent.action, 1, len(action)) == action)
         else:
             q = q.where(AuditEvent.action == action)
+    # A time window becomes a range of ids (the log's commit order), each end one seek on
+    # the at_ms index: the page then walks ids newest first like every other, never sorting
+    # a window's matches. (An event whose clock reading lags one committed just before it,
+    # by a millisecond, may fall on the other side of the edge.)
     if since_ms is not None:
-        q = q.where(AuditEvent.at_ms >= since_ms)
+        first = store.s.scalar(select(AuditEvent.id).where(AuditEvent.at_ms >= since_ms)
+                               .order_by(AuditEvent.at_ms, AuditEvent.id).limit(1))
+        if first is None:
+            return [], None
+        q = q.where(AuditEvent.id >= first)
     if until_ms is not None:
-        q = q.where(AuditEvent.at_ms < until_ms)
+        end = store.s.scalar(select(AuditEvent.id).where(AuditEvent.at_ms >= until_ms)
+                             .order_by(AuditEvent.at_ms, AuditEvent.id).limit(1))
+        if end is not None:
+            q = q.where(AuditEvent.id < end)
     if before is not None:
         q = q.where(AuditEvent.id < before)
     events = [audit_view(e) for e in store.s.scalars(q.limit(limit + 1))]

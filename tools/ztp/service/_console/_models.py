@@ -45,8 +45,9 @@ class ConsoleSession(Base):
 
 
 class SimLabel(Base):
-    """One label of one SIM (kept by triggers from ``sim.labels_json``). ``iccid`` is copied
-    so that a label page is read in ICCID order straight from the index (keyset paging)."""
+    """One label of one SIM (kept by triggers from ``sim.labels_json``). ``iccid`` and
+    ``state`` are copied so that a label page, with or without a state, is read in ICCID order
+    straight from an index (keyset paging), never by visiting the SIM rows it skips."""
 
     __tablename__ = "sim_label"
     sim_id: Mapped[int] = mapped_column(ForeignKey("sim.id", ondelete="CASCADE"),
@@ -54,7 +55,10 @@ class SimLabel(Base):
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
     iccid: Mapped[str] = mapped_column(String(20))
-    __table_args__ = (Index("ix_sim_label_key_value_iccid", "key", "value", "iccid"),)
+    state: Mapped[str] = mapped_column(String(16))  # the SIM's, for "label and state"
+    __table_args__ = (Index("ix_sim_label_key_value_iccid", "key", "value", "iccid"),
+                      Index("ix_sim_label_key_value_state_iccid", "key", "value", "state",
+                            "iccid"))
 
 
 # Keyset pages of the console's lists: SIMs by state in ICCID order, the audit log by actor

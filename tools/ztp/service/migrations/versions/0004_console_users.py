@@ -16,13 +16,13 @@ depends_on = None
 
 _SQLITE_TRIGGERS = [
     """CREATE TRIGGER sim_label_insert AFTER INSERT ON sim BEGIN
-         INSERT INTO sim_label (sim_id, key, value, iccid)
-           SELECT NEW.id, j.key, j.value, NEW.iccid FROM json_each(NEW.labels_json) AS j;
+         INSERT INTO sim_label (sim_id, key, value, iccid, state)
+           SELECT NEW.id, j.key, j.value, NEW.iccid, NEW.state FROM json_each(NEW.labels_json) AS j;
        END""",
-    """CREATE TRIGGER sim_label_update AFTER UPDATE OF labels_json, iccid ON sim BEGIN
+    """CREATE TRIGGER sim_label_update AFTER UPDATE OF labels_json, iccid, state ON sim BEGIN
          DELETE FROM sim_label WHERE sim_id = NEW.id;
-         INSERT INTO sim_label (sim_id, key, value, iccid)
-           SELECT NEW.id, j.key, j.value, NEW.iccid FROM json_each(NEW.labels_json) AS j;
+         INSERT INTO sim_label (sim_id, key, value, iccid, state)
+           SELECT NEW.id, j.key, j.value, NEW.iccid, NEW.state FROM json_each(NEW.labels_json) AS j;
        END""",
 ]
 _PG_TRIGGERS = [
@@ -31,14 +31,14 @@ _PG_TRIGGERS = [
          IF TG_OP = 'UPDATE' THEN
            DELETE FROM sim_label WHERE sim_id = NEW.id;
          END IF;
-         INSERT INTO sim_label (sim_id, key, value, iccid)
-           SELECT NEW.id, j.key, j.value, NEW.iccid
+         INSERT INTO sim_label (sim_id, key, value, iccid, state)
+           SELECT NEW.id, j.key, j.value, NEW.iccid, NEW.state
            FROM jsonb_each_text(NEW.labels_json::jsonb) AS j;
          RETURN NULL;
        END $$""",
     """CREATE TRIGGER sim_label_insert AFTER INSERT ON sim
        FOR EACH ROW EXECUTE FUNCTION sim_label_sync()""",
-    """CREATE TRIGGER sim_label_update AFTER UPDATE OF labels_json, iccid ON sim
+    """CREATE TRIGGER sim_label_update AFTER UPDATE OF labels_json, iccid, state ON sim
        FOR EACH ROW EXECUTE FUNCTION sim_label_sync()""",
 ]
 
@@ -73,8 +73,11 @@ def upgrade() -> None:
         sa.Column("key", sa.String(32), primary_key=True),
         sa.Column("value", sa.String(64), nullable=False),
         sa.Column("iccid", sa.String(20), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
     )
     op.create_index("ix_sim_label_key_value_iccid", "sim_label", ["key", "value", "iccid"])
+    op.create_index("ix_sim_label_key_value_state_iccid", "sim_label",
+                    ["key", "value", "state", "iccid"])
     op.create_index("ix_sim_state_iccid", "sim", ["state", "iccid"])
     op.create_index("ix_audit_event_actor_id", "audit_event", ["actor", "id"])
     op.create_index("ix_audit_event_at_ms", "audit_event", ["at_ms"])
@@ -84,8 +87,8 @@ def upgrade() -> None:
     # the SIMs already registered
     each = ("jsonb_each_text(s.labels_json::jsonb)" if postgres
             else "json_each(s.labels_json)")
-    op.execute(f"INSERT INTO sim_label (sim_id, key, value, iccid) "
-               f"SELECT s.id, j.key, j.value, s.iccid FROM sim AS s, {each} AS j")
+    op.execute(f"INSERT INTO sim_label (sim_id, key, value, iccid, state) "
+               f"SELECT s.id, j.key, j.value, s.iccid, s.state FROM sim AS s, {each} AS j")
 
 
 def downgrade() -> None:
