@@ -194,3 +194,36 @@ def test_viewer_in_the_browser(browser: Any, served: Served) -> None:
     assert r.status == 403 and "viewer" in r.text()
     assert served.admin.get_config(ICCID, "default")["version"] == 2
     context.close()
+
+
+def test_ztp_serve_prints_the_console_and_shows_the_login_form(browser: Any,
+                                                               tmp_path: Path) -> None:
+    """`ztp serve` (the real command, its own process): the console line, the login form in
+    the browser, an account made with `ztp users add` signs in."""
+    import os
+    import subprocess
+    import sys
+
+    from ..gateway.test_serve import start, stop
+
+    data_dir = tmp_path / "ztp-data"
+    proc, info = start(data_dir)
+    try:
+        url = info["console"].split()[0]
+        assert url == info["service"] + "/console"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZTP_")}
+        r = subprocess.run([sys.executable, "-m", "ztp", "users", "add", "olga", "--role",
+                            "operator", "--data-dir", str(data_dir), "--password-stdin"],
+                           input=PASSWORD + "\n", capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        assert page.url == url + "/login"
+        assert page.locator("#login-form input[name=password]").count() == 1
+        _sign_in(page, info["service"], "olga")
+        assert "olga" in page.inner_text("header")
+        context.close()
+    finally:
+        stop(proc)
