@@ -43,11 +43,12 @@ def _read_password(from_stdin: bool) -> str:
 def _run(data_dir: Path | None, action: str, username: str,
          fn: Callable[[Any, Any, int], T], detail: dict[str, Any] | None = None) -> T:
     """``fn(session, hasher, now_ms)`` in one write transaction with its audit record."""
+    from ._audit import Actor
     from ._db import Database, migrate
     from ._errors import ServiceError
     from ._keys import MasterKeyError, SecretHasher
     from ._settings import Settings
-    from ._store import Actor, Store
+    from ._store import Store
 
     try:
         settings = Settings.from_env(data_dir)
@@ -60,7 +61,7 @@ def _run(data_dir: Path | None, action: str, username: str,
         with db.write() as session:
             out = fn(session, SecretHasher(fast=settings.fast_hashing), now_ms)
             if action:
-                Store(session, settings.master_key, now_ms).audit(
+                Store(session, settings.master_key, now_ms).audit.record(
                     Actor(f"local:{getpass.getuser()}"[:64]), action,
                     detail={"user": username, **(detail or {})})
             return out

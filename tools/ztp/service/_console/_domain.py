@@ -18,23 +18,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from .._audit import Actor, audit_view
 from .._errors import BadRequest, NotFound, ServiceError
 from .._models import AuditEvent, Sim, SimKey
 from .._rotation import cancel_rotation as _cancel_rotation
 from .._rotation import get_rotation as _get_rotation
 from .._rotation import list_rotations as _list_rotations
 from .._rotation import retry_rotation as _retry_rotation
-from .._store import (
-    DEFAULT_DEVICE,
-    Actor,
-    Store,
-    audit_view,
-    key_view,
-    parse_device_id,
-    parse_iccid,
-    parse_key_hex,
-    parse_tag,
-)
+from .._schemas import DEFAULT_DEVICE, parse_device_id, parse_iccid, parse_key_hex, parse_tag
+from .._sims import key_view
+from .._store import Store
 from ._models import SimLabel
 
 __all__ = [
@@ -108,7 +101,7 @@ def list_sims(store: Store, *, prefix: str = "", label: tuple[str, str] | None =
 def sim_detail(store: Store, iccid: str) -> dict[str, Any]:
     """The SIM page: the SIM with its key list (never key material), its configurations,
     its rotation, recent deliveries and telemetry."""
-    sim = store.get_sim(iccid)
+    sim = store.sims.get(iccid)
     try:
         rotation: dict[str, Any] | None = _get_rotation(store, iccid)
     except NotFound:
@@ -118,25 +111,25 @@ def sim_detail(store: Store, iccid: str) -> dict[str, Any]:
                                  AuditEvent.action.in_(("config.deliver", "config.miss",
                                                         "device.refused", "sim.moved")))
         .order_by(AuditEvent.id.desc()).limit(20))]
-    return {"sim": sim, "configs": store.list_configs(iccid), "rotation": rotation,
-            "deliveries": deliveries, "telemetry": store.list_telemetry(iccid, 20)}
+    return {"sim": sim, "configs": store.configs.list_current(iccid), "rotation": rotation,
+            "deliveries": deliveries, "telemetry": store.delivery.list_telemetry(iccid, 20)}
 
 
 def set_sim_state(store: Store, actor: Actor, iccid: str, state: str) -> None:
     if state not in ("active", "suspended"):
         raise BadRequest("state must be active or suspended")
-    store.update_sim(actor, iccid, state=state)
+    store.sims.update(actor, iccid, state=state)
 
 
 def config_editor(store: Store, iccid: str, device: str) -> dict[str, Any]:
     """The current configuration (None when there is none yet) and its history."""
-    store.get_sim(iccid)  # NotFound for an unknown SIM
+    store.sims.get(iccid)  # NotFound for an unknown SIM
     try:
-        current: dict[str, Any] | None = store.get_config(iccid, device)
+        current: dict[str, Any] | None = store.configs.get(iccid, device)
     except NotFound:
         current = None
     try:
-        history = store.history(iccid, device, 50)
+        history = store.configs.history(iccid, device, 50)
     except NotFound:
         history = []
     version = history[0]["version"] if history else 0
@@ -145,13 +138,13 @@ def config_editor(store: Store, iccid: str, device: str) -> dict[str, Any]:
 
 def save_config(store: Store, actor: Actor, iccid: str, device: str, body: str, *,
                 if_version: int, comment: str, require_json: bool | None) -> dict[str, Any]:
-    return store.set_config(actor, iccid, device, body, if_version=if_version,
-                            comment=comment, require_json=require_json)
+    return store.configs.set(actor, iccid, device, body, if_version=if_version,
+                              comment=comment, require_json=require_json)
 
 
 def rollback_config(store: Store, actor: Actor, iccid: str, device: str,
                     version: int) -> dict[str, Any]:
-    return store.rollback(actor, iccid, device, version)
+    return store.configs.rollback(actor, iccid, device, version)
 
 
 def body_diff(old: str | None, new: str | None, old_name: str, new_name: str) -> list[str]:
@@ -183,7 +176,7 @@ class ImportReport:
 def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> ImportReport:
     """The vendor key file (``iccid,psk[,tag,kic,kid]``), every row checked first with the
     service's own rules: a file with bad rows imports nothing and each one is reported with
-    its line. A good file goes to ``Store.import_sims`` (one transaction; a key the SIM
+    its line. A good file goes to ``Store.imports.sims`` (one transaction; a key the SIM
     already holds is counted unchanged, so uploading the same file again changes nothing and
     says what was already there)."""
     report = ImportReport()
@@ -247,7 +240,7 @@ def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> I
         report.already += list(store.s.scalars(
             select(Sim.iccid).where(Sim.iccid.in_(iccids[start:start + 500]))
             .order_by(Sim.iccid)))
-    report.result = store.import_sims(actor, rows, force=force)
+    report.result = store.imports.sims(actor, rows, force=force)
     return report
 
 

@@ -27,9 +27,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .._audit import Actor
 from .._errors import ServiceError, TooManyRequests, Unauthorized
 from .._http import IMPORT_BODY_MAX, AppState
-from .._store import Actor, Store
+from .._store import Store
 from .._throttle import LoginThrottle
 from ._accounts import (
     ConsoleUser,
@@ -101,10 +102,10 @@ class Ctx:
                 store = Store(session, self.console.state.settings.master_key, self.now_ms)
                 return fn(store)
         except ServiceError:
-            if store is not None and store.kept:
+            if store is not None and store.audit.kept:
                 with self.console.state.db.write() as session:
                     Store(session, self.console.state.settings.master_key,
-                          self.now_ms).replay_kept(store.kept)
+                          self.now_ms).audit.replay(store.audit.kept)
             raise
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
@@ -265,7 +266,7 @@ class Console:
             with self.state.logins.turn(), self.state.db.write() as session:
                 user = check_password(session, self.state.hasher, username, password)
                 token = sign_in(session, user, ctx.now_ms)
-                Store(session, self.state.settings.master_key, ctx.now_ms).audit(
+                Store(session, self.state.settings.master_key, ctx.now_ms).audit.record(
                     Actor(user.username), "console.login",
                     detail={"address": address, "role": user.role})
         except Unauthorized:
@@ -285,7 +286,7 @@ class Console:
         user = ctx.user
         with self.state.db.write() as session:
             end_session(session, user.session_id, ctx.now_ms)
-            Store(session, self.state.settings.master_key, ctx.now_ms).audit(
+            Store(session, self.state.settings.master_key, ctx.now_ms).audit.record(
                 Actor(user.username), "console.logout")
         response = redirect("/console/login", ok="signed_out")
         clear_cookie(response, SESSION_COOKIE, secure=is_https(ctx.request, self.proxies))

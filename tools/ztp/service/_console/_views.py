@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from starlette.responses import Response
 
 from .._errors import BadRequest, Conflict, ServiceError
-from .._store import parse_comment, parse_iccid
+from .._schemas import parse_comment, parse_iccid
 from ._domain import (
     audit_page,
     body_diff,
