@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 from ztp.iccid import luhn_check_digit
-from ztp.service import Database, Settings
+from ztp.service import Database, ServiceClientError, Settings
 from ztp.service._console._models import SimLabel
 
 from .conftest import ICCID, PSK, ConsoleApp, csrf_of
@@ -133,6 +134,14 @@ def test_config_editor_limit_conflict_diff_rollback_and_delivery(console: Consol
     # the device gets the saved body at its next request
     r = console.device_get("00112233", IDENTITY_HEX)
     assert r.status_code == 200 and r.content == b'{"k":1}'
+    # delete: a deletion version; the device falls back to the default (none here: 404)
+    r = http.post(url + "/delete", data={"csrf": token})
+    assert r.status_code == 200 and "Configuration deleted" in r.text
+    assert "No configuration for this device yet (deleted)" in r.text
+    with pytest.raises(ServiceClientError) as refused:
+        console.device_get("00112233", IDENTITY_HEX)
+    assert refused.value.status == 404
+    assert [v["deleted"] for v in console.admin.history(ICCID, "00112233")][:1] == [True]
     # the device id is validated like the API's
     assert http.get(f"/console/sims/{ICCID}/configs/xyz").status_code == 400
     r = http.get(f"/console/sims/{ICCID}/configs", params={"device": "AABB"},
@@ -222,3 +231,44 @@ def test_users_cli(tmp_path, monkeypatch) -> None:
     r = runner.invoke(users_group, ["list"])
     assert re.search(r"alice\s+operator\s+disabled", r.output)
     assert "long enough" not in r.output and "another long" not in r.output
+
+
+def test_configuration_file_import(console: ConsoleApp) -> None:
+    sims = _iccids(2, "894450250918602")
+    for i in sims:
+        console.admin.create_sim(i, psk=PSK)
+    http = console.signed_in("olga", "operator")
+    token = csrf_of(http.get("/console/import").text)
+
+    def upload(text: str):
+        return http.post("/console/import", data={"csrf": token, "kind": "configs"},
+                         files={"file": ("configs.csv", text.encode(), "text/csv")})
+
+    long_body = '"{""k"":""' + "x" * 250 + '""}"'
+    bad = ("iccid,device_id,body,require_json\n"
+           f'{sims[0]},,"{{""apn"":""iot""}}",true\n'
+           f"{sims[0]},zz,plain,\n"
+           f"{sims[1]},0011,{long_body},\n"
+           f"{sims[1]},0011,not json,true\n"
+           f"8944502509186389643,,x,\n"
+           f'{sims[0]},default,"{{}}",\n')
+    r = upload(bad)
+    assert r.status_code == 400 and "Nothing imported: 5 bad row(s)" in r.text
+    lines = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td></tr>", r.text)
+    assert [n for n, _ in lines] == ["3", "4", "5", "6", "7"]
+    assert "device id" in lines[0][1] and "at most 254" in lines[1][1]
+    assert "JSON" in lines[2][1] and "not registered" in lines[3][1]
+    assert "line 2" in lines[4][1]
+    assert console.admin.list_configs(sims[0]) == []
+    good = ("iccid,device_id,body,comment\n"
+            f'{sims[0]},,"{{""apn"":""iot""}}",fleet default\n'
+            f"{sims[0]},00AA,plain text,meter\n{sims[1]},0011,b,\n")
+    r = upload(good)
+    assert r.status_code == 200 and "3 configuration(s) saved" in r.text
+    r = upload(good)
+    assert "0 configuration(s) saved" in r.text and "3 already there" in r.text
+    r = upload(good.replace("plain text", "plain text v2"))
+    assert "1 configuration(s) saved" in r.text and "2 already there" in r.text
+    assert console.admin.get_config(sims[0], "00aa")["version"] == 2
+    assert console.admin.get_config(sims[0], "default")["body"] == '{"apn":"iot"}'
+    assert {e["actor"] for e in console.admin.audit(action="config.import")} == {"olga"}

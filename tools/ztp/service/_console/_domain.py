@@ -20,12 +20,20 @@ from sqlalchemy import func, select
 
 from .._audit import Actor, audit_view
 from .._errors import BadRequest, NotFound, ServiceError
-from .._models import AuditEvent, Sim, SimKey
+from .._models import AuditEvent, ConfigSlot, ConfigVersion, Sim, SimKey
 from .._rotation import cancel_rotation as _cancel_rotation
 from .._rotation import get_rotation as _get_rotation
 from .._rotation import list_rotations as _list_rotations
 from .._rotation import retry_rotation as _retry_rotation
-from .._schemas import DEFAULT_DEVICE, parse_device_id, parse_iccid, parse_key_hex, parse_tag
+from .._schemas import (
+    DEFAULT_DEVICE,
+    parse_body,
+    parse_comment,
+    parse_device_id,
+    parse_iccid,
+    parse_key_hex,
+    parse_tag,
+)
 from .._sims import key_view
 from .._store import Store
 from ._models import SimLabel
@@ -35,12 +43,14 @@ __all__ = [
     "SimPage",
     "audit_page",
     "body_diff",
+    "import_config_file",
     "import_key_file",
     "list_sims",
 ]
 
 PAGE = 50
 _KEY_FILE_COLUMNS = ("iccid", "psk", "tag", "kic", "kid")
+_CONFIG_FILE_COLUMNS = ("iccid", "device_id", "body", "require_json", "comment")
 
 
 @dataclass
@@ -142,6 +152,11 @@ def save_config(store: Store, actor: Actor, iccid: str, device: str, body: str, 
                               comment=comment, require_json=require_json)
 
 
+def delete_config(store: Store, actor: Actor, iccid: str, device: str) -> dict[str, Any]:
+    """A deletion version (the history stays): the device falls back to the SIM's default."""
+    return store.configs.set(actor, iccid, device, None)
+
+
 def rollback_config(store: Store, actor: Actor, iccid: str, device: str,
                     version: int) -> dict[str, Any]:
     return store.configs.rollback(actor, iccid, device, version)
@@ -169,8 +184,45 @@ def body_diff(old: str | None, new: str | None, old_name: str, new_name: str) ->
 class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (file line, message)
     rows: int = 0
-    already: list[str] = field(default_factory=list)  # ICCIDs registered before
+    already: list[str] = field(default_factory=list)  # key file: ICCIDs registered before
     result: dict[str, int] | None = None
+
+
+def _csv_rows(raw: bytes, columns: tuple[str, ...], required: tuple[str, ...],
+              report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    """``(line, {column: cell})`` of each non-empty row; problems go to ``report.errors``
+    with their line (a row with the wrong number of cells is one)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        report.errors.append((0, "the file is not UTF-8 text"))
+        return []
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        report.errors.append((1, f"malformed CSV: {exc}"))
+        return []
+    missing = [c for c in required if c not in header]
+    unknown = [h for h in header if h not in columns]
+    if missing or unknown:
+        report.errors.append((1, f"the header needs the columns {', '.join(required)} and "
+                                 f"may have {', '.join(c for c in columns if c not in required)}"
+                                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")))
+        return []
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                report.errors.append((reader.line_num, f"{len(cells)} columns, the header "
+                                                       f"has {len(header)}"))
+                continue
+            rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
+    except csv.Error as exc:
+        report.errors.append((reader.line_num, f"malformed CSV: {exc}"))
+    return rows
 
 
 def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> ImportReport:
@@ -180,60 +232,32 @@ def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> I
     already holds is counted unchanged, so uploading the same file again changes nothing and
     says what was already there)."""
     report = ImportReport()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        report.errors.append((0, "the file is not UTF-8 text"))
-        return report
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as exc:
-        report.errors.append((1, f"malformed CSV: {exc}"))
-        return report
-    if "iccid" not in header or "psk" not in header:
-        report.errors.append((1, "the header needs the columns iccid and psk"))
-        return report
-    unknown = [h for h in header if h not in _KEY_FILE_COLUMNS]
-    if unknown:
-        report.errors.append((1, f"unknown column(s): {', '.join(unknown)}"))
-        return report
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
-    try:
-        for cells in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                report.errors.append((line, f"{len(cells)} columns, the header has "
-                                            f"{len(header)}"))
-                continue
-            row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
-            try:
-                iccid = parse_iccid(row["iccid"], force=force)
-                parse_key_hex(row["psk"], "psk")
-                if row.get("tag"):
-                    parse_tag(row["tag"])
-                for kind in ("kic", "kid"):
-                    if row.get(kind):
-                        parse_key_hex(row[kind], kind)
-            except ServiceError as exc:
-                report.errors.append((line, exc.detail))
-                continue
-            dup = (iccid, row.get("tag") or "")
-            if dup in seen:
-                report.errors.append((line, f"ICCID {iccid} already on line {seen[dup]}"))
-                continue
-            seen[dup] = line
-            rows.append(row)
-    except csv.Error as exc:
-        report.errors.append((reader.line_num, f"malformed CSV: {exc}"))
+    for line, cells in _csv_rows(raw, _KEY_FILE_COLUMNS, ("iccid", "psk"), report):
+        row = {k: v.strip() for k, v in cells.items()}
+        try:
+            iccid = parse_iccid(row["iccid"], force=force)
+            parse_key_hex(row["psk"], "psk")
+            if row.get("tag"):
+                parse_tag(row["tag"])
+            for kind in ("kic", "kid"):
+                if row.get(kind):
+                    parse_key_hex(row[kind], kind)
+        except ServiceError as exc:
+            report.errors.append((line, exc.detail))
+            continue
+        dup = (iccid, row.get("tag") or "")
+        if dup in seen:
+            report.errors.append((line, f"ICCID {iccid} already on line {seen[dup]}"))
+            continue
+        seen[dup] = line
+        rows.append(row)
+    report.errors.sort()
     report.rows = len(rows)
-    if report.errors:
-        return report
-    if not rows:
+    if not report.errors and not rows:
         report.errors.append((0, "the file holds no rows"))
+    if report.errors:
         return report
     iccids = sorted({parse_iccid(r["iccid"], force=force) for r in rows})
     for start in range(0, len(iccids), 500):
@@ -241,6 +265,72 @@ def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> I
             select(Sim.iccid).where(Sim.iccid.in_(iccids[start:start + 500]))
             .order_by(Sim.iccid)))
     report.result = store.imports.sims(actor, rows, force=force)
+    return report
+
+
+def import_config_file(store: Store, actor: Actor, raw: bytes) -> ImportReport:
+    """Configurations per ICCID and DeviceID (``iccid,device_id,body[,require_json,comment]``;
+    an empty device_id is the SIM's default), every row checked first (ICCID, device id, the
+    body's 254 bytes and JSON when asked, the SIM registered, a pair listed twice): a file
+    with bad rows imports nothing and each one is reported with its line. A row whose body
+    is already the current one is left as it is and counted (a re-upload changes nothing);
+    the others go to ``Store.imports.configs`` (one transaction, a new version each)."""
+    report = ImportReport()
+    rows: list[tuple[int, dict[str, Any]]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, cells in _csv_rows(raw, _CONFIG_FILE_COLUMNS, ("iccid", "body"), report):
+        try:
+            iccid = parse_iccid(cells["iccid"].strip(), force=True)
+            device = parse_device(cells.get("device_id", ""))
+            flag = cells.get("require_json", "").strip().lower()
+            if flag not in ("", "true", "false", "1", "0", "yes", "no"):
+                raise BadRequest("require_json must be true or false")
+            require_json = flag in ("true", "1", "yes") if flag else None
+            body = cells["body"]
+            parse_body(body, require_json=bool(require_json))
+            comment = parse_comment(cells.get("comment") or None)
+        except ServiceError as exc:
+            report.errors.append((line, exc.detail))
+            continue
+        if (iccid, device) in seen:
+            report.errors.append((line, f"ICCID {iccid} device {device} already on line "
+                                        f"{seen[(iccid, device)]}"))
+            continue
+        seen[(iccid, device)] = line
+        row: dict[str, Any] = {"iccid": iccid, "device_id": device, "body": body}
+        if require_json is not None:
+            row["require_json"] = require_json
+        if comment:
+            row["comment"] = comment
+        rows.append((line, row))
+    current: dict[tuple[str, str], bytes | None] = {}
+    known: set[str] = set()
+    iccids = sorted({r["iccid"] for _, r in rows})
+    for start in range(0, len(iccids), 500):
+        chunk = iccids[start:start + 500]
+        known.update(store.s.scalars(select(Sim.iccid).where(Sim.iccid.in_(chunk))))
+        for iccid, device, body in store.s.execute(
+                select(Sim.iccid, ConfigSlot.device_key, ConfigVersion.body)
+                .join(ConfigSlot, ConfigSlot.sim_id == Sim.id)
+                .join(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)
+                      & (ConfigVersion.version == ConfigSlot.current_version))
+                .where(Sim.iccid.in_(chunk))):
+            current[(iccid, device)] = body
+    for line, row in rows:
+        if row["iccid"] not in known:
+            report.errors.append((line, f"SIM {row['iccid']} is not registered"))
+    report.errors.sort()
+    report.rows = len(rows)
+    if not report.errors and not rows:
+        report.errors.append((0, "the file holds no rows"))
+    if report.errors:
+        return report
+    changed = [r for _, r in rows
+               if current.get((r["iccid"], r["device_id"])) != r["body"].encode("utf-8")
+               or "require_json" in r]
+    report.result = {"imported": 0, "unchanged": len(rows) - len(changed)}
+    if changed:
+        report.result["imported"] = store.imports.configs(actor, changed)["imported"]
     return report
 
 

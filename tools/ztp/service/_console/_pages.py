@@ -63,6 +63,7 @@ MESSAGES = {
     "current version.", "active": "SIM activated.", "suspended": "SIM suspended.",
     "retried": "Rotation retried: it is sent at the next run.",
     "cancelled": "Rotation cancelled.", "signed_out": "Signed out.",
+    "deleted": "Configuration deleted (a deletion version; the history stays).",
 }
 
 

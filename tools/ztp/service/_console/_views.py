@@ -14,6 +14,8 @@ from ._domain import (
     body_diff,
     cancel_rotation,
     config_editor,
+    delete_config,
+    import_config_file,
     import_key_file,
     list_rotations,
     list_sims,
@@ -201,6 +203,16 @@ def config_save(ctx: Ctx) -> Response:
     return redirect(f"/console/sims/{iccid}/configs/{device}", ok="saved")
 
 
+@page("POST", "/sims/{iccid}/configs/{device}/delete", scope="write")
+def config_delete(ctx: Ctx) -> Response:
+    iccid, device = _iccid(ctx), _device(ctx)
+    try:
+        ctx.write(lambda store: delete_config(store, ctx.actor, iccid, device))
+    except ServiceError as exc:
+        return _editor(ctx, iccid, device, status=exc.status, error=exc.detail)
+    return redirect(f"/console/sims/{iccid}/configs/{device}", ok="deleted")
+
+
 @page("POST", "/sims/{iccid}/configs/{device}/rollback", scope="write")
 def config_rollback(ctx: Ctx) -> Response:
     iccid, device = _iccid(ctx), _device(ctx)
@@ -218,23 +230,30 @@ def config_rollback(ctx: Ctx) -> Response:
 
 @page("GET", "/import")
 def import_page(ctx: Ctx) -> Response:
-    return ctx.render("import.html", report=None)
+    return ctx.render("import.html", report=None, kind=None)
 
 
 @page("POST", "/import", scope="write")
 def import_upload(ctx: Ctx) -> Response:
+    """A key file (``kind=keys``) or a configurations file (``kind=configs``). A file with
+    bad rows writes nothing: every row is checked before the import."""
+    kind = ctx.form.get("kind", "keys")
+    if kind not in ("keys", "configs"):
+        raise BadRequest("kind must be keys or configs")
     raw = ctx.files.get("file")
     if not raw:
-        return ctx.render("import.html", status=400, report=None,
+        return ctx.render("import.html", status=400, report=None, kind=kind,
                           error="choose a CSV file to upload")
     force = bool(ctx.form.get("force"))
     try:
-        # a file with bad rows writes nothing: every row is checked before the import
-        report = ctx.write(lambda store: import_key_file(store, ctx.actor, raw,
-                                                                 force=force))
+        report = ctx.write(
+            lambda store: import_key_file(store, ctx.actor, raw, force=force) if kind == "keys"
+            else import_config_file(store, ctx.actor, raw))
     except ServiceError as exc:  # what only the database knows: a clashing key tag
-        return ctx.render("import.html", status=exc.status, report=None, error=exc.detail)
-    return ctx.render("import.html", status=400 if report.errors else 200, report=report)
+        return ctx.render("import.html", status=exc.status, report=None, kind=kind,
+                          error=exc.detail)
+    return ctx.render("import.html", status=400 if report.errors else 200, report=report,
+                      kind=kind)
 
 
 # ---------------------------------------------------------------------------- rotations
