@@ -197,7 +197,10 @@ class Console:
                 limit = IMPORT_BODY_MAX if spec.path == "/import" else _FORM_MAX
                 declared = request.headers.get("content-length", "")
                 if not declared.isdigit() or int(declared) > limit + 4096:
-                    response: Response = HTMLResponse("request too large", status_code=413)
+                    # browsers always declare a form's length: none is 411, too much 413
+                    response: Response = HTMLResponse(
+                        "request too large" if declared else "length required",
+                        status_code=413 if declared else 411)
                     response.headers.update(SECURITY_HEADERS)
                     return response
                 async with request.form(max_files=1, max_fields=32) as data:
