@@ -183,6 +183,11 @@ def test_idle_and_absolute_expiry(console: ConsoleApp) -> None:
         with db.read() as session:
             rows = list(session.query(ConsoleSession))
         assert rows and all(s.ended_ms is not None for s in rows)
+        # a day past their lifetime, dead sessions are deleted at the next sign-in
+        console.clock.advance(limits.max_s + 86_400)
+        console.signed_in("alice")
+        with db.read() as session:
+            assert [s.ended_ms for s in session.query(ConsoleSession)] == [None]
     finally:
         db.dispose()
 

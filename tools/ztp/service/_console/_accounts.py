@@ -19,7 +19,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .._auth import expand_scopes
@@ -185,8 +185,15 @@ def check_password(session: Session, hasher: SecretHasher, username: str,
     return user
 
 
-def sign_in(session: Session, user: OperatorUser, now_ms: int) -> str:
-    """Open a session for ``user``; returns the cookie token (stored only as its hash)."""
+def sign_in(session: Session, user: OperatorUser, now_ms: int,
+            limits: SessionLimits | None = None) -> str:
+    """Open a session for ``user``; returns the cookie token (stored only as its hash).
+
+    Sessions past their absolute lifetime (by a day, so a late request still finds its row
+    and ends it) are deleted here: the table holds the live ones and the last day's."""
+    max_s = (limits or SessionLimits()).max_s
+    session.execute(delete(ConsoleSession).where(
+        ConsoleSession.created_ms < now_ms - (max_s + 86_400) * 1000))
     token = new_token()
     session.add(ConsoleSession(token_sha256=token_digest(token), user_id=user.id,
                                csrf_token=secrets.token_urlsafe(32), created_ms=now_ms,

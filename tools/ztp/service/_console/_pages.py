@@ -269,7 +269,7 @@ class Console:
         try:
             with self.state.logins.turn(), self.state.db.write() as session:
                 user = check_password(session, self.state.hasher, username, password)
-                token = sign_in(session, user, ctx.now_ms)
+                token = sign_in(session, user, ctx.now_ms, self.limits)
                 Store(session, self.state.settings.master_key, ctx.now_ms).audit.record(
                     Actor(user.username), "console.login",
                     detail={"address": address, "role": user.role})
