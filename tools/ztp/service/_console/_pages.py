@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from .._audit import Actor
 from .._errors import ServiceError, TooManyRequests, Unauthorized
 from .._http import IMPORT_BODY_MAX, AppState
+from .._settings import CONFIG_BODY_MAX
 from .._store import Store
 from .._throttle import LoginThrottle
 from ._accounts import (
@@ -167,7 +168,7 @@ class Console:
             loader=FileSystemLoader(str(root / "templates")),
             autoescape=select_autoescape(["html"], default_for_string=True),
             trim_blocks=True, lstrip_blocks=True)
-        self.templates.globals.update(utc=utc, body_max=254, qs=urlencode)
+        self.templates.globals.update(utc=utc, body_max=CONFIG_BODY_MAX, qs=urlencode)
         self.static = {p.name: p.read_bytes() for p in (root / "static").iterdir()
                        if p.suffix in _STATIC_TYPES}
 
