@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,12 @@ from starlette.testclient import TestClient
 from ztp.service import Database, ServiceClient, Settings, bootstrap_credentials, create_app
 from ztp.service._console import create_user
 
-from ..service.conftest import FakeClock, make_settings
+from ..service.conftest import (  # noqa: F401  (pg_cluster: the PostgreSQL fixture)
+    FakeClock,
+    _create_pg_db,
+    make_settings,
+    pg_cluster,
+)
 
 PASSWORD = "correct horse battery"
 ICCID = "8944502509186389635"
@@ -83,10 +89,10 @@ def _hasher():
     return SecretHasher(fast=True)
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleApp]:
+@contextmanager
+def _console_on(url: str) -> Iterator[ConsoleApp]:
     clock = FakeClock()
-    st = make_settings(f"sqlite:///{tmp_path / 'ztp.db'}", clock)
+    st = make_settings(url, clock)
     creds = bootstrap_credentials(st)
     app = create_app(st)
     with TestClient(app) as http:
@@ -95,3 +101,21 @@ def console(tmp_path: Path) -> Iterator[ConsoleApp]:
         gateway = ServiceClient(http=http)
         gateway.login(creds.gateway_id, creds.gateway_secret)
         yield ConsoleApp(st, clock, app, admin, gateway)
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[ConsoleApp]:
+    """The console on SQLite."""
+    with _console_on(f"sqlite:///{tmp_path / 'ztp.db'}") as c:
+        yield c
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def console_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConsoleApp]:
+    """The console on SQLite and on PostgreSQL (the label triggers differ)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ztp.db'}"
+    else:
+        url = _create_pg_db(request.getfixturevalue("pg_cluster"))
+    with _console_on(url) as c:
+        yield c

@@ -31,7 +31,8 @@ def _listed(html: str) -> list[str]:
     return re.findall(r'<a href="/console/sims/(\d+)">', html)
 
 
-def test_search_by_prefix_label_and_state_with_keyset_pages(console: ConsoleApp) -> None:
+def test_search_by_prefix_label_and_state_with_keyset_pages(console_db: ConsoleApp) -> None:
+    console = console_db
     iccids = _iccids(120)
     rows = [{"iccid": i, "psk": PSK.hex(), "labels": {"fleet": "north" if n % 3 else "south"}}
             for n, i in enumerate(iccids)]
@@ -93,7 +94,9 @@ def test_sim_page_suspend_and_activate(console: ConsoleApp) -> None:
     assert http.get("/console/sims/8944502509186389643").status_code == 404
 
 
-def test_config_editor_limit_conflict_diff_rollback_and_delivery(console: ConsoleApp) -> None:
+def test_config_editor_limit_conflict_diff_rollback_and_delivery(
+        console_db: ConsoleApp) -> None:
+    console = console_db
     console.admin.create_sim(ICCID, psk=PSK)
     http = console.signed_in("olga", "operator")
     url = f"/console/sims/{ICCID}/configs/00112233"
