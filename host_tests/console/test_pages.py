@@ -215,7 +215,9 @@ def test_users_cli(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ZTP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("ZTP_MASTER_KEY", raising=False)
     monkeypatch.delenv("ZTP_DATABASE_URL", raising=False)
-    Settings.from_env(tmp_path, create_key=True)
+    from ztp.service import create_admin
+
+    create_admin(Settings.from_env(tmp_path, create_key=True), "admin")
     runner = CliRunner()
     r = runner.invoke(users_group, ["add", "alice", "--role", "operator", "--password-stdin"],
                       input="a long enough password\n")
@@ -223,6 +225,9 @@ def test_users_cli(tmp_path, monkeypatch) -> None:
     r = runner.invoke(users_group, ["add", "alice", "--role", "viewer", "--password-stdin"],
                       input="a long enough password\n")
     assert r.exit_code == 1 and "already exists" in r.output
+    r = runner.invoke(users_group, ["add", "admin", "--role", "viewer", "--password-stdin"],
+                      input="a long enough password\n")
+    assert r.exit_code == 1 and "API client id" in r.output
     r = runner.invoke(users_group, ["add", "bob", "--role", "viewer", "--password-stdin"],
                       input="short\n")
     assert r.exit_code == 1 and "12-256 characters" in r.output

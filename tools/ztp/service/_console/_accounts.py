@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from .._auth import expand_scopes
 from .._errors import BadRequest, Conflict, NotFound, Unauthorized
 from .._keys import SecretHasher, new_token, token_digest
+from .._models import Client
 from ._models import ConsoleSession, OperatorUser
 
 __all__ = [
@@ -111,6 +112,9 @@ def create_user(session: Session, hasher: SecretHasher, username: str, role: str
         parse_password(password)
     if session.scalar(select(OperatorUser.id).where(OperatorUser.username == username)):
         raise Conflict(f"user {username!r} already exists")
+    # the audit's actor names either: one name, one party
+    if session.scalar(select(Client.id).where(Client.client_id == username)):
+        raise Conflict(f"{username!r} is an API client id; pick another name for a person")
     session.add(OperatorUser(username=username, password_hash=hasher.hash(password),
                              role=role, disabled=False, created_ms=now_ms, updated_ms=now_ms))
     session.flush()
