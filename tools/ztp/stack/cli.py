@@ -175,6 +175,7 @@ def serve_command(
         click.echo(f"service: {url}")
         click.echo(f"service metrics: {url}/metrics")
         click.echo(f"api docs: {url}/docs")
+        click.echo(f"console: {url}/console (accounts: ztp users add NAME --role operator)")
         if m_url is not None:
             click.echo(f"gateway metrics: {m_url}")
         click.echo(f"login: ztp login --url {url} --credentials {ddir / CREDENTIALS_FILE}")

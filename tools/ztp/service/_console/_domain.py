@@ -1,0 +1,397 @@
+"""What the console does, in terms of the service's own domain code (issue 18).
+
+Every change goes through the same ``Store`` methods and rotation functions the API routes
+call, with the signed-in operator as the audit actor: validation, sealing, optimistic
+locking, feed notes and audit records are theirs. Only the console's read-only list queries
+(SIM search, audit filters, recent deliveries) are written here, on the indexes of migration
+``0004_console_users``. This is the one module that knows the Store's method names.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from .._audit import Actor, audit_view
+from .._errors import BadRequest, NotFound, ServiceError
+from .._models import AuditEvent, ConfigSlot, ConfigVersion, Sim, SimKey
+from .._rotation import cancel_rotation as _cancel_rotation
+from .._rotation import get_rotation as _get_rotation
+from .._rotation import list_rotations as _list_rotations
+from .._rotation import retry_rotation as _retry_rotation
+from .._schemas import (
+    DEFAULT_DEVICE,
+    parse_body,
+    parse_comment,
+    parse_device_id,
+    parse_iccid,
+    parse_key_hex,
+    parse_tag,
+)
+from .._sims import key_view
+from .._store import Store
+from ._models import SimLabel
+
+__all__ = [
+    "ImportReport",
+    "SimPage",
+    "audit_page",
+    "body_diff",
+    "import_config_file",
+    "import_key_file",
+    "list_sims",
+]
+
+PAGE = 50
+_KEY_FILE_COLUMNS = ("iccid", "psk", "tag", "kic", "kid")
+_CONFIG_FILE_COLUMNS = ("iccid", "device_id", "body", "require_json", "comment")
+
+
+@dataclass
+class SimPage:
+    sims: list[dict[str, Any]]
+    next_after: str | None  # the last ICCID shown, when there may be more
+
+
+def parse_prefix(text: str) -> str:
+    digits = text.replace(" ", "").replace("-", "")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 20:
+        raise BadRequest("ICCID prefix must be up to 20 digits")
+    return digits
+
+
+def parse_label_filter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise BadRequest("label filter must be key=value")
+    return key.strip(), value.strip()
+
+
+def list_sims(store: Store, *, prefix: str = "", label: tuple[str, str] | None = None,
+              state: str | None = None, after: str | None = None,
+              limit: int = PAGE) -> SimPage:
+    """One page of SIMs in ICCID order after ``after`` (keyset paging: each page is an index
+    range scan, whatever its position). ``label`` reads ``sim_label``'s (key, value, iccid)
+    index, with ``state`` its (key, value, state, iccid) one; ``state`` alone the sim
+    (state, iccid) one; an ICCID prefix is a range of the unique index."""
+    if label is not None:
+        q = (select(Sim).join(SimLabel, SimLabel.sim_id == Sim.id)
+             .where(SimLabel.key == label[0], SimLabel.value == label[1])
+             .order_by(SimLabel.iccid))
+        col = SimLabel.iccid
+    else:
+        q = select(Sim).order_by(Sim.iccid)
+        col = Sim.iccid
+    if prefix:
+        q = q.where(col >= prefix, col < prefix + ":")  # ':' sorts right after '9'
+    if state:
+        q = q.where((SimLabel.state if label is not None else Sim.state) == state)
+    if after:
+        q = q.where(col > after)
+    sims = list(store.s.scalars(q.limit(limit + 1)))
+    more = len(sims) > limit
+    sims = sims[:limit]
+    keys: dict[int, list[SimKey]] = {}
+    if sims:
+        for k in store.s.scalars(select(SimKey).where(SimKey.sim_id.in_([s.id for s in sims]))
+                                 .order_by(SimKey.kind, SimKey.id)):
+            keys.setdefault(k.sim_id, []).append(k)
+    rows = [{"iccid": s.iccid, "state": s.state, "labels": json.loads(s.labels_json),
+             "keys": [key_view(k) for k in keys.get(s.id, [])],
+             "last_device_id": s.last_device_id, "updated_ms": s.updated_ms} for s in sims]
+    return SimPage(rows, sims[-1].iccid if more and sims else None)
+
+
+def sim_detail(store: Store, iccid: str) -> dict[str, Any]:
+    """The SIM page: the SIM with its key list (never key material), its configurations,
+    its rotation, recent deliveries and telemetry."""
+    sim = store.sims.get(iccid)
+    try:
+        rotation: dict[str, Any] | None = _get_rotation(store, iccid)
+    except NotFound:
+        rotation = None
+    deliveries = [audit_view(e) for e in store.s.scalars(
+        select(AuditEvent).where(AuditEvent.iccid == iccid,
+                                 AuditEvent.action.in_(("config.deliver", "config.miss",
+                                                        "device.refused", "sim.moved")))
+        .order_by(AuditEvent.id.desc()).limit(20))]
+    return {"sim": sim, "configs": store.configs.list_current(iccid), "rotation": rotation,
+            "deliveries": deliveries, "telemetry": store.delivery.list_telemetry(iccid, 20)}
+
+
+def set_sim_state(store: Store, actor: Actor, iccid: str, state: str) -> None:
+    if state not in ("active", "suspended"):
+        raise BadRequest("state must be active or suspended")
+    store.sims.update(actor, iccid, state=state)
+
+
+def config_editor(store: Store, iccid: str, device: str) -> dict[str, Any]:
+    """The current configuration (None when there is none yet) and its history."""
+    store.sims.get(iccid)  # NotFound for an unknown SIM
+    try:
+        current: dict[str, Any] | None = store.configs.get(iccid, device)
+    except NotFound:
+        current = None
+    try:
+        history = store.configs.history(iccid, device, 50)
+    except NotFound:
+        history = []
+    version = history[0]["version"] if history else 0
+    return {"current": current, "history": history, "version": version}
+
+
+def save_config(store: Store, actor: Actor, iccid: str, device: str, body: str, *,
+                if_version: int, comment: str, require_json: bool | None) -> dict[str, Any]:
+    return store.configs.set(actor, iccid, device, body, if_version=if_version,
+                              comment=comment, require_json=require_json)
+
+
+def delete_config(store: Store, actor: Actor, iccid: str, device: str) -> dict[str, Any]:
+    """A deletion version (the history stays): the device falls back to the SIM's default."""
+    return store.configs.set(actor, iccid, device, None)
+
+
+def rollback_config(store: Store, actor: Actor, iccid: str, device: str,
+                    version: int) -> dict[str, Any]:
+    return store.configs.rollback(actor, iccid, device, version)
+
+
+def body_diff(old: str | None, new: str | None, old_name: str, new_name: str) -> list[str]:
+    """Unified diff lines of two bodies. A one-line JSON body is compared pretty-printed
+    (one member per line), so the diff shows which member changed."""
+
+    def lines(text: str | None) -> list[str]:
+        if text is None:
+            return []
+        try:
+            return json.dumps(json.loads(text), indent=1, sort_keys=False).splitlines()
+        except ValueError:
+            return text.splitlines()
+
+    return list(difflib.unified_diff(lines(old), lines(new), old_name, new_name, lineterm=""))
+
+
+# ---------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportReport:
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (file line, message)
+    rows: int = 0
+    already: list[str] = field(default_factory=list)  # key file: ICCIDs registered before
+    result: dict[str, int] | None = None
+
+
+def _csv_rows(raw: bytes, columns: tuple[str, ...], required: tuple[str, ...],
+              report: ImportReport) -> list[tuple[int, dict[str, str]]]:
+    """``(line, {column: cell})`` of each non-empty row; problems go to ``report.errors``
+    with their line (a row with the wrong number of cells is one)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        report.errors.append((0, "the file is not UTF-8 text"))
+        return []
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        report.errors.append((1, f"malformed CSV: {exc}"))
+        return []
+    missing = [c for c in required if c not in header]
+    unknown = [h for h in header if h not in columns]
+    if missing or unknown:
+        report.errors.append((1, f"the header needs the columns {', '.join(required)} and "
+                                 f"may have {', '.join(c for c in columns if c not in required)}"
+                                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")))
+        return []
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                report.errors.append((reader.line_num, f"{len(cells)} columns, the header "
+                                                       f"has {len(header)}"))
+                continue
+            rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
+    except csv.Error as exc:
+        report.errors.append((reader.line_num, f"malformed CSV: {exc}"))
+    return rows
+
+
+def import_key_file(store: Store, actor: Actor, raw: bytes, *, force: bool) -> ImportReport:
+    """The vendor key file (``iccid,psk[,tag,kic,kid]``), every row checked first with the
+    service's own rules: a file with bad rows imports nothing and each one is reported with
+    its line. A good file goes to ``Store.imports.sims`` (one transaction; a key the SIM
+    already holds is counted unchanged, so uploading the same file again changes nothing and
+    says what was already there)."""
+    report = ImportReport()
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, cells in _csv_rows(raw, _KEY_FILE_COLUMNS, ("iccid", "psk"), report):
+        row = {k: v.strip() for k, v in cells.items()}
+        try:
+            iccid = parse_iccid(row["iccid"], force=force)
+            parse_key_hex(row["psk"], "psk")
+            if row.get("tag"):
+                parse_tag(row["tag"])
+            for kind in ("kic", "kid"):
+                if row.get(kind):
+                    parse_key_hex(row[kind], kind)
+        except ServiceError as exc:
+            report.errors.append((line, exc.detail))
+            continue
+        dup = (iccid, row.get("tag") or "")
+        if dup in seen:
+            report.errors.append((line, f"ICCID {iccid} already on line {seen[dup]}"))
+            continue
+        seen[dup] = line
+        rows.append(row)
+    report.errors.sort()
+    report.rows = len(rows)
+    if not report.errors and not rows:
+        report.errors.append((0, "the file holds no rows"))
+    if report.errors:
+        return report
+    iccids = sorted({parse_iccid(r["iccid"], force=force) for r in rows})
+    for start in range(0, len(iccids), 500):
+        report.already += list(store.s.scalars(
+            select(Sim.iccid).where(Sim.iccid.in_(iccids[start:start + 500]))
+            .order_by(Sim.iccid)))
+    report.result = store.imports.sims(actor, rows, force=force)
+    return report
+
+
+def import_config_file(store: Store, actor: Actor, raw: bytes) -> ImportReport:
+    """Configurations per ICCID and DeviceID (``iccid,device_id,body[,require_json,comment]``;
+    an empty device_id is the SIM's default), every row checked first (ICCID, device id, the
+    body's 254 bytes and JSON when asked, the SIM registered, a pair listed twice): a file
+    with bad rows imports nothing and each one is reported with its line. A row whose body
+    is already the current one is left as it is and counted (a re-upload changes nothing);
+    the others go to ``Store.imports.configs`` (one transaction, a new version each)."""
+    report = ImportReport()
+    rows: list[tuple[int, dict[str, Any]]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, cells in _csv_rows(raw, _CONFIG_FILE_COLUMNS, ("iccid", "body"), report):
+        try:
+            iccid = parse_iccid(cells["iccid"].strip(), force=True)
+            device = parse_device(cells.get("device_id", ""))
+            flag = cells.get("require_json", "").strip().lower()
+            if flag not in ("", "true", "false", "1", "0", "yes", "no"):
+                raise BadRequest("require_json must be true or false")
+            require_json = flag in ("true", "1", "yes") if flag else None
+            body = cells["body"]
+            parse_body(body, require_json=bool(require_json))
+            comment = parse_comment(cells.get("comment") or None)
+        except ServiceError as exc:
+            report.errors.append((line, exc.detail))
+            continue
+        if (iccid, device) in seen:
+            report.errors.append((line, f"ICCID {iccid} device {device} already on line "
+                                        f"{seen[(iccid, device)]}"))
+            continue
+        seen[(iccid, device)] = line
+        row: dict[str, Any] = {"iccid": iccid, "device_id": device, "body": body}
+        if require_json is not None:
+            row["require_json"] = require_json
+        if comment:
+            row["comment"] = comment
+        rows.append((line, row))
+    current: dict[tuple[str, str], bytes | None] = {}
+    known: set[str] = set()
+    iccids = sorted({r["iccid"] for _, r in rows})
+    for start in range(0, len(iccids), 500):
+        chunk = iccids[start:start + 500]
+        known.update(store.s.scalars(select(Sim.iccid).where(Sim.iccid.in_(chunk))))
+        for iccid, device, body in store.s.execute(
+                select(Sim.iccid, ConfigSlot.device_key, ConfigVersion.body)
+                .join(ConfigSlot, ConfigSlot.sim_id == Sim.id)
+                .join(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)
+                      & (ConfigVersion.version == ConfigSlot.current_version))
+                .where(Sim.iccid.in_(chunk))):
+            current[(iccid, device)] = body
+    for line, row in rows:
+        if row["iccid"] not in known:
+            report.errors.append((line, f"SIM {row['iccid']} is not registered"))
+    report.errors.sort()
+    report.rows = len(rows)
+    if not report.errors and not rows:
+        report.errors.append((0, "the file holds no rows"))
+    if report.errors:
+        return report
+    changed = [r for _, r in rows
+               if current.get((r["iccid"], r["device_id"])) != r["body"].encode("utf-8")
+               or "require_json" in r]
+    report.result = {"imported": 0, "unchanged": len(rows) - len(changed)}
+    if changed:
+        report.result["imported"] = store.imports.configs(actor, changed)["imported"]
+    return report
+
+
+# ---------------------------------------------------------------------------- rotations
+
+
+def list_rotations(store: Store, *, state: str | None, overdue: bool,
+                   limit: int = 200) -> list[dict[str, Any]]:
+    return _list_rotations(store, batch=None, state=state, overdue=overdue,
+                                    after=0, limit=limit)
+
+
+def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
+    return _retry_rotation(store, actor, iccid)
+
+
+def cancel_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
+    return _cancel_rotation(store, actor, iccid, "cancelled in the console")
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def audit_page(store: Store, *, iccid: str | None, actor: str | None, action: str | None,
+               since_ms: int | None, until_ms: int | None, before: int | None,
+               limit: int = PAGE) -> tuple[list[dict[str, Any]], int | None]:
+    """Audit events newest first, ``before`` an id (keyset); returns (events, next before)."""
+    q = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if iccid:
+        q = q.where(AuditEvent.iccid == iccid)
+    if actor:
+        q = q.where(AuditEvent.actor == actor)
+    if action:
+        if action.endswith("."):
+            # a family ("config."): walk the log newest first and stop at a page of matches;
+            # a range on the action index would sort every match (millions of deliveries)
+            q = q.where(func.substr(AuditEvent.action, 1, len(action)) == action)
+        else:
+            q = q.where(AuditEvent.action == action)
+    # A time window becomes a range of ids (the log's commit order), each end one seek on
+    # the at_ms index: the page then walks ids newest first like every other, never sorting
+    # a window's matches. (An event whose clock reading lags one committed just before it,
+    # by a millisecond, may fall on the other side of the edge.)
+    if since_ms is not None:
+        first = store.s.scalar(select(AuditEvent.id).where(AuditEvent.at_ms >= since_ms)
+                               .order_by(AuditEvent.at_ms, AuditEvent.id).limit(1))
+        if first is None:
+            return [], None
+        q = q.where(AuditEvent.id >= first)
+    if until_ms is not None:
+        end = store.s.scalar(select(AuditEvent.id).where(AuditEvent.at_ms >= until_ms)
+                             .order_by(AuditEvent.at_ms, AuditEvent.id).limit(1))
+        if end is not None:
+            q = q.where(AuditEvent.id < end)
+    if before is not None:
+        q = q.where(AuditEvent.id < before)
+    events = [audit_view(e) for e in store.s.scalars(q.limit(limit + 1))]
+    more = len(events) > limit
+    events = events[:limit]
+    return events, events[-1]["id"] if more and events else None
+
+
+def parse_device(text: str) -> str:
+    return parse_device_id(text.strip() or DEFAULT_DEVICE, allow_default=True)
