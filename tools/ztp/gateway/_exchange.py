@@ -60,16 +60,19 @@ class Exchanges:
         """The keys of every identity when the cache answers them all now, else None (then
         await :meth:`lookup`). Identities that are not EF_ICCID values are unknown at once."""
         out: Psks = {}
+        results = []
         for identity in identities:
-            if not _is_iccid(identity):
+            if not _is_iccid(identity):  # no SIM has it: unknown, without asking the service
                 out[identity] = None
+                results.append("not_iccid")
                 continue
             hit, keys = self.psk_cache.cached(identity)
             if not hit:
                 return None
             out[identity] = keys
-        for identity, keys in out.items():
-            self._count_lookup(identity, "hit" if keys is not None else "unknown")
+            results.append("hit" if keys is not None else "unknown")
+        for result in results:  # counted once the whole ClientHello is answered from here
+            self._count_lookup(result)
         return out
 
     async def lookup(self, identities: tuple[bytes, ...]) -> Psks | None:
@@ -78,12 +81,12 @@ class Exchanges:
 
         async def one(identity: bytes) -> tuple[PskKey, ...] | None:
             if not _is_iccid(identity):
-                self._count_lookup(identity, "")
+                self._count_lookup("not_iccid")
                 return None  # not an EF_ICCID: no SIM has it, don't ask the service
             hits = self.psk_cache.hits
             keys = await self.psk_cache.lookup(identity)
             hit = self.psk_cache.hits > hits
-            self._count_lookup(identity, "unknown" if keys is None else "hit" if hit else "miss")
+            self._count_lookup("unknown" if keys is None else "hit" if hit else "miss")
             return keys
 
         try:
@@ -99,9 +102,7 @@ class Exchanges:
             return None
         return dict(zip(identities, results, strict=True))
 
-    def _count_lookup(self, identity: bytes, result: str) -> None:
-        if not _is_iccid(identity):
-            result = "not_iccid"
+    def _count_lookup(self, result: str) -> None:
         self.metrics.labelled(self.metrics.psk_lookups, result).inc()
 
     async def fetch_psks(self, identity: bytes) -> tuple[PskKey, ...] | None:
