@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import signal
 import sys
 
-from ztp.gateway import Gateway, GatewayConfig, JsonFormatter, RateLimit, ServiceClient
+from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient
+from ztp.gateway._cli import setup_logging
 from ztp.tls import KeyExchangeMode
 
 
-def _log_to_stderr() -> None:
-    """What ``ztp gateway`` sets up: JSON lines on stderr at info."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("ztp")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
-
-
 async def _main(url: str, credentials_path: str | None) -> None:
-    _log_to_stderr()
+    setup_logging("info")
     unlimited = RateLimit(per_second=1e9, burst=10**9)
     config = GatewayConfig(
         name="bench",
