@@ -16,7 +16,7 @@ generators), and are measured the same way: CPU seconds of the server process fr
   ``options = ALLOW_NO_DHE_KEX``, PSKsecrets file, ``curves = prime256v1`` (the OpenSSL client
   offers x25519: with no common group and ALLOW_NO_DHE_KEX the server picks psk_ke; the load
   generators check every ServerHello), one new TCP connection to the backend per client,
-  ``syslog = no`` (see ``_stunnel_conf``: this was the 10x). stunnel identities are text (it
+  ``syslog = no`` (see ``stunnel_conf``: this was the 10x). stunnel identities are text (it
   cannot hold binary ones): the 20-character hex of the 10-byte EF_ICCID; same 16-byte keys.
 - floor: ``openssl s_server -WWW`` with one of the same PSKs (one identity), answering the
   same body from a file: what OpenSSL alone costs per exchange, no forwarding.
@@ -53,24 +53,64 @@ from ._c_loadgen import LOADGEN_C
 from ._common import BenchError, Table, build_c, cpu_seconds, python, taskset
 
 
-def _identities(n: int) -> list[tuple[bytes, bytes]]:
-    """n distinct EF_ICCID values (8944502509 + serial + Luhn digit) with random keys."""
+def sims(n: int) -> list[tuple[bytes, str, bytes]]:
+    """n distinct SIMs: (EF_ICCID, ICCID digits: 8944502509 + serial + Luhn digit, random PSK)."""
     from ztp.iccid import build_ef_iccid, luhn_check_digit
 
     out = []
     for i in range(n):
         payload = "89445025091" + f"{i:07d}"
-        out.append((build_ef_iccid(payload + luhn_check_digit(payload)), os.urandom(16)))
+        iccid = payload + luhn_check_digit(payload)
+        out.append((build_ef_iccid(iccid), iccid, os.urandom(16)))
     return out
 
 
-def _free_port() -> int:
+def write_id_files(tmp: Path, ids: list[tuple[bytes, bytes]]) -> None:
+    """The identity files of the backend, the load generators and stunnel, in ``tmp``."""
+    # backend table: identity hex -> psk (for the gateway's lookups)
+    (tmp / "backend.ids").write_text("".join(f"{i.hex()} {k.hex()}\n" for i, k in ids))
+    # load generator: identity bytes (hex), psk (hex), iccid query parameter
+    (tmp / "gateway.ids").write_text("".join(f"{i.hex()} {k.hex()} {i.hex()}\n" for i, k in ids))
+    # stunnel identities are text: the 20-character hex of the EF_ICCID
+    (tmp / "stunnel.ids").write_text(
+        "".join(f"{i.hex().encode().hex()} {k.hex()} {i.hex()}\n" for i, k in ids)
+    )
+    secrets = tmp / "psk.txt"
+    secrets.touch(0o600)
+    secrets.write_text("".join(f"{i.hex()}:{k.hex()}\n" for i, k in ids))
+
+
+def tools() -> tuple[str, dict[str, Path]]:
+    """stunnel's path and the two load generators (built once), or a BenchError saying what
+    to install."""
+    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
+    if stunnel is None:
+        raise BenchError("stunnel not found: apt-get install stunnel4")
+    if shutil.which("openssl") is None:
+        raise BenchError("openssl not found: apt-get install openssl")
+    return stunnel, {
+        "openssl": build_c("loadgen", LOADGEN_C, ("-lssl", "-lcrypto")),
+        "gnutls": build_c("loadgen-gnutls", GNUTLS_LOADGEN_C, ("-lgnutls",)),
+    }
+
+
+def stunnel_name(stunnel: str) -> str:
+    version = subprocess.run([stunnel, "-version"], capture_output=True, text=True).stderr
+    found = re.search(r"stunnel (\d[\w.]*)", version)
+    return f"stunnel {found.group(1)}" if found else "stunnel"
+
+
+def pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.0f}"
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,7 +121,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0
     raise BenchError(f"nothing listening on port {port} after {timeout_s} s")
 
 
-def _read_port(proc: subprocess.Popen[bytes]) -> int:
+def read_port(proc: subprocess.Popen[bytes]) -> int:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.strip().isdigit():
@@ -90,9 +130,16 @@ def _read_port(proc: subprocess.Popen[bytes]) -> int:
 
 
 @contextlib.contextmanager
-def _started(cmd: list[str], log: Path, **kw: object) -> Iterator[subprocess.Popen[bytes]]:
+def started(
+    cmd: list[str], log: Path, *, port_on_stdout: bool = True, **kw: object
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` for the ``with`` block (SIGTERM after), stderr to ``log``. Its stdout is a
+    pipe only when it prints its port there (``read_port``), which is all it may print: a pipe
+    nobody reads blocks the child once 64 KiB are in it (uvicorn's access log goes to stdout).
+    Otherwise stdout goes to ``log`` too."""
     with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, **kw)  # type: ignore[call-overload]
+        out = subprocess.PIPE if port_on_stdout else err
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kw)  # type: ignore[call-overload]
     try:
         yield proc
     finally:
@@ -136,7 +183,7 @@ def _busy(before: dict[int, tuple[int, int]], cpu: int | None) -> float:
     return busy / total if total else float("nan")
 
 
-def _measure(
+def measure(
     exe: Path, port: int, idfile: Path, server: int, backend: int, args: dict[str, object]
 ) -> dict[str, float]:
     _load(exe, port, idfile, int(args["threads"]), float(args["warmup"]), args["client_cpu"])  # type: ignore[arg-type]
@@ -183,7 +230,7 @@ DISAGREE = 1.5  # max ratio between the two clients' server CPU-us/ex for the sa
 SATURATED = 0.95  # client core busy share from which a ratio is not printed
 
 
-def _stunnel_conf(port: int, backend_port: int, secrets: Path) -> str:
+def stunnel_conf(port: int, backend_port: int, secrets: Path) -> str:
     """stunnel's config. ``syslog = no``: stunnel logs through syslog(3) besides stderr, and
     with no /dev/log glibc falls back to writing every line to /dev/console, a 9600-baud
     serial console on this VM: 3 lines per exchange cost ~100 ms of latency and kernel time
@@ -217,15 +264,7 @@ def run(
     warmup: float = 2.0,
     rounds: int = 3,
 ) -> Table:
-    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
-    if stunnel is None:
-        raise BenchError("stunnel not found: apt-get install stunnel4")
-    if shutil.which("openssl") is None:
-        raise BenchError("openssl not found: apt-get install openssl")
-    exes = {
-        "openssl": build_c("loadgen", LOADGEN_C, ("-lssl", "-lcrypto")),
-        "gnutls": build_c("loadgen-gnutls", GNUTLS_LOADGEN_C, ("-lgnutls",)),
-    }
+    stunnel, exes = tools()
     args: dict[str, object] = {
         "threads": threads,
         "seconds": seconds,
@@ -235,25 +274,15 @@ def run(
     }
     if rounds < 1:
         raise BenchError("rounds must be >= 1")
-    ids = _identities(identities)
+    ids = [(ef, psk) for ef, _, psk in sims(identities)]
     results: dict[tuple[str, str], list[dict[str, float]]] = {
         (srv, cli): [] for srv in SERVERS for cli in CLIENTS
     }
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ztp-bench-gw-") as tmp_name:
         tmp = Path(tmp_name)
-        # backend table: identity hex -> psk (for the gateway's lookups)
-        (tmp / "backend.ids").write_text("".join(f"{i.hex()} {k.hex()}\n" for i, k in ids))
-        # load generator: identity bytes (hex), psk (hex), iccid query parameter
-        (tmp / "gateway.ids").write_text(
-            "".join(f"{i.hex()} {k.hex()} {i.hex()}\n" for i, k in ids)
-        )
-        (tmp / "stunnel.ids").write_text(
-            "".join(f"{i.hex().encode().hex()} {k.hex()} {i.hex()}\n" for i, k in ids)
-        )
+        write_id_files(tmp, ids)
         secrets = tmp / "psk.txt"
-        secrets.write_text("".join(f"{i.hex()}:{k.hex()}\n" for i, k in ids))
-        secrets.chmod(0o600)
         # s_server holds one text identity; -WWW serves the request path as a file
         floor_id, floor_psk = ids[0][0].hex(), ids[0][1]
         (tmp / "s_server.ids").write_text(
@@ -265,23 +294,23 @@ def run(
             BODY
         )
         backend_cmd = [*taskset(client_cpu), python(), "-m", "ztp.bench._backend"]
-        with _started([*backend_cmd, str(tmp / "backend.ids")], tmp / "backend.log") as backend:
-            backend_port = _read_port(backend)
+        with started([*backend_cmd, str(tmp / "backend.ids")], tmp / "backend.log") as backend:
+            backend_port = read_port(backend)
             url = f"http://127.0.0.1:{backend_port}"
             gw_cmd = [*taskset(server_cpu), python(), "-m", "ztp.bench._gateway_proc", url]
-            st_port, ss_port = _free_port(), _free_port()
+            st_port, ss_port = free_port(), free_port()
             conf = tmp / "stunnel.conf"
-            conf.write_text(_stunnel_conf(st_port, backend_port, secrets))
+            conf.write_text(stunnel_conf(st_port, backend_port, secrets))
             st_cmd = [*taskset(server_cpu), stunnel, str(conf)]
             ss_cmd = [*taskset(server_cpu), *_s_server_cmd(ss_port, floor_id, floor_psk)]
             with (
-                _started(gw_cmd, tmp / "gateway.log") as gw,
-                _started(st_cmd, tmp / "stunnel.log") as st,
-                _started(ss_cmd, tmp / "s_server.log", cwd=www) as ss,
+                started(gw_cmd, tmp / "gateway.log") as gw,
+                started(st_cmd, tmp / "stunnel.log") as st,
+                started(ss_cmd, tmp / "s_server.log", cwd=www) as ss,
             ):
-                gw_port = _read_port(gw)
-                _wait_port(st_port, st)
-                _wait_port(ss_port, ss)
+                gw_port = read_port(gw)
+                wait_port(st_port, st)
+                wait_port(ss_port, ss)
                 servers = {
                     "ztp": (gw_port, tmp / "gateway.ids", gw.pid),
                     "stunnel": (st_port, tmp / "stunnel.ids", st.pid),
@@ -294,13 +323,11 @@ def run(
                     for name in order:
                         port, idfile, pid = servers[name]
                         for cli in CLIENTS if i % 2 == 0 else CLIENTS[::-1]:
-                            res = _measure(exes[cli], port, idfile, pid, backend.pid, args)
+                            res = measure(exes[cli], port, idfile, pid, backend.pid, args)
                             results[(name, cli)].append(res)
-    version = subprocess.run([stunnel, "-version"], capture_output=True, text=True).stderr
-    found = re.search(r"stunnel (\d[\w.]*)", version)
     names = {
         "ztp": "ztp gateway",
-        "stunnel": f"stunnel {found.group(1)}" if found else "stunnel",
+        "stunnel": stunnel_name(stunnel),
         "s_server": "openssl s_server -WWW (floor)",
     }
     return _table(results, names, args, rounds, load_before)
@@ -337,9 +364,6 @@ def _table(
             "client core busy %",
         ],
     )
-
-    def pct(x: float) -> str:
-        return "n/a" if math.isnan(x) else f"{100 * x:.0f}"
 
     # clients disagreeing about a server: the harness, not the server, is being measured
     disagree = {}

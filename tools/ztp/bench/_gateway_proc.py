@@ -1,15 +1,20 @@
-"""Our gateway as the benchmark runs it: ``python -m ztp.bench._gateway_proc SERVICE_URL``.
+"""Our gateway as the benchmark runs it:
+``python -m ztp.bench._gateway_proc SERVICE_URL [CREDENTIALS_JSON]``.
 
 Production code path (``Gateway`` + ``ServiceClient``), defaults everywhere except:
 psk_ke only (the OpenSSL load generator also offers psk_dhe_ke, which the default preference
 would pick; SIMs offer psk_ke only), and the per-address / per-identity rate limits and the
 connection cap raised, because the load comes from one address at thousands of exchanges
-per second. Logs at the default level (info), to stderr. Prints the port.
+per second. Logs its JSON lines at the default level (info), to stderr, as ``ztp gateway``
+does. Without CREDENTIALS_JSON it sends a fixed bearer token (the benchmark's backend takes
+any); with it (``{"gateway_id": ..., "gateway_secret": ...}``) it logs in to a real
+``ztp service serve`` as ``ztp gateway --credentials-file`` does. Prints the port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 
@@ -17,7 +22,7 @@ from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient, setup_
 from ztp.tls import KeyExchangeMode
 
 
-async def _main(url: str) -> None:
+async def _main(url: str, credentials_path: str | None) -> None:
     setup_logging("info")
     unlimited = RateLimit(per_second=1e9, burst=10**9)
     config = GatewayConfig(
@@ -27,7 +32,14 @@ async def _main(url: str) -> None:
         address_rate=unlimited,
         key_exchange_modes=(KeyExchangeMode.PSK_KE,),
     )
-    gw = Gateway(ServiceClient(url, "bench-token", config.name), config)
+    if credentials_path is None:
+        service = ServiceClient(url, "bench-token", config.name)
+    else:
+        with open(credentials_path) as f:
+            creds = json.load(f)
+        login = (creds["gateway_id"], creds["gateway_secret"])
+        service = ServiceClient(url, None, config.name, credentials=login)
+    gw = Gateway(service, config)
     _, port = await gw.start("127.0.0.1", 0)
     print(port, flush=True)
     stop = asyncio.Event()
@@ -36,7 +48,8 @@ async def _main(url: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await gw.close()
+    await service.aclose()
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1]))
+    asyncio.run(_main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -68,6 +68,11 @@ def tls_cmd(handshakes: int, cpu: int, json_path: Path | None, markdown: bool) -
 @click.option("--server-cpu", default=0, show_default=True, help="-1: no pinning.")
 @click.option("--client-cpu", default=1, show_default=True, help="-1: no pinning.")
 @click.option("--rounds", default=3, show_default=True, help="Windows per server (alternating).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The full path instead: gateway + `ztp service serve` (SQLite) vs stunnel + backend.",
+)
 @_output_options
 def gateway_cmd(
     seconds: float,
@@ -77,15 +82,18 @@ def gateway_cmd(
     server_cpu: int,
     client_cpu: int,
     rounds: int,
+    full: bool,
     json_path: Path | None,
     markdown: bool,
 ) -> None:
     """Server CPU per exchange, exchanges/s, p50/p99: ztp gateway vs stunnel (and an openssl
-    s_server floor), each driven by an OpenSSL and a GnuTLS client."""
+    s_server floor), each driven by an OpenSSL and a GnuTLS client. With --full: exchanges/s
+    and CPU per exchange of the whole path, gateway + service on SQLite vs stunnel + backend."""
     from ._gateway import run
+    from ._gateway_full import run_full
 
     _emit(
-        lambda: run(
+        lambda: (run_full if full else run)(
             seconds,
             threads,
             identities,

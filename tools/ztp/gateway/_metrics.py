@@ -19,6 +19,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
         self.connections = Counter(
             "ztp_gateway_connections", "TCP connections accepted", registry=r
         )
@@ -89,6 +90,15 @@ class GatewayMetrics:
         self.timeouts = Counter(
             "ztp_gateway_timeouts", "connections cut off by a deadline", ["phase"], registry=r
         )
+
+    def labelled(self, metric: Counter | Histogram, *values: str) -> Counter | Histogram:
+        """``metric.labels(*values)``, remembered: the hot path updates a handful of label
+        sets per exchange, and ``labels()`` validates and locks on every call."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def exposition(self) -> bytes:
         """The text exposition format (what ``/metrics`` serves)."""

@@ -80,6 +80,20 @@ class PskCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def cached(self, identity: bytes) -> tuple[bool, tuple[PskKey, ...] | None]:
+        """``(True, keys)`` when a fresh entry answers now (a hit, counted; ``keys`` is None
+        for an identity cached as unknown), else ``(False, None)``: then await :meth:`lookup`.
+        The gateway answers hits without a task: known and unknown identities alike."""
+        entry = self._entries.get(identity)
+        if entry is not None:
+            expires, keys = entry
+            if self._clock() < expires:
+                self.hits += 1
+                self._entries.move_to_end(identity)
+                return True, keys
+            del self._entries[identity]
+        return False, None
+
     async def lookup(self, identity: bytes) -> tuple[PskKey, ...] | None:
         """The candidate keys of ``identity``, or None when the service does not know it.
         A miss returns ``miss_floor_s`` after the call at the earliest.
@@ -88,15 +102,10 @@ class PskCache:
             Exception: whatever ``fetch`` raised (the service is unreachable): the caller must
                 fail closed (no key), and nothing is cached.
         """
+        hit, keys = self.cached(identity)
+        if hit:
+            return keys
         now = self._clock()
-        entry = self._entries.get(identity)
-        if entry is not None:
-            expires, keys = entry
-            if now < expires:
-                self.hits += 1
-                self._entries.move_to_end(identity)
-                return keys
-            del self._entries[identity]
         self.misses += 1
         fut = self._inflight.get(identity)
         if fut is None:

@@ -1,0 +1,112 @@
+"""GatewayConnection (the asyncio adapter) against a scripted transport: what it does when the
+client stops reading, and that one timer stands for the session's deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ztp.gateway import Gateway, GatewayConfig, GatewayMetrics, ServiceClient, SessionLimits
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what the adapter asks of the socket."""
+
+    def __init__(self, buffered: int = 0) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.buffered = buffered  # bytes the client has not taken yet
+        self.closed = self.aborted = self.paused = False
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def write(self, data) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+def _gateway(**kw) -> Gateway:
+    config = GatewayConfig(name="gw-test", **kw)
+    service = ServiceClient("http://127.0.0.1:9", "t", config.name)  # never called here
+    return Gateway(service, config, metrics=GatewayMetrics())
+
+
+def test_client_not_reading_our_answer_is_cut_off_after_the_write_timeout():
+    async def main():
+        gw = _gateway(write_timeout_s=0.05)
+        conn = gw._new_connection()
+        transport = FakeTransport(buffered=100_000)
+        conn.connection_made(transport)
+        assert gw.active == 1
+        conn.pause_writing()  # the socket's buffer is full: the client does not read
+        async with asyncio.timeout(5):
+            await conn.done
+        assert transport.aborted  # unsent bytes are dropped, not waited for
+        assert gw.active == 0
+        m = gw.metrics.registry.get_sample_value
+        assert m("ztp_gateway_timeouts_total", {"phase": "write"}) == 1
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+def test_client_reading_again_is_not_cut_off():
+    async def main():
+        gw = _gateway(write_timeout_s=0.05)
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+        conn.pause_writing()
+        conn.resume_writing()
+        await asyncio.sleep(0.15)
+        assert not transport.is_closing() and gw.active == 1
+        conn.connection_lost(None)
+        assert gw.active == 0
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+def test_silent_client_cut_off_by_the_one_timer():
+    async def main():
+        limits = SessionLimits(handshake_timeout_s=0.1, idle_timeout_s=0.05)
+        gw = _gateway(session=limits, linger_s=0.1)
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+        await asyncio.sleep(0.03)
+        conn.data_received(b"\x16\x03\x01")  # three bytes of a ClientHello: idle moves on
+        async with asyncio.timeout(5):
+            while not transport.is_closing():
+                await asyncio.sleep(0.01)
+        assert transport.closed and not transport.aborted
+        m = gw.metrics.registry.get_sample_value
+        assert m("ztp_gateway_timeouts_total", {"phase": "EXPECT_CLIENT_HELLO"}) == 1
+        conn.connection_lost(None)
+        assert gw.active == 0
+        await gw.service.aclose()
+
+    asyncio.run(main())

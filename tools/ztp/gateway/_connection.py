@@ -1,0 +1,292 @@
+"""One client connection: the asyncio adapter around a :class:`~._session.GatewaySession`.
+
+Thin (STYLE.md §2): bytes from the socket go into the session, its events are answered by the
+gateway's :class:`~._exchange.Exchanges`, and what it has to send goes out in one write per
+flight (the TLS server flight; the answer with close_notify). It is an ``asyncio.Protocol``,
+not a stream: a loaded gateway spent a sixth of its time in the event loop and streams, with a
+timeout armed and cancelled around every read and write (issue 14). Here one timer per
+connection (``loop.call_later``) stands for every deadline: the session's (handshake, idle,
+request), the linger after our last byte, and a write the client does not take. The timer is
+moved only when a deadline comes earlier than the armed one; a timer that fires early (the idle
+deadline moved on) re-arms itself.
+
+Only waiting on the service (a PSK lookup that misses the cache, forwarding, a refusal that is
+audited) runs as a task; reading is paused meanwhile, so a client cannot make us buffer while
+it waits (as a stream's reader would not read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from ztp.tls import ServerConfig, ServerConnection
+
+from ._admission import address_key
+from ._config import GatewayConfig
+from ._exchange import Exchanges
+from ._http import NEED_DATA
+from ._session import Authenticated, Closed, Forward, GatewaySession, PskLookup, Refuse
+
+__all__ = ["ConnectionOwner", "GatewayConnection"]
+
+_LINGER_MAX_BYTES = 64 * 1024
+
+
+class ConnectionOwner(Protocol):
+    """What a connection asks of its gateway: admission at accept, and its bookkeeping."""
+
+    def admit(self, conn: GatewayConnection) -> bool: ...
+    def verified(self, conn: GatewayConnection) -> None: ...
+    def finished(self, conn: GatewayConnection) -> None: ...
+
+
+class GatewayConnection(asyncio.Protocol):
+    """Serves one accepted TCP connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        exchanges: Exchanges,
+        config: GatewayConfig,
+        tls_config: ServerConfig,
+        clock: Callable[[], float],
+        rng: Callable[[int], bytes],
+    ) -> None:
+        self._owner = owner
+        self._exchanges = exchanges
+        self._config = config
+        self._tls_config = tls_config
+        self._clock = clock
+        self._rng = rng
+        self._transport: asyncio.Transport | None = None
+        self._session: GatewaySession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # the armed deadline, in self._clock() time
+        self._linger_until: float | None = None  # set once the exchange is over
+        self._lingered = 0
+        self._write_until: float | None = None  # the transport's buffer is full since...
+        self._eof = False
+        self._finished = False
+        self.addr = "?"
+        self.key = "?"
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.addr = str(peer[0]) if peer else "?"
+        self.key = address_key(self.addr)
+        if not self._owner.admit(self):
+            self._finish()
+            transport.close()
+            return
+        tls = ServerConnection(self._tls_config, rng=self._rng)
+        self._session = GatewaySession(tls, self._clock(), self._config.session)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._linger_until is not None:
+            self._lingered += len(data)  # the exchange is over: drained, not read
+            if self._lingered >= _LINGER_MAX_BYTES:
+                self._close()
+            return
+        if self._session is not None:
+            self._session.receive_data(data, self._clock())
+            self._pump()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._linger_until is not None:
+            self._close()
+        elif self._session is not None:
+            self._session.receive_data(b"", self._clock())
+            self._pump()
+        return True  # keep our half open: the session may still have an alert to send
+
+    def pause_writing(self) -> None:
+        self._write_until = self._clock() + self._config.write_timeout_s
+        self._arm()
+
+    def resume_writing(self) -> None:
+        self._write_until = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._finish()
+
+    # -- the exchange -------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Drain the session's events, answering each, then write what it has to send."""
+        session, transport = self._session, self._transport
+        assert session is not None and transport is not None
+        try:
+            while self._task is None:
+                ev = session.next_event()
+                if ev is NEED_DATA:
+                    break
+                if isinstance(ev, PskLookup):
+                    psks = self._exchanges.cached_psks(ev.identities)
+                    if psks is None:
+                        self._wait(self._lookup(session, ev.identities))
+                    else:
+                        session.supply_psks(psks)
+                elif isinstance(ev, Authenticated):
+                    self._owner.verified(self)  # a verified SIM: never evicted
+                    self._exchanges.authenticated(session, ev, self.addr)
+                elif isinstance(ev, Forward):
+                    self._wait(self._exchanges.forward(session, ev))
+                elif isinstance(ev, Refuse):
+                    self._wait(self._exchanges.refuse(session, ev))
+                elif isinstance(ev, Closed):
+                    self._exchanges.closed(session, ev, self.addr, self.key)
+                    self._write(session.data_to_send())
+                    self._linger()
+                    return
+            self._write(session.data_to_send())
+            self._arm()
+        except Exception:  # a bug in one connection must not take the gateway down
+            logging.getLogger("ztp.gateway").exception("connection_failed")
+            self.cut_off()
+
+    async def _lookup(self, session: GatewaySession, identities: tuple[bytes, ...]) -> None:
+        psks = await self._exchanges.lookup(identities)
+        if psks is None:
+            session.abort("psk_lookup_failed")
+        else:
+            session.supply_psks(psks)
+
+    def _wait(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` (it answers the session), reading paused; then carry on."""
+        assert self._transport is not None
+        self._transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(coro)
+        self._task.add_done_callback(self._waited)
+
+    def _waited(self, task: asyncio.Task[None]) -> None:
+        self._task = None
+        if task.cancelled() or self._finished:
+            return
+        exc = task.exception()
+        if exc is not None:
+            logging.getLogger("ztp.gateway").error(
+                "connection_failed", exc_info=(type(exc), exc, exc.__traceback__)
+            )
+            self.cut_off()
+            return
+        assert self._transport is not None
+        self._transport.resume_reading()
+        self._pump()
+
+    def _write(self, data: bytes) -> None:
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _linger(self) -> None:
+        """Half-close and drain the client until it closes (bounded), so our last bytes
+        reach it instead of being discarded by a TCP reset over unread input."""
+        transport = self._transport
+        assert transport is not None
+        if self._config.linger_s <= 0 or self._eof:
+            self._close()
+            return
+        self._linger_until = self._clock() + self._config.linger_s
+        if transport.can_write_eof():
+            transport.write_eof()
+        transport.resume_reading()
+        self._arm()
+
+    # -- the one deadline ---------------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        """The nearest of the write deadline and the linger's, or else the session's."""
+        if self._linger_until is not None:
+            session_at = self._linger_until
+        else:
+            session_at = self._session.timer() if self._session is not None else None
+        if self._write_until is None:
+            return session_at
+        return self._write_until if session_at is None else min(session_at, self._write_until)
+
+    def _arm(self) -> None:
+        """Make the timer fire by the nearest deadline (kept when it already does)."""
+        if self._finished:
+            return
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        delay = max(0.0, deadline - self._clock())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._finished:
+            return
+        now = self._clock()
+        if self._write_until is not None and now >= self._write_until:
+            self._exchanges.metrics.labelled(self._exchanges.metrics.timeouts, "write").inc()
+            self.cut_off()
+            return
+        if self._linger_until is not None:
+            if now >= self._linger_until:
+                self._close()
+            else:
+                self._arm()
+            return
+        session = self._session
+        assert session is not None
+        deadline = session.timer()
+        if deadline is not None and now >= deadline:
+            session.handle_timer(now)
+            self._pump()
+        else:
+            self._arm()
+
+    # -- the end ------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        """Close after our last bytes (``close`` flushes the buffer; a client that does not
+        read it is cut off by the write deadline, which the timer still watches)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() and self._write_until is None:
+            self._write_until = self._clock() + self._config.write_timeout_s
+            self._arm()
+        transport.close()
+
+    def cut_off(self) -> None:
+        """End now (shutdown, eviction, a stalled write, a bug): nothing more is sent."""
+        if self._task is not None:
+            self._task.cancel()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._owner.finished(self)
+        if not self.done.done():
+            self.done.set_result(None)
