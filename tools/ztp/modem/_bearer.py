@@ -140,7 +140,8 @@ class BearerSockets:
             if action.transport == TransportProtocol.TCP_CLIENT_REMOTE:
                 if self._rtt_ms():
                     await asyncio.sleep(self._rtt_ms() / 1000)  # SYN, SYN-ACK
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+                async with asyncio.timeout(10):  # not wait_for: it can swallow a cancel
+                    reader, writer = await asyncio.open_connection(host, port)
                 link.writer = writer
                 if gen != self.generation():
                     writer.close()

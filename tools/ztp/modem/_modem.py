@@ -399,8 +399,12 @@ class VirtualModem:
             self._wake.clear()
             if self._toolkit.has_pending_apdu():
                 continue
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the finished wait when
+            # close() cancels this loop just after a wake (CPython gh-86296), and the loop
+            # then sleeps to its next deadline (the applet's 60 s timer) with close() waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _run_toolkit_actions(self) -> None:
         while True:

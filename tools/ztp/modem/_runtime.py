@@ -9,7 +9,6 @@ is logged, never silently lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -72,9 +71,11 @@ class ModemLoop:
             log.error("modem: task failed", exc_info=task.exception())
 
     async def cancel_all(self) -> None:
-        """Cancel every modem task and wait until they have ended."""
-        for task in list(self._tasks):
+        """Cancel every modem task and wait until they have ended (their failures are
+        logged by ``_task_done``). Cancelling the caller cancels the wait: awaiting each task
+        under suppress(CancelledError) swallowed it, so a stuck close could not be stopped."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            await asyncio.wait(tasks)
