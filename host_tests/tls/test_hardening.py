@@ -311,7 +311,7 @@ class _Guarded:
 
 @pytest.mark.parametrize("closing", [b"", record(ContentType.ALERT, b"\x02\x28")])
 def test_bench_drain_stops_when_the_peer_closes(closing):
-    from ztp.tls.bench import drain as bench_drain
+    from ztp.bench._tls import drain as bench_drain
 
     server = ServerConnection(ServerConfig(psk_lookup=lookup_for({})))
     server.receive_data(closing)
