@@ -25,6 +25,7 @@ skipped on the server, RFC 8446 §4.2.10).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import logging
 import os
@@ -61,7 +62,13 @@ from ._events import (
     PskRequest,
     _NeedData,
 )
-from ._key_schedule import KeySchedule, compute_binder, message_hash, next_traffic_secret
+from ._key_schedule import (
+    KeySchedule,
+    binder_from_early_secret,
+    early_secret,
+    message_hash,
+    next_traffic_secret,
+)
 from ._messages import (
     HRR_RANDOM,
     MAX_FRAGMENT_LENGTHS,
@@ -649,10 +656,12 @@ class ClientConnection(_Connection):
         assert hello.pre_shared_key is not None
         # RFC 8446 §4.2.11.2: the binder covers the transcript up to the binders list
         truncated = message[: len(message) - hello.pre_shared_key.binders_length()]
-        message = message[:-32] + compute_binder(self._config.psk, transcript_prefix + truncated)
+        early = early_secret(self._config.psk)
+        truncated_hash = hashlib.sha256(transcript_prefix + truncated).digest()
+        message = message[:-32] + binder_from_early_secret(early, truncated_hash)
         self._key_schedule = KeySchedule()
         self._key_schedule.update_transcript(transcript_prefix + message)
-        self._key_schedule.early_secret(self._config.psk)
+        self._key_schedule.start_from_early_secret(early)
         self._hello = hello
         self._hello_message = message
         self._send(ContentType.HANDSHAKE, message, record_version)
@@ -1070,12 +1079,14 @@ class ServerConnection(_Connection):
         keys += [None] * (limit - len(keys))
         # os.urandom, not rng: replayed runs keep their byte stream; a dummy never matches
         dummy = os.urandom(32)
+        truncated_hash = hashlib.sha256(truncated).digest()  # the same for every candidate
         matched: PskCandidate | None = None
+        matched_early = b""
         for candidate in keys:
-            key = dummy if candidate is None else candidate.key
-            ok = hmac.compare_digest(compute_binder(key, truncated), binder)
+            early = early_secret(dummy if candidate is None else candidate.key)
+            ok = hmac.compare_digest(binder_from_early_secret(early, truncated_hash), binder)
             if ok and matched is None and candidate is not None:
-                matched = candidate
+                matched, matched_early = candidate, early
         if index is None or matched is None:
             logger.info(
                 "binder did not verify for identity %s",
@@ -1085,7 +1096,7 @@ class ServerConnection(_Connection):
         identity = pending.identities[index]
         self._suite = pending.suite
         ks = self._key_schedule
-        ks.early_secret(matched.key)
+        ks.start_from_early_secret(matched_early)
         ks.update_transcript(message)
 
         shared_secret = None

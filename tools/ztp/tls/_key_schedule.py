@@ -43,19 +43,26 @@ def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
 
 
 def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    """RFC 8446 §7.1: HkdfLabel = uint16 length, opaque label<7..255> = "tls13 " + Label,
-    opaque context<0..255>."""
+    """RFC 8446 §7.1: HKDF-Expand(Secret, HkdfLabel, Length), where HkdfLabel = uint16 length,
+    opaque label<7..255> = "tls13 " + Label, opaque context<0..255>."""
     prefix = _LABEL_PREFIXES.get((label, length))
     if prefix is None:
         full_label = b"tls13 " + label
         prefix = length.to_bytes(2, "big") + bytes([len(full_label)]) + full_label
         if len(_LABEL_PREFIXES) < 64:  # the RFC's labels; a bound all the same
             _LABEL_PREFIXES[(label, length)] = prefix
-    return hkdf_expand(secret, prefix + bytes([len(context)]) + context, length)
+    info = prefix + _CONTEXT_LENGTHS[len(context)] + context
+    if 0 < length <= HASH_LEN:
+        # Every secret, key and IV of TLS 1.3 with SHA-256: RFC 5869 §2.3's T(1) alone,
+        # HMAC(PRK, info | 0x01), as one call (a server handshake makes ~20 of these).
+        return hmac.digest(secret, info + b"\x01", "sha256")[:length]
+    return hkdf_expand(secret, info, length)
 
 
 # (label, length) -> the HkdfLabel bytes before the context: built once per label
 _LABEL_PREFIXES: dict[tuple[bytes, int], bytes] = {}
+# opaque context<0..255>: its length byte, by length (a context longer than 255 is an error)
+_CONTEXT_LENGTHS = tuple(bytes([n]) for n in range(256))
 
 
 def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
@@ -68,6 +75,11 @@ _EMPTY_HASH = hashlib.sha256(b"").digest()
 
 def empty_hash() -> bytes:
     return _EMPTY_HASH
+
+
+def early_secret(psk: bytes) -> bytes:
+    """RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK)."""
+    return hkdf_extract(_ZEROS, psk)
 
 
 def finished_key(base_key: bytes) -> bytes:
@@ -93,22 +105,34 @@ class KeySchedule:
 
     def __init__(self) -> None:
         self._transcript = hashlib.sha256()
+        # Transcript-Hash of the messages so far, until the next update: the server needs the
+        # same one for both handshake secrets, and again for both application secrets and
+        # the client's Finished
+        self._transcript_hash: bytes | None = None
         self.secret: bytes | None = None  # the current stage's secret
 
     # -- transcript -------------------------------------------------------------------------
 
     def update_transcript(self, message: bytes) -> None:
         self._transcript.update(message)
+        self._transcript_hash = None
 
     def transcript_hash(self) -> bytes:
-        return self._transcript.copy().digest()
+        if self._transcript_hash is None:
+            self._transcript_hash = self._transcript.copy().digest()
+        return self._transcript_hash
 
     # -- §7.1 steps --------------------------------------------------------------------------
 
     def early_secret(self, psk: bytes) -> bytes:
         """Early Secret = HKDF-Extract(0, PSK)."""
-        self.secret = hkdf_extract(_ZEROS, psk)
-        return self.secret
+        return self.start_from_early_secret(early_secret(psk))
+
+    def start_from_early_secret(self, secret: bytes) -> bytes:
+        """The same step given the Early Secret: the server computed it already, for the
+        binder of the key that verified (one HMAC less per handshake)."""
+        self.secret = secret
+        return secret
 
     def binder_key(self) -> bytes:
         """Derive-Secret(Early Secret, "ext binder", "") (external PSK, RFC 8446 §7.1)."""
@@ -171,8 +195,16 @@ def compute_binder(
     HRR + Truncate(CH2)`` (§4.2.11.2). ``label`` is ``b"ext binder"`` for external PSKs;
     ``b"res binder"`` only for RFC 8448 vectors.
     """
-    early = hkdf_extract(_ZEROS, psk)
-    binder_key = derive_secret(early, label, empty_hash())
-    return hmac.digest(
-        finished_key(binder_key), hashlib.sha256(truncated_client_hello).digest(), "sha256"
+    return binder_from_early_secret(
+        early_secret(psk), hashlib.sha256(truncated_client_hello).digest(), label
     )
+
+
+def binder_from_early_secret(
+    early: bytes, truncated_hash: bytes, label: bytes = b"ext binder"
+) -> bytes:
+    """``compute_binder`` given the Early Secret and Transcript-Hash(Truncate(CH)): the server
+    hashes the truncated ClientHello once for all its candidate keys, and keeps the Early
+    Secret of the key that verified."""
+    binder_key = derive_secret(early, label, _EMPTY_HASH)  # Derive-Secret(., "ext binder", "")
+    return hmac.digest(finished_key(binder_key), truncated_hash, "sha256")
