@@ -12,6 +12,7 @@ NST NewSessionTicket, PSK pre-shared key.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -160,12 +161,13 @@ class ClientHello:
         _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
         _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
         _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
-        other_types = [t for t, _ in self.other_extensions]
-        _check(len(set(other_types)) == len(other_types), "duplicate extension")
-        _check(
-            all(t not in _CLIENT_HELLO_TYPED for t, _ in self.other_extensions),
-            "an extension with a typed field given raw",
-        )
+        if self.other_extensions:
+            other_types = [t for t, _ in self.other_extensions]
+            _check(len(set(other_types)) == len(other_types), "duplicate extension")
+            _check(
+                all(t not in _CLIENT_HELLO_TYPED for t in other_types),
+                "an extension with a typed field given raw",
+            )
 
 
 _CLIENT_HELLO_TYPED = frozenset(
@@ -244,13 +246,14 @@ def pull_handshake_header(buf: Buffer, expected: HandshakeType) -> int:
 
 
 def _pull_list(buf: Buffer, length_size: int, item_size: int, floor: int, ceiling: int):
-    items = []
-    with buf.pull_block(length_size, floor, ceiling) as length:
-        if length % item_size:
-            raise DecodeError(f"list of {item_size}-byte items has length {length}")
-        for _ in range(length // item_size):
-            items.append(int.from_bytes(buf.pull_bytes(item_size), "big"))
-    return tuple(items)
+    """A vector of 1- or 2-byte integers, as a tuple (one slice and one unpack, not a read per
+    item: ClientHello parsing is on the server's per-handshake path)."""
+    raw = buf.pull_opaque(length_size, floor, ceiling)
+    if len(raw) % item_size:
+        raise DecodeError(f"list of {item_size}-byte items has length {len(raw)}")
+    if item_size == 1:
+        return tuple(raw)
+    return struct.unpack(f">{len(raw) // 2}H", raw)
 
 
 def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
@@ -363,7 +366,36 @@ def _empty(buf: Buffer) -> bool:
     return True
 
 
+def _pull_supported_groups(buf: Buffer) -> tuple[int, ...]:
+    return _pull_list(buf, 2, 2, 2, 0xFFFF)  # NamedGroup named_group_list<2..2^16-1>
+
+
+def _pull_supported_versions(buf: Buffer) -> tuple[int, ...]:
+    return _pull_list(buf, 1, 2, 2, 254)  # ProtocolVersion versions<2..254>
+
+
+def _pull_psk_key_exchange_modes(buf: Buffer) -> tuple[int, ...]:
+    return _pull_list(buf, 1, 1, 1, 255)  # PskKeyExchangeMode ke_modes<1..255>
+
+
 # -- ClientHello ------------------------------------------------------------------------------
+
+# The ClientHello extensions with a typed field: type -> (field, reader of the extension data)
+_CLIENT_HELLO_READERS = {
+    ExtensionType.SERVER_NAME: ("server_name", _pull_server_name_list),
+    ExtensionType.MAX_FRAGMENT_LENGTH: ("max_fragment_length", _pull_max_fragment_length),
+    ExtensionType.SUPPORTED_GROUPS: ("supported_groups", _pull_supported_groups),
+    ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
+    ExtensionType.EARLY_DATA: ("early_data", _empty),
+    ExtensionType.SUPPORTED_VERSIONS: ("supported_versions", _pull_supported_versions),
+    ExtensionType.PSK_KEY_EXCHANGE_MODES: (
+        "psk_key_exchange_modes",
+        _pull_psk_key_exchange_modes,
+    ),
+    ExtensionType.KEY_SHARE: ("key_share", _pull_client_shares),
+    ExtensionType.PRE_SHARED_KEY: ("pre_shared_key", _pull_offered_psks),
+}
+assert _CLIENT_HELLO_READERS.keys() == _CLIENT_HELLO_TYPED
 
 
 def pull_client_hello(buf: Buffer) -> ClientHello:
@@ -387,34 +419,19 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     extensions = _pull_extensions(buf, 0) if buf.position - start < length else []
     if buf.position - start != length:
         raise DecodeError("ClientHello length does not match its contents")
+    last = len(extensions) - 1
     for index, (ext_type, data) in enumerate(extensions):
-        if ext_type == ExtensionType.PRE_SHARED_KEY:
+        typed = _CLIENT_HELLO_READERS.get(ext_type)
+        if typed is None:
+            other.append((ext_type, data))
+            continue
+        if ext_type == ExtensionType.PRE_SHARED_KEY and index != last:
             # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
             # the ClientHello ... Servers MUST check that it is the last extension and
             # otherwise fail the handshake with an "illegal_parameter" alert."
-            if index != len(extensions) - 1:
-                raise IllegalParameter("pre_shared_key is not the last extension")
-            fields["pre_shared_key"] = _parse_ext(data, _pull_offered_psks)
-        elif ext_type == ExtensionType.SERVER_NAME:
-            fields["server_name"] = _parse_ext(data, _pull_server_name_list)
-        elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
-            fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
-        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
-            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
-        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
-            fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
-        elif ext_type == ExtensionType.EARLY_DATA:
-            fields["early_data"] = _parse_ext(data, _empty)
-        elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
-            fields["supported_versions"] = _parse_ext(data, lambda b: _pull_list(b, 1, 2, 2, 254))
-        elif ext_type == ExtensionType.PSK_KEY_EXCHANGE_MODES:
-            fields["psk_key_exchange_modes"] = _parse_ext(
-                data, lambda b: _pull_list(b, 1, 1, 1, 255)
-            )
-        elif ext_type == ExtensionType.KEY_SHARE:
-            fields["key_share"] = _parse_ext(data, _pull_client_shares)
-        else:
-            other.append((ext_type, data))
+            raise IllegalParameter("pre_shared_key is not the last extension")
+        name, reader = typed
+        fields[name] = _parse_ext(data, reader)
     return _build(
         ClientHello,
         extension_order=tuple(t for t, _ in extensions),
@@ -604,7 +621,7 @@ def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
         elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
             fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
         elif ext_type == ExtensionType.SUPPORTED_GROUPS:
-            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
+            fields["supported_groups"] = _parse_ext(data, _pull_supported_groups)
         elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
             fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
         elif ext_type == ExtensionType.EARLY_DATA:
