@@ -255,6 +255,9 @@ class _Connection:
     def __init__(self, rng: Rng, state: Enum) -> None:
         self._rng = rng
         self._state = state
+        # the handler table of the current state, looked up once per state change (hashing
+        # an Enum member is a Python-level call)
+        self._handlers: dict[HandshakeType, str] = self._HANDLERS.get(state, {})  # type: ignore[call-overload]
         self._records = RecordLayer()
         self._send_buffer = bytearray()
         self._events: deque[Event] = deque()
@@ -285,7 +288,7 @@ class _Connection:
         """Buffer bytes from the peer; ``b""`` means EOF. Ignored after an error or close."""
         if self._error is not None or self._peer_closed is not None:
             return
-        self._records.feed(bytes(data))
+        self._records.feed(data)  # copied into the record layer's buffer
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer (drain after every call)."""
@@ -342,8 +345,10 @@ class _Connection:
     # -- internals ----------------------------------------------------------------------------
 
     def _set_state(self, state: Enum) -> None:
-        logger.debug("%s: %s -> %s", type(self).__name__, self._state.name, state.name)
+        if logger.isEnabledFor(logging.DEBUG):  # Enum .name is a property: not for nothing
+            logger.debug("%s: %s -> %s", type(self).__name__, self._state.name, state.name)
         self._state = state
+        self._handlers = self._HANDLERS.get(state, {})  # type: ignore[call-overload]
 
     def _fail(self, exc: Alert) -> None:
         logger.debug("%s: %s (%s)", type(self).__name__, exc.description.name, exc)
@@ -460,7 +465,7 @@ class _Connection:
         buf = self._handshake_buffer
         while buf:
             # fail on a message type this state does not accept before buffering its body
-            self._handler_for(buf[0])
+            handler = self._handler_for(buf[0])
             if len(buf) < 4:
                 return
             length = int.from_bytes(buf[1:4], "big")
@@ -472,12 +477,12 @@ class _Connection:
                 return
             message = bytes(buf[: 4 + length])
             del buf[: 4 + length]
-            self._dispatch(message)
+            handler(message)
             if self._error is not None or self._peer_closed is not None:
                 return
 
     def _handler_for(self, msg_type: int) -> Callable[[bytes], None]:
-        handler = self._HANDLERS.get(self._state, {}).get(msg_type)  # type: ignore[call-overload]
+        handler = self._handlers.get(msg_type)
         if handler is None:
             try:
                 name = HandshakeType(msg_type).name
@@ -485,9 +490,6 @@ class _Connection:
                 name = f"handshake type {msg_type}"
             raise UnexpectedMessage(f"{name} in state {self._state.name}")
         return getattr(self, handler)
-
-    def _dispatch(self, message: bytes) -> None:
-        self._handler_for(message[0])(message)
 
     def _on_key_update(self, message: bytes) -> None:
         """RFC 8446 §4.6.3: update the read key. An update_requested is answered with one
