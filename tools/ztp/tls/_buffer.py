@@ -124,14 +124,16 @@ class Buffer:
         return bytes(self._data[: self._end])
 
     def push_bytes(self, value: bytes) -> None:
-        self._data[self._end : self._end] = value  # type: ignore[index]
+        self._data += value  # type: ignore[operator]  # a writer's data ends at _end
         self._end += len(value)
 
     def push_uint8(self, value: int) -> None:
-        self.push_bytes(value.to_bytes(1, "big"))
+        self._data.append(value)  # type: ignore[union-attr]  # ValueError unless 0..255
+        self._end += 1
 
     def push_uint16(self, value: int) -> None:
-        self.push_bytes(value.to_bytes(2, "big"))
+        self._data += value.to_bytes(2, "big")  # type: ignore[operator]
+        self._end += 2
 
     def push_uint24(self, value: int) -> None:
         self.push_bytes(value.to_bytes(3, "big"))

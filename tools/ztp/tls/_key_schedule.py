@@ -35,7 +35,7 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     """
     if len(key) > BLOCK_LEN:
         key = _sha256(key).digest()
-    key += bytes(BLOCK_LEN - len(key))
+    key = key.ljust(BLOCK_LEN, b"\x00")
     inner = _sha256(key.translate(_IPAD) + message).digest()
     return _sha256(key.translate(_OPAD) + inner).digest()
 
