@@ -73,7 +73,11 @@ class Buffer:
         return data[pos] << 16 | data[pos + 1] << 8 | data[pos + 2]
 
     def pull_uint32(self) -> int:
-        return int.from_bytes(self.pull_bytes(4), "big")
+        pos = self._pos
+        if pos + 4 > self._end:
+            raise self._truncated(4)
+        self._pos = pos + 4
+        return int.from_bytes(self._data[pos : pos + 4], "big")
 
     def _pull_length(self, length_size: int, floor: int, ceiling: int | None) -> int:
         """Read a vector's length and check it (bounds, room left); the cursor moves past the
@@ -112,10 +116,33 @@ class Buffer:
         return block
 
     def pull_opaque(self, length_size: int, floor: int = 0, ceiling: int | None = None) -> bytes:
-        length = self._pull_length(length_size, floor, ceiling)
+        """Read a ``length_size``-byte length and that many bytes (a vector of opaque).
+
+        Raises:
+            DecodeError: the length is outside ``floor..ceiling`` or runs past the block.
+        """
+        if length_size > 2:
+            length = self._pull_length(length_size, floor, ceiling)
+            pos = self._pos
+            self._pos = pos + length
+            return bytes(self._data[pos : pos + length])
+        # 1- and 2-byte lengths (every opaque of the handshake but 3-byte ones): the checks of
+        # _pull_length written out, one call less for ~15 vectors per ClientHello (issue 14)
         pos = self._pos
-        self._pos = pos + length
-        return bytes(self._data[pos : pos + length])
+        start = pos + length_size
+        if start > self._end:
+            raise self._truncated(length_size)
+        data = self._data
+        length = data[pos] if length_size == 1 else data[pos] << 8 | data[pos + 1]
+        if ceiling is None:
+            ceiling = 0xFF if length_size == 1 else 0xFFFF
+        if not floor <= length <= ceiling:
+            raise DecodeError(f"vector length {length} outside <{floor}..{ceiling}>")
+        end = start + length
+        if end > self._end:
+            raise DecodeError(f"truncated: block of {length} bytes, {self._end - start} left")
+        self._pos = end
+        return bytes(data[start:end])
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -115,8 +115,12 @@ class PskIdentity:
     obfuscated_ticket_age: int = 0
 
     def __post_init__(self) -> None:
-        _check(1 <= len(self.identity) <= 0xFFFF, "identity <1..2^16-1>")
-        _check(0 <= self.obfuscated_ticket_age <= 0xFFFFFFFF, "ticket age out of range")
+        # the checks written out, not through _check: built per identity on the server's
+        # per-handshake path (here and in OfferedPsks, ClientHello)
+        if not 1 <= len(self.identity) <= 0xFFFF:
+            raise ValueError("identity <1..2^16-1>")
+        if not 0 <= self.obfuscated_ticket_age <= 0xFFFFFFFF:
+            raise ValueError("ticket age out of range")
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,11 @@ class OfferedPsks:
     binders: tuple[bytes, ...]
 
     def __post_init__(self) -> None:
-        _check(len(self.identities) >= 1, "at least one PSK identity")
-        _check(all(32 <= len(b) <= 255 for b in self.binders), "binder <32..255>")
+        if not self.identities:
+            raise ValueError("at least one PSK identity")
+        for binder in self.binders:
+            if not 32 <= len(binder) <= 255:
+                raise ValueError("binder <32..255>")
 
     def binders_length(self) -> int:
         """Bytes of the binders list at the end of the ClientHello (with its 2-byte length)."""
@@ -157,10 +164,14 @@ class ClientHello:
     extension_order: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        _check(len(self.random) == 32, "random is 32 bytes")
-        _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
-        _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
-        _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
+        if len(self.random) != 32:
+            raise ValueError("random is 32 bytes")
+        if len(self.legacy_session_id) > 32:
+            raise ValueError("legacy_session_id <0..32>")
+        if not 1 <= len(self.cipher_suites) <= 0x7FFF:
+            raise ValueError("cipher_suites <2..2^16-2>")
+        if not 1 <= len(self.legacy_compression_methods) <= 255:
+            raise ValueError("compression <1..2^8-1>")
         if self.other_extensions:
             other_types = [t for t, _ in self.other_extensions]
             _check(len(set(other_types)) == len(other_types), "duplicate extension")
@@ -370,12 +381,22 @@ def _pull_supported_groups(buf: Buffer) -> tuple[int, ...]:
     return _pull_list(buf, 2, 2, 2, 0xFFFF)  # NamedGroup named_group_list<2..2^16-1>
 
 
-def _pull_supported_versions(buf: Buffer) -> tuple[int, ...]:
-    return _pull_list(buf, 1, 2, 2, 254)  # ProtocolVersion versions<2..254>
-
-
-def _pull_psk_key_exchange_modes(buf: Buffer) -> tuple[int, ...]:
-    return _pull_list(buf, 1, 1, 1, 255)  # PskKeyExchangeMode ke_modes<1..255>
+def _parse_list_ext(
+    data: bytes, length_size: int, item_size: int, floor: int, ceiling: int
+) -> tuple[int, ...]:
+    """An extension whose data is exactly one vector of 1- or 2-byte integers, read from its
+    bytes without a Buffer (the same checks as ``_parse_ext(data, _pull_list)``: the length
+    within bounds and equal to what follows it, whole items)."""
+    length = len(data) - length_size
+    if length < 0 or int.from_bytes(data[:length_size], "big") != length:
+        raise DecodeError(f"extension of {len(data)} bytes is not one {length_size}-byte vector")
+    if not floor <= length <= ceiling:
+        raise DecodeError(f"vector length {length} outside <{floor}..{ceiling}>")
+    if length % item_size:
+        raise DecodeError(f"list of {item_size}-byte items has length {length}")
+    if item_size == 1:
+        return tuple(data[length_size:])
+    return struct.unpack(f">{length // 2}H", data[length_size:])
 
 
 # -- ClientHello ------------------------------------------------------------------------------
@@ -384,18 +405,21 @@ def _pull_psk_key_exchange_modes(buf: Buffer) -> tuple[int, ...]:
 _CLIENT_HELLO_READERS = {
     ExtensionType.SERVER_NAME: ("server_name", _pull_server_name_list),
     ExtensionType.MAX_FRAGMENT_LENGTH: ("max_fragment_length", _pull_max_fragment_length),
-    ExtensionType.SUPPORTED_GROUPS: ("supported_groups", _pull_supported_groups),
     ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
     ExtensionType.EARLY_DATA: ("early_data", _empty),
-    ExtensionType.SUPPORTED_VERSIONS: ("supported_versions", _pull_supported_versions),
-    ExtensionType.PSK_KEY_EXCHANGE_MODES: (
-        "psk_key_exchange_modes",
-        _pull_psk_key_exchange_modes,
-    ),
     ExtensionType.KEY_SHARE: ("key_share", _pull_client_shares),
     ExtensionType.PRE_SHARED_KEY: ("pre_shared_key", _pull_offered_psks),
 }
-assert _CLIENT_HELLO_READERS.keys() == _CLIENT_HELLO_TYPED
+# ... and those that are one integer vector: type -> (field, _parse_list_ext arguments)
+_CLIENT_HELLO_LISTS = {
+    # NamedGroup named_group_list<2..2^16-1>
+    ExtensionType.SUPPORTED_GROUPS: ("supported_groups", (2, 2, 2, 0xFFFF)),
+    # ProtocolVersion versions<2..254>
+    ExtensionType.SUPPORTED_VERSIONS: ("supported_versions", (1, 2, 2, 254)),
+    # PskKeyExchangeMode ke_modes<1..255>
+    ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", (1, 1, 1, 255)),
+}
+assert _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() == _CLIENT_HELLO_TYPED
 
 
 def pull_client_hello(buf: Buffer) -> ClientHello:
@@ -423,7 +447,11 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     for index, (ext_type, data) in enumerate(extensions):
         typed = _CLIENT_HELLO_READERS.get(ext_type)
         if typed is None:
-            other.append((ext_type, data))
+            listed = _CLIENT_HELLO_LISTS.get(ext_type)
+            if listed is None:
+                other.append((ext_type, data))
+            else:
+                fields[listed[0]] = _parse_list_ext(data, *listed[1])
             continue
         if ext_type == ExtensionType.PRE_SHARED_KEY and index != last:
             # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
@@ -434,7 +462,7 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
         fields[name] = _parse_ext(data, reader)
     return _build(
         ClientHello,
-        extension_order=tuple(t for t, _ in extensions),
+        extension_order=tuple([t for t, _ in extensions]),
         legacy_version=legacy_version,
         random=random,
         legacy_session_id=session_id,
