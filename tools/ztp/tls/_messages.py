@@ -267,6 +267,10 @@ def _pull_list(buf: Buffer, length_size: int, item_size: int, floor: int, ceilin
     return struct.unpack(f">{len(raw) // 2}H", raw)
 
 
+def _uint16(value: int) -> bytes:
+    return value.to_bytes(2, "big")
+
+
 def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
     with buf.push_block(length_size):
         for item in items:
@@ -569,6 +573,16 @@ def _push_ext(buf: Buffer, ext_type: int):
     return buf.push_block(2)
 
 
+_EXTENSION_HEADER = struct.Struct(">HH")  # ExtensionType extension_type; uint16 data length
+
+
+def _push_ext_data(buf: Buffer, ext_type: int, data: bytes) -> None:
+    """One extension whose data is already encoded (a few bytes): one write, where
+    ``with _push_ext(...)`` costs six calls (ServerHello and EncryptedExtensions are built for
+    every handshake)."""
+    buf.push_bytes(_EXTENSION_HEADER.pack(ext_type, len(data)) + data)
+
+
 # -- ServerHello ------------------------------------------------------------------------------
 
 
@@ -620,8 +634,9 @@ def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
         buf.push_uint8(hello.legacy_compression_method)
         with buf.push_block(2):
             if hello.supported_versions is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_VERSIONS):
-                    buf.push_uint16(hello.supported_versions)
+                _push_ext_data(
+                    buf, ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
+                )
             if hello.key_share is not None:
                 with _push_ext(buf, ExtensionType.KEY_SHARE):
                     _push_key_share_entry(buf, hello.key_share)
@@ -632,8 +647,7 @@ def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
                 with _push_ext(buf, ExtensionType.COOKIE):
                     buf.push_opaque(2, hello.cookie)
             if hello.pre_shared_key is not None:
-                with _push_ext(buf, ExtensionType.PRE_SHARED_KEY):
-                    buf.push_uint16(hello.pre_shared_key)
+                _push_ext_data(buf, ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
 
 
 # -- EncryptedExtensions ----------------------------------------------------------------------
@@ -671,20 +685,18 @@ def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
     with buf.push_block(3):
         with buf.push_block(2):
             if ee.server_name:
-                with _push_ext(buf, ExtensionType.SERVER_NAME):
-                    pass
+                _push_ext_data(buf, ExtensionType.SERVER_NAME, b"")
             if ee.max_fragment_length is not None:
-                with _push_ext(buf, ExtensionType.MAX_FRAGMENT_LENGTH):
-                    buf.push_uint8(ee.max_fragment_length)
+                _push_ext_data(
+                    buf, ExtensionType.MAX_FRAGMENT_LENGTH, bytes([ee.max_fragment_length])
+                )
             if ee.supported_groups is not None:
                 with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
                     _push_list(buf, 2, 2, ee.supported_groups)
             if ee.record_size_limit is not None:
-                with _push_ext(buf, ExtensionType.RECORD_SIZE_LIMIT):
-                    buf.push_uint16(ee.record_size_limit)
+                _push_ext_data(buf, ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
             if ee.early_data:
-                with _push_ext(buf, ExtensionType.EARLY_DATA):
-                    pass
+                _push_ext_data(buf, ExtensionType.EARLY_DATA, b"")
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
