@@ -1118,8 +1118,9 @@ class ServerConnection(_Connection):
         )
         buf = Buffer()
         push_server_hello(buf, server_hello)
-        ks.update_transcript(buf.data)
-        self._send(ContentType.HANDSHAKE, buf.data)
+        wire = buf.data
+        ks.update_transcript(wire)
+        self._send(ContentType.HANDSHAKE, wire)
         if hello.legacy_session_id and not self._sent_ccs:
             # RFC 8446 §D.4: middlebox compatibility, "immediately after its first handshake
             # message" (the HelloRetryRequest, if there was one)
@@ -1134,13 +1135,13 @@ class ServerConnection(_Connection):
         ee = self._encrypted_extensions(hello)
         buf = Buffer()
         push_encrypted_extensions(buf, ee)
-        ks.update_transcript(buf.data)
-        flight = buf.data
+        encrypted_extensions = buf.data
+        ks.update_transcript(encrypted_extensions)
         buf = Buffer()
         push_finished(buf, Finished(ks.finished_verify_data(server_hs)))
-        ks.update_transcript(buf.data)
-        flight += buf.data
-        self._send(ContentType.HANDSHAKE, flight)
+        finished = buf.data
+        ks.update_transcript(finished)
+        self._send(ContentType.HANDSHAKE, encrypted_extensions + finished)
         ks.master_secret()
         self._client_ap_secret = ks.client_application_traffic_secret()
         self._set_write_cipher(ks.server_application_traffic_secret())

@@ -155,11 +155,11 @@ class KeySchedule:
 
     def binder_key(self) -> bytes:
         """Derive-Secret(Early Secret, "ext binder", "") (external PSK, RFC 8446 §7.1)."""
-        return derive_secret(self._need_secret(), b"ext binder", empty_hash())
+        return derive_secret(self._need_secret(), b"ext binder", _EMPTY_HASH)
 
     def handshake_secret(self, shared_secret: bytes | None) -> bytes:
         """Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE or 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
         self.secret = hkdf_extract(salt, shared_secret if shared_secret is not None else _ZEROS)
         return self.secret
 
@@ -171,7 +171,7 @@ class KeySchedule:
 
     def master_secret(self) -> bytes:
         """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
         self.secret = hkdf_extract(salt, _ZEROS)
         return self.secret
 

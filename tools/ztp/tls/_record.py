@@ -58,10 +58,10 @@ class RecordCipher:
 
     def __init__(self, suite: CipherSuite, secret: bytes) -> None:
         key, iv = traffic_keys(secret)
-        if suite == CipherSuite.TLS_AES_128_GCM_SHA256:
-            self._aead: AESGCM | AESCCM = AESGCM(key)
-        elif suite == CipherSuite.TLS_AES_128_CCM_SHA256:
-            self._aead = AESCCM(key, tag_length=TAG_LENGTH)
+        if suite == CipherSuite.TLS_AES_128_CCM_SHA256:
+            self._aead: AESGCM | AESCCM = AESCCM(key)  # 16-byte tag: the default
+        elif suite == CipherSuite.TLS_AES_128_GCM_SHA256:
+            self._aead = AESGCM(key)
         else:  # pragma: no cover - suites are validated by configs
             raise ValueError(f"cipher suite {suite:#06x}")
         self._iv = int.from_bytes(iv, "big")
