@@ -1,8 +1,9 @@
 """TLS 1.3 key schedule for external PSKs (RFC 8446 §7.1, §4.2.11.2, §4.4.4, §7.2, §7.3).
 
 HKDF (RFC 5869) is written out on HMAC-SHA-256, and HMAC (RFC 2104) on hashlib's SHA-256 (see
-``hmac_sha256`` for why); both suites of the profile use SHA-256, so the hash is fixed. ``KeySchedule`` owns the transcript hash and the current secret, and has one
-method per §7.1 step:
+``hmac_sha256`` for why); both suites of the profile use SHA-256, so the hash is fixed.
+``KeySchedule`` owns the transcript hash and the current secret, and has one method per §7.1
+step:
 
     PSK -> HKDF-Extract = Early Secret    (early_secret)
         +-> Derive-Secret(., "ext binder", "")  (binder_key -> compute_binder)

@@ -277,18 +277,35 @@ def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
             buf.push_bytes(int(item).to_bytes(item_size, "big"))
 
 
+_EXTENSION_HEADER = struct.Struct(">HH")  # ExtensionType extension_type; uint16 data length
+
+
 def _pull_extensions(buf: Buffer, floor: int, ceiling: int = 0xFFFF):
-    """Yield ``(type, data)``; duplicates raise illegal_parameter (RFC 8446 §4.2)."""
+    """Read ``Extension extensions<floor..ceiling>`` as a list of ``(type, data)``; a header or
+    data that runs past the vector is decode_error, a duplicate type illegal_parameter
+    (RFC 8446 §4.2).
+
+    The vector is taken whole, then walked with one ``unpack_from`` per extension rather than
+    a Buffer read per field: this runs for every ClientHello (issue 14). The walk ends exactly
+    at the vector's end or fails.
+    """
+    block = buf.pull_opaque(2, floor, ceiling)
+    end = len(block)
     seen: set[int] = set()
     out = []
-    with buf.pull_block(2, floor, ceiling):
-        while not buf.eof():
-            ext_type = buf.pull_uint16()
-            ext_data = buf.pull_opaque(2)
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
-            out.append((ext_type, ext_data))
+    pos = 0
+    while pos < end:
+        if end - pos < _EXTENSION_HEADER.size:
+            raise DecodeError(f"truncated: extension header, {end - pos} bytes left")
+        ext_type, length = _EXTENSION_HEADER.unpack_from(block, pos)
+        pos += _EXTENSION_HEADER.size
+        if length > end - pos:
+            raise DecodeError(f"truncated: extension of {length} bytes, {end - pos} left")
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        out.append((ext_type, block[pos : pos + length]))
+        pos += length
     return out
 
 
@@ -571,9 +588,6 @@ def _client_hello_extensions(hello: ClientHello) -> dict[int, bytes]:
 def _push_ext(buf: Buffer, ext_type: int):
     buf.push_uint16(ext_type)
     return buf.push_block(2)
-
-
-_EXTENSION_HEADER = struct.Struct(">HH")  # ExtensionType extension_type; uint16 data length
 
 
 def _push_ext_data(buf: Buffer, ext_type: int, data: bytes) -> None:
