@@ -24,7 +24,7 @@ from ztp.tls import (
 )
 from ztp.tls import _connection as engine
 from ztp.tls._buffer import Buffer
-from ztp.tls._key_schedule import compute_binder, next_traffic_secret
+from ztp.tls._key_schedule import compute_binder, early_secret, next_traffic_secret
 from ztp.tls._messages import KeyUpdate, OfferedPsks, PskIdentity, push_key_update
 from ztp.tls._record import ContentType
 
@@ -132,13 +132,16 @@ def test_server_accepts_clear_alert_from_client_that_rejects_server_hello():
 
 @pytest.fixture
 def binder_calls(monkeypatch):
+    """The keys whose binder the engine computes: every binder starts from its key's Early
+    Secret, ``early_secret(psk)``, the one step that sees the key (the server keeps the Early
+    Secret of the key that verified, so the count is the binders' alone)."""
     calls: list[bytes] = []
 
-    def counting(psk, truncated, *args, **kwargs):
+    def counting(psk):
         calls.append(psk)
-        return compute_binder(psk, truncated, *args, **kwargs)
+        return early_secret(psk)
 
-    monkeypatch.setattr(engine, "compute_binder", counting)
+    monkeypatch.setattr(engine, "early_secret", counting)
     return calls
 
 
@@ -311,7 +314,7 @@ class _Guarded:
 
 @pytest.mark.parametrize("closing", [b"", record(ContentType.ALERT, b"\x02\x28")])
 def test_bench_drain_stops_when_the_peer_closes(closing):
-    from ztp.tls.bench import drain as bench_drain
+    from ztp.bench._tls import drain as bench_drain
 
     server = ServerConnection(ServerConfig(psk_lookup=lookup_for({})))
     server.receive_data(closing)

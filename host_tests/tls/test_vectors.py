@@ -23,6 +23,7 @@ from ztp.tls._key_schedule import (
     finished_key,
     hkdf_expand_label,
     hkdf_extract,
+    hmac_sha256,
     traffic_keys,
 )
 from ztp.tls._messages import (
@@ -253,6 +254,38 @@ class FixedTranscript(KeySchedule):
 
     def transcript_hash(self) -> bytes:
         return self.transcript_value
+
+
+# RFC 4231 §4 HMAC-SHA-256 test cases: (key, data, HMAC-SHA-256). The key schedule's HMAC is
+# written out on hashlib (faster than OpenSSL 3's one-shot HMAC); these pin it, including a
+# key longer than the 64-byte block (hashed first) and keys of 4, 20 and 25 bytes (padded).
+RFC4231_HMAC_SHA256 = [
+    (  # §4.2 test case 1
+        h("0b" * 20),
+        b"Hi There",
+        h("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    ),
+    (  # §4.3 test case 2
+        b"Jefe",
+        b"what do ya want for nothing?",
+        h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    ),
+    (  # §4.5 test case 4
+        h("0102030405060708090a0b0c0d0e0f10111213141516171819"),
+        h("cd" * 50),
+        h("82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+    ),
+    (  # §4.7 test case 6: a 131-byte key
+        h("aa" * 131),
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        h("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "mac"), RFC4231_HMAC_SHA256)
+def test_rfc4231_hmac_sha256(key, data, mac):
+    assert hmac_sha256(key, data) == mac
 
 
 def test_rfc8448_s3_key_schedule_steps():

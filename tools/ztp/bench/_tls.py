@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from ._c_tls import TLS_HARNESS_C
 from ._common import BenchError, Table, build_c, pin_self, taskset
@@ -23,6 +24,27 @@ from ._common import BenchError, Table, build_c, pin_self, taskset
 IDENTITY = bytes.fromhex("984405529081369836f5")  # SAFE2-PROTOCOL.md example EF_ICCID
 PSK = bytes.fromhex("00112233445566778899aabbccddeeff")
 MODES = ("psk_ke", "psk_dhe_ke")
+
+if TYPE_CHECKING:
+    from ztp.tls import ClientConnection, Event, ServerConnection
+
+
+def drain(conn: ClientConnection | ServerConnection) -> list[Event]:
+    """The events of ``conn`` (a ztp.tls connection) up to ``NEED_DATA``.
+
+    Raises:
+        ConnectionError: the peer closed or sent an alert. After that ``next_event()`` keeps
+            returning ``ConnectionClosed`` and never ``NEED_DATA``, so a plain
+            ``while next_event() is not NEED_DATA`` loop would never end.
+    """
+    from ztp.tls import NEED_DATA, ConnectionClosed
+
+    events: list[Event] = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        if isinstance(event, ConnectionClosed):
+            raise ConnectionError(f"peer closed the connection: {events + [event]}")
+        events.append(event)
+    return events
 
 
 def measure_ztp(mode: str, n: int) -> dict[str, float]:
@@ -36,7 +58,6 @@ def measure_ztp(mode: str, n: int) -> dict[str, float]:
         ServerConfig,
         ServerConnection,
     )
-    from ztp.tls.bench import drain
 
     dhe = mode == "psk_dhe_ke"
     candidates = [PskCandidate(PSK, "1")]

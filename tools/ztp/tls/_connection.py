@@ -25,6 +25,7 @@ skipped on the server, RFC 8446 §4.2.10).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import logging
 import os
@@ -61,7 +62,13 @@ from ._events import (
     PskRequest,
     _NeedData,
 )
-from ._key_schedule import KeySchedule, compute_binder, message_hash, next_traffic_secret
+from ._key_schedule import (
+    KeySchedule,
+    binder_from_early_secret,
+    early_secret,
+    message_hash,
+    next_traffic_secret,
+)
 from ._messages import (
     HRR_RANDOM,
     MAX_FRAGMENT_LENGTHS,
@@ -248,6 +255,9 @@ class _Connection:
     def __init__(self, rng: Rng, state: Enum) -> None:
         self._rng = rng
         self._state = state
+        # the handler table of the current state, looked up once per state change (hashing
+        # an Enum member is a Python-level call)
+        self._handlers: dict[HandshakeType, str] = self._HANDLERS.get(state, {})  # type: ignore[call-overload]
         self._records = RecordLayer()
         self._send_buffer = bytearray()
         self._events: deque[Event] = deque()
@@ -278,7 +288,7 @@ class _Connection:
         """Buffer bytes from the peer; ``b""`` means EOF. Ignored after an error or close."""
         if self._error is not None or self._peer_closed is not None:
             return
-        self._records.feed(bytes(data))
+        self._records.feed(data)  # copied into the record layer's buffer
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer (drain after every call)."""
@@ -335,8 +345,10 @@ class _Connection:
     # -- internals ----------------------------------------------------------------------------
 
     def _set_state(self, state: Enum) -> None:
-        logger.debug("%s: %s -> %s", type(self).__name__, self._state.name, state.name)
+        if logger.isEnabledFor(logging.DEBUG):  # Enum .name is a property: not for nothing
+            logger.debug("%s: %s -> %s", type(self).__name__, self._state.name, state.name)
         self._state = state
+        self._handlers = self._HANDLERS.get(state, {})  # type: ignore[call-overload]
 
     def _fail(self, exc: Alert) -> None:
         logger.debug("%s: %s (%s)", type(self).__name__, exc.description.name, exc)
@@ -453,7 +465,7 @@ class _Connection:
         buf = self._handshake_buffer
         while buf:
             # fail on a message type this state does not accept before buffering its body
-            self._handler_for(buf[0])
+            handler = self._handler_for(buf[0])
             if len(buf) < 4:
                 return
             length = int.from_bytes(buf[1:4], "big")
@@ -465,12 +477,12 @@ class _Connection:
                 return
             message = bytes(buf[: 4 + length])
             del buf[: 4 + length]
-            self._dispatch(message)
+            handler(message)
             if self._error is not None or self._peer_closed is not None:
                 return
 
     def _handler_for(self, msg_type: int) -> Callable[[bytes], None]:
-        handler = self._HANDLERS.get(self._state, {}).get(msg_type)  # type: ignore[call-overload]
+        handler = self._handlers.get(msg_type)
         if handler is None:
             try:
                 name = HandshakeType(msg_type).name
@@ -478,9 +490,6 @@ class _Connection:
                 name = f"handshake type {msg_type}"
             raise UnexpectedMessage(f"{name} in state {self._state.name}")
         return getattr(self, handler)
-
-    def _dispatch(self, message: bytes) -> None:
-        self._handler_for(message[0])(message)
 
     def _on_key_update(self, message: bytes) -> None:
         """RFC 8446 §4.6.3: update the read key. An update_requested is answered with one
@@ -649,10 +658,12 @@ class ClientConnection(_Connection):
         assert hello.pre_shared_key is not None
         # RFC 8446 §4.2.11.2: the binder covers the transcript up to the binders list
         truncated = message[: len(message) - hello.pre_shared_key.binders_length()]
-        message = message[:-32] + compute_binder(self._config.psk, transcript_prefix + truncated)
+        early = early_secret(self._config.psk)
+        truncated_hash = hashlib.sha256(transcript_prefix + truncated).digest()
+        message = message[:-32] + binder_from_early_secret(early, truncated_hash)
         self._key_schedule = KeySchedule()
         self._key_schedule.update_transcript(transcript_prefix + message)
-        self._key_schedule.early_secret(self._config.psk)
+        self._key_schedule.start_from_early_secret(early)
         self._hello = hello
         self._hello_message = message
         self._send(ContentType.HANDSHAKE, message, record_version)
@@ -1070,12 +1081,14 @@ class ServerConnection(_Connection):
         keys += [None] * (limit - len(keys))
         # os.urandom, not rng: replayed runs keep their byte stream; a dummy never matches
         dummy = os.urandom(32)
+        truncated_hash = hashlib.sha256(truncated).digest()  # the same for every candidate
         matched: PskCandidate | None = None
+        matched_early = b""
         for candidate in keys:
-            key = dummy if candidate is None else candidate.key
-            ok = hmac.compare_digest(compute_binder(key, truncated), binder)
+            early = early_secret(dummy if candidate is None else candidate.key)
+            ok = hmac.compare_digest(binder_from_early_secret(early, truncated_hash), binder)
             if ok and matched is None and candidate is not None:
-                matched = candidate
+                matched, matched_early = candidate, early
         if index is None or matched is None:
             logger.info(
                 "binder did not verify for identity %s",
@@ -1085,7 +1098,7 @@ class ServerConnection(_Connection):
         identity = pending.identities[index]
         self._suite = pending.suite
         ks = self._key_schedule
-        ks.early_secret(matched.key)
+        ks.start_from_early_secret(matched_early)
         ks.update_transcript(message)
 
         shared_secret = None
@@ -1105,8 +1118,9 @@ class ServerConnection(_Connection):
         )
         buf = Buffer()
         push_server_hello(buf, server_hello)
-        ks.update_transcript(buf.data)
-        self._send(ContentType.HANDSHAKE, buf.data)
+        wire = buf.data
+        ks.update_transcript(wire)
+        self._send(ContentType.HANDSHAKE, wire)
         if hello.legacy_session_id and not self._sent_ccs:
             # RFC 8446 §D.4: middlebox compatibility, "immediately after its first handshake
             # message" (the HelloRetryRequest, if there was one)
@@ -1121,13 +1135,13 @@ class ServerConnection(_Connection):
         ee = self._encrypted_extensions(hello)
         buf = Buffer()
         push_encrypted_extensions(buf, ee)
-        ks.update_transcript(buf.data)
-        flight = buf.data
+        encrypted_extensions = buf.data
+        ks.update_transcript(encrypted_extensions)
         buf = Buffer()
         push_finished(buf, Finished(ks.finished_verify_data(server_hs)))
-        ks.update_transcript(buf.data)
-        flight += buf.data
-        self._send(ContentType.HANDSHAKE, flight)
+        finished = buf.data
+        ks.update_transcript(finished)
+        self._send(ContentType.HANDSHAKE, encrypted_extensions + finished)
         ks.master_secret()
         self._client_ap_secret = ks.client_application_traffic_secret()
         self._set_write_cipher(ks.server_application_traffic_secret())

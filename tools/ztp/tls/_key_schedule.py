@@ -1,8 +1,9 @@
 """TLS 1.3 key schedule for external PSKs (RFC 8446 §7.1, §4.2.11.2, §4.4.4, §7.2, §7.3).
 
-HKDF (RFC 5869) is written out on HMAC-SHA-256; both suites of the profile use SHA-256, so the
-hash is fixed. ``KeySchedule`` owns the transcript hash and the current secret, and has one
-method per §7.1 step:
+HKDF (RFC 5869) is written out on HMAC-SHA-256, and HMAC (RFC 2104) on hashlib's SHA-256 (see
+``hmac_sha256`` for why); both suites of the profile use SHA-256, so the hash is fixed.
+``KeySchedule`` owns the transcript hash and the current secret, and has one method per §7.1
+step:
 
     PSK -> HKDF-Extract = Early Secret    (early_secret)
         +-> Derive-Secret(., "ext binder", "")  (binder_key -> compute_binder)
@@ -15,15 +16,34 @@ method per §7.1 step:
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 HASH_LEN = 32  # SHA-256
+BLOCK_LEN = 64  # SHA-256's block: HMAC pads its key to this
 _ZEROS = bytes(HASH_LEN)
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # RFC 2104 ipad and opad, as bytes.translate tables
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+_sha256 = hashlib.sha256
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """RFC 2104: HMAC(K, m) = H((K' ^ opad) | H((K' ^ ipad) | m)), K' = K zero-padded to a block
+    (or H(K) first when longer), H = SHA-256.
+
+    Written out on hashlib rather than calling ``hmac.digest``: with OpenSSL 3, the C one-shot
+    HMAC() fetches the MAC and the digest algorithm on every call and costs ~20% more than
+    these two SHA-256 calls, and a server handshake makes ~28 HMACs (issue 14). The RFC 4231
+    and RFC 8448 vectors in host_tests/tls/test_vectors.py pin the result.
+    """
+    if len(key) > BLOCK_LEN:
+        key = _sha256(key).digest()
+    key = key.ljust(BLOCK_LEN, b"\x00")
+    inner = _sha256(key.translate(_IPAD) + message).digest()
+    return _sha256(key.translate(_OPAD) + inner).digest()
 
 
 def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
     """RFC 5869 §2.2: PRK = HMAC-Hash(salt, IKM)."""
-    return hmac.digest(salt, ikm, "sha256")
+    return hmac_sha256(salt, ikm)
 
 
 def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
@@ -31,31 +51,38 @@ def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
     if not 0 < length <= 255 * HASH_LEN:
         raise ValueError(f"HKDF-Expand length {length}")
     if length <= HASH_LEN:  # every TLS 1.3 secret, key and IV here: T(1) alone
-        return hmac.digest(prk, info + b"\x01", "sha256")[:length]
+        return hmac_sha256(prk, info + b"\x01")[:length]
     okm = b""
     block = b""
     counter = 1
     while len(okm) < length:
-        block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
+        block = hmac_sha256(prk, block + info + bytes([counter]))
         okm += block
         counter += 1
     return okm[:length]
 
 
 def hkdf_expand_label(secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    """RFC 8446 §7.1: HkdfLabel = uint16 length, opaque label<7..255> = "tls13 " + Label,
-    opaque context<0..255>."""
+    """RFC 8446 §7.1: HKDF-Expand(Secret, HkdfLabel, Length), where HkdfLabel = uint16 length,
+    opaque label<7..255> = "tls13 " + Label, opaque context<0..255>."""
     prefix = _LABEL_PREFIXES.get((label, length))
     if prefix is None:
         full_label = b"tls13 " + label
         prefix = length.to_bytes(2, "big") + bytes([len(full_label)]) + full_label
         if len(_LABEL_PREFIXES) < 64:  # the RFC's labels; a bound all the same
             _LABEL_PREFIXES[(label, length)] = prefix
-    return hkdf_expand(secret, prefix + bytes([len(context)]) + context, length)
+    info = prefix + _CONTEXT_LENGTHS[len(context)] + context
+    if 0 < length <= HASH_LEN:
+        # Every secret, key and IV of TLS 1.3 with SHA-256: RFC 5869 §2.3's T(1) alone,
+        # HMAC(PRK, info | 0x01), as one call (a server handshake makes ~20 of these).
+        return hmac_sha256(secret, info + b"\x01")[:length]
+    return hkdf_expand(secret, info, length)
 
 
 # (label, length) -> the HkdfLabel bytes before the context: built once per label
 _LABEL_PREFIXES: dict[tuple[bytes, int], bytes] = {}
+# opaque context<0..255>: its length byte, by length (a context longer than 255 is an error)
+_CONTEXT_LENGTHS = tuple(bytes([n]) for n in range(256))
 
 
 def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
@@ -68,6 +95,11 @@ _EMPTY_HASH = hashlib.sha256(b"").digest()
 
 def empty_hash() -> bytes:
     return _EMPTY_HASH
+
+
+def early_secret(psk: bytes) -> bytes:
+    """RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK)."""
+    return hkdf_extract(_ZEROS, psk)
 
 
 def finished_key(base_key: bytes) -> bytes:
@@ -93,30 +125,42 @@ class KeySchedule:
 
     def __init__(self) -> None:
         self._transcript = hashlib.sha256()
+        # Transcript-Hash of the messages so far, until the next update: the server needs the
+        # same one for both handshake secrets, and again for both application secrets and
+        # the client's Finished
+        self._transcript_hash: bytes | None = None
         self.secret: bytes | None = None  # the current stage's secret
 
     # -- transcript -------------------------------------------------------------------------
 
     def update_transcript(self, message: bytes) -> None:
         self._transcript.update(message)
+        self._transcript_hash = None
 
     def transcript_hash(self) -> bytes:
-        return self._transcript.copy().digest()
+        if self._transcript_hash is None:
+            self._transcript_hash = self._transcript.copy().digest()
+        return self._transcript_hash
 
     # -- §7.1 steps --------------------------------------------------------------------------
 
     def early_secret(self, psk: bytes) -> bytes:
         """Early Secret = HKDF-Extract(0, PSK)."""
-        self.secret = hkdf_extract(_ZEROS, psk)
-        return self.secret
+        return self.start_from_early_secret(early_secret(psk))
+
+    def start_from_early_secret(self, secret: bytes) -> bytes:
+        """The same step given the Early Secret: the server computed it already, for the
+        binder of the key that verified (one HMAC less per handshake)."""
+        self.secret = secret
+        return secret
 
     def binder_key(self) -> bytes:
         """Derive-Secret(Early Secret, "ext binder", "") (external PSK, RFC 8446 §7.1)."""
-        return derive_secret(self._need_secret(), b"ext binder", empty_hash())
+        return derive_secret(self._need_secret(), b"ext binder", _EMPTY_HASH)
 
     def handshake_secret(self, shared_secret: bytes | None) -> bytes:
         """Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE or 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
         self.secret = hkdf_extract(salt, shared_secret if shared_secret is not None else _ZEROS)
         return self.secret
 
@@ -128,7 +172,7 @@ class KeySchedule:
 
     def master_secret(self) -> bytes:
         """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", empty_hash())
+        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
         self.secret = hkdf_extract(salt, _ZEROS)
         return self.secret
 
@@ -146,7 +190,7 @@ class KeySchedule:
 
     def finished_verify_data(self, base_key: bytes) -> bytes:
         """RFC 8446 §4.4.4: HMAC(finished_key, Transcript-Hash(handshake context))."""
-        return hmac.digest(finished_key(base_key), self.transcript_hash(), "sha256")
+        return hmac_sha256(finished_key(base_key), self.transcript_hash())
 
     def _need_secret(self) -> bytes:
         if self.secret is None:
@@ -171,8 +215,16 @@ def compute_binder(
     HRR + Truncate(CH2)`` (§4.2.11.2). ``label`` is ``b"ext binder"`` for external PSKs;
     ``b"res binder"`` only for RFC 8448 vectors.
     """
-    early = hkdf_extract(_ZEROS, psk)
-    binder_key = derive_secret(early, label, empty_hash())
-    return hmac.digest(
-        finished_key(binder_key), hashlib.sha256(truncated_client_hello).digest(), "sha256"
+    return binder_from_early_secret(
+        early_secret(psk), hashlib.sha256(truncated_client_hello).digest(), label
     )
+
+
+def binder_from_early_secret(
+    early: bytes, truncated_hash: bytes, label: bytes = b"ext binder"
+) -> bytes:
+    """``compute_binder`` given the Early Secret and Transcript-Hash(Truncate(CH)): the server
+    hashes the truncated ClientHello once for all its candidate keys, and keeps the Early
+    Secret of the key that verified."""
+    binder_key = derive_secret(early, label, _EMPTY_HASH)  # Derive-Secret(., "ext binder", "")
+    return hmac_sha256(finished_key(binder_key), truncated_hash)

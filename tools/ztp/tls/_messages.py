@@ -12,6 +12,7 @@ NST NewSessionTicket, PSK pre-shared key.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -114,8 +115,12 @@ class PskIdentity:
     obfuscated_ticket_age: int = 0
 
     def __post_init__(self) -> None:
-        _check(1 <= len(self.identity) <= 0xFFFF, "identity <1..2^16-1>")
-        _check(0 <= self.obfuscated_ticket_age <= 0xFFFFFFFF, "ticket age out of range")
+        # the checks written out, not through _check: built per identity on the server's
+        # per-handshake path (here and in OfferedPsks, ClientHello)
+        if not 1 <= len(self.identity) <= 0xFFFF:
+            raise ValueError("identity <1..2^16-1>")
+        if not 0 <= self.obfuscated_ticket_age <= 0xFFFFFFFF:
+            raise ValueError("ticket age out of range")
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,11 @@ class OfferedPsks:
     binders: tuple[bytes, ...]
 
     def __post_init__(self) -> None:
-        _check(len(self.identities) >= 1, "at least one PSK identity")
-        _check(all(32 <= len(b) <= 255 for b in self.binders), "binder <32..255>")
+        if not self.identities:
+            raise ValueError("at least one PSK identity")
+        for binder in self.binders:
+            if not 32 <= len(binder) <= 255:
+                raise ValueError("binder <32..255>")
 
     def binders_length(self) -> int:
         """Bytes of the binders list at the end of the ClientHello (with its 2-byte length)."""
@@ -156,16 +164,21 @@ class ClientHello:
     extension_order: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        _check(len(self.random) == 32, "random is 32 bytes")
-        _check(len(self.legacy_session_id) <= 32, "legacy_session_id <0..32>")
-        _check(1 <= len(self.cipher_suites) <= 0x7FFF, "cipher_suites <2..2^16-2>")
-        _check(1 <= len(self.legacy_compression_methods) <= 255, "compression <1..2^8-1>")
-        other_types = [t for t, _ in self.other_extensions]
-        _check(len(set(other_types)) == len(other_types), "duplicate extension")
-        _check(
-            all(t not in _CLIENT_HELLO_TYPED for t, _ in self.other_extensions),
-            "an extension with a typed field given raw",
-        )
+        if len(self.random) != 32:
+            raise ValueError("random is 32 bytes")
+        if len(self.legacy_session_id) > 32:
+            raise ValueError("legacy_session_id <0..32>")
+        if not 1 <= len(self.cipher_suites) <= 0x7FFF:
+            raise ValueError("cipher_suites <2..2^16-2>")
+        if not 1 <= len(self.legacy_compression_methods) <= 255:
+            raise ValueError("compression <1..2^8-1>")
+        if self.other_extensions:
+            other_types = [t for t, _ in self.other_extensions]
+            _check(len(set(other_types)) == len(other_types), "duplicate extension")
+            _check(
+                all(t not in _CLIENT_HELLO_TYPED for t in other_types),
+                "an extension with a typed field given raw",
+            )
 
 
 _CLIENT_HELLO_TYPED = frozenset(
@@ -244,13 +257,18 @@ def pull_handshake_header(buf: Buffer, expected: HandshakeType) -> int:
 
 
 def _pull_list(buf: Buffer, length_size: int, item_size: int, floor: int, ceiling: int):
-    items = []
-    with buf.pull_block(length_size, floor, ceiling) as length:
-        if length % item_size:
-            raise DecodeError(f"list of {item_size}-byte items has length {length}")
-        for _ in range(length // item_size):
-            items.append(int.from_bytes(buf.pull_bytes(item_size), "big"))
-    return tuple(items)
+    """A vector of 1- or 2-byte integers, as a tuple (one slice and one unpack, not a read per
+    item: ClientHello parsing is on the server's per-handshake path)."""
+    raw = buf.pull_opaque(length_size, floor, ceiling)
+    if len(raw) % item_size:
+        raise DecodeError(f"list of {item_size}-byte items has length {len(raw)}")
+    if item_size == 1:
+        return tuple(raw)
+    return struct.unpack(f">{len(raw) // 2}H", raw)
+
+
+def _uint16(value: int) -> bytes:
+    return value.to_bytes(2, "big")
 
 
 def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
@@ -259,18 +277,35 @@ def _push_list(buf: Buffer, length_size: int, item_size: int, items) -> None:
             buf.push_bytes(int(item).to_bytes(item_size, "big"))
 
 
+_EXTENSION_HEADER = struct.Struct(">HH")  # ExtensionType extension_type; uint16 data length
+
+
 def _pull_extensions(buf: Buffer, floor: int, ceiling: int = 0xFFFF):
-    """Yield ``(type, data)``; duplicates raise illegal_parameter (RFC 8446 §4.2)."""
+    """Read ``Extension extensions<floor..ceiling>`` as a list of ``(type, data)``; a header or
+    data that runs past the vector is decode_error, a duplicate type illegal_parameter
+    (RFC 8446 §4.2).
+
+    The vector is taken whole, then walked with one ``unpack_from`` per extension rather than
+    a Buffer read per field: this runs for every ClientHello (issue 14). The walk ends exactly
+    at the vector's end or fails.
+    """
+    block = buf.pull_opaque(2, floor, ceiling)
+    end = len(block)
     seen: set[int] = set()
     out = []
-    with buf.pull_block(2, floor, ceiling):
-        while not buf.eof():
-            ext_type = buf.pull_uint16()
-            ext_data = buf.pull_opaque(2)
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
-            out.append((ext_type, ext_data))
+    pos = 0
+    while pos < end:
+        if end - pos < _EXTENSION_HEADER.size:
+            raise DecodeError(f"truncated: extension header, {end - pos} bytes left")
+        ext_type, length = _EXTENSION_HEADER.unpack_from(block, pos)
+        pos += _EXTENSION_HEADER.size
+        if length > end - pos:
+            raise DecodeError(f"truncated: extension of {length} bytes, {end - pos} left")
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        out.append((ext_type, block[pos : pos + length]))
+        pos += length
     return out
 
 
@@ -363,7 +398,49 @@ def _empty(buf: Buffer) -> bool:
     return True
 
 
+def _pull_supported_groups(buf: Buffer) -> tuple[int, ...]:
+    return _pull_list(buf, 2, 2, 2, 0xFFFF)  # NamedGroup named_group_list<2..2^16-1>
+
+
+def _parse_list_ext(
+    data: bytes, length_size: int, item_size: int, floor: int, ceiling: int
+) -> tuple[int, ...]:
+    """An extension whose data is exactly one vector of 1- or 2-byte integers, read from its
+    bytes without a Buffer (the same checks as ``_parse_ext(data, _pull_list)``: the length
+    within bounds and equal to what follows it, whole items)."""
+    length = len(data) - length_size
+    if length < 0 or int.from_bytes(data[:length_size], "big") != length:
+        raise DecodeError(f"extension of {len(data)} bytes is not one {length_size}-byte vector")
+    if not floor <= length <= ceiling:
+        raise DecodeError(f"vector length {length} outside <{floor}..{ceiling}>")
+    if length % item_size:
+        raise DecodeError(f"list of {item_size}-byte items has length {length}")
+    if item_size == 1:
+        return tuple(data[length_size:])
+    return struct.unpack(f">{length // 2}H", data[length_size:])
+
+
 # -- ClientHello ------------------------------------------------------------------------------
+
+# The ClientHello extensions with a typed field: type -> (field, reader of the extension data)
+_CLIENT_HELLO_READERS = {
+    ExtensionType.SERVER_NAME: ("server_name", _pull_server_name_list),
+    ExtensionType.MAX_FRAGMENT_LENGTH: ("max_fragment_length", _pull_max_fragment_length),
+    ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
+    ExtensionType.EARLY_DATA: ("early_data", _empty),
+    ExtensionType.KEY_SHARE: ("key_share", _pull_client_shares),
+    ExtensionType.PRE_SHARED_KEY: ("pre_shared_key", _pull_offered_psks),
+}
+# ... and those that are one integer vector: type -> (field, _parse_list_ext arguments)
+_CLIENT_HELLO_LISTS = {
+    # NamedGroup named_group_list<2..2^16-1>
+    ExtensionType.SUPPORTED_GROUPS: ("supported_groups", (2, 2, 2, 0xFFFF)),
+    # ProtocolVersion versions<2..254>
+    ExtensionType.SUPPORTED_VERSIONS: ("supported_versions", (1, 2, 2, 254)),
+    # PskKeyExchangeMode ke_modes<1..255>
+    ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", (1, 1, 1, 255)),
+}
+assert _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() == _CLIENT_HELLO_TYPED
 
 
 def pull_client_hello(buf: Buffer) -> ClientHello:
@@ -387,37 +464,26 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     extensions = _pull_extensions(buf, 0) if buf.position - start < length else []
     if buf.position - start != length:
         raise DecodeError("ClientHello length does not match its contents")
+    last = len(extensions) - 1
     for index, (ext_type, data) in enumerate(extensions):
-        if ext_type == ExtensionType.PRE_SHARED_KEY:
+        typed = _CLIENT_HELLO_READERS.get(ext_type)
+        if typed is None:
+            listed = _CLIENT_HELLO_LISTS.get(ext_type)
+            if listed is None:
+                other.append((ext_type, data))
+            else:
+                fields[listed[0]] = _parse_list_ext(data, *listed[1])
+            continue
+        if ext_type == ExtensionType.PRE_SHARED_KEY and index != last:
             # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
             # the ClientHello ... Servers MUST check that it is the last extension and
             # otherwise fail the handshake with an "illegal_parameter" alert."
-            if index != len(extensions) - 1:
-                raise IllegalParameter("pre_shared_key is not the last extension")
-            fields["pre_shared_key"] = _parse_ext(data, _pull_offered_psks)
-        elif ext_type == ExtensionType.SERVER_NAME:
-            fields["server_name"] = _parse_ext(data, _pull_server_name_list)
-        elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
-            fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
-        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
-            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
-        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
-            fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
-        elif ext_type == ExtensionType.EARLY_DATA:
-            fields["early_data"] = _parse_ext(data, _empty)
-        elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
-            fields["supported_versions"] = _parse_ext(data, lambda b: _pull_list(b, 1, 2, 2, 254))
-        elif ext_type == ExtensionType.PSK_KEY_EXCHANGE_MODES:
-            fields["psk_key_exchange_modes"] = _parse_ext(
-                data, lambda b: _pull_list(b, 1, 1, 1, 255)
-            )
-        elif ext_type == ExtensionType.KEY_SHARE:
-            fields["key_share"] = _parse_ext(data, _pull_client_shares)
-        else:
-            other.append((ext_type, data))
+            raise IllegalParameter("pre_shared_key is not the last extension")
+        name, reader = typed
+        fields[name] = _parse_ext(data, reader)
     return _build(
         ClientHello,
-        extension_order=tuple(t for t, _ in extensions),
+        extension_order=tuple([t for t, _ in extensions]),
         legacy_version=legacy_version,
         random=random,
         legacy_session_id=session_id,
@@ -524,6 +590,13 @@ def _push_ext(buf: Buffer, ext_type: int):
     return buf.push_block(2)
 
 
+def _push_ext_data(buf: Buffer, ext_type: int, data: bytes) -> None:
+    """One extension whose data is already encoded (a few bytes): one write, where
+    ``with _push_ext(...)`` costs six calls (ServerHello and EncryptedExtensions are built for
+    every handshake)."""
+    buf.push_bytes(_EXTENSION_HEADER.pack(ext_type, len(data)) + data)
+
+
 # -- ServerHello ------------------------------------------------------------------------------
 
 
@@ -575,8 +648,9 @@ def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
         buf.push_uint8(hello.legacy_compression_method)
         with buf.push_block(2):
             if hello.supported_versions is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_VERSIONS):
-                    buf.push_uint16(hello.supported_versions)
+                _push_ext_data(
+                    buf, ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
+                )
             if hello.key_share is not None:
                 with _push_ext(buf, ExtensionType.KEY_SHARE):
                     _push_key_share_entry(buf, hello.key_share)
@@ -587,8 +661,7 @@ def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
                 with _push_ext(buf, ExtensionType.COOKIE):
                     buf.push_opaque(2, hello.cookie)
             if hello.pre_shared_key is not None:
-                with _push_ext(buf, ExtensionType.PRE_SHARED_KEY):
-                    buf.push_uint16(hello.pre_shared_key)
+                _push_ext_data(buf, ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
 
 
 # -- EncryptedExtensions ----------------------------------------------------------------------
@@ -604,7 +677,7 @@ def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
         elif ext_type == ExtensionType.MAX_FRAGMENT_LENGTH:
             fields["max_fragment_length"] = _parse_ext(data, _pull_max_fragment_length)
         elif ext_type == ExtensionType.SUPPORTED_GROUPS:
-            fields["supported_groups"] = _parse_ext(data, lambda b: _pull_list(b, 2, 2, 2, 0xFFFF))
+            fields["supported_groups"] = _parse_ext(data, _pull_supported_groups)
         elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
             fields["record_size_limit"] = _parse_ext(data, _pull_record_size_limit)
         elif ext_type == ExtensionType.EARLY_DATA:
@@ -626,20 +699,18 @@ def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
     with buf.push_block(3):
         with buf.push_block(2):
             if ee.server_name:
-                with _push_ext(buf, ExtensionType.SERVER_NAME):
-                    pass
+                _push_ext_data(buf, ExtensionType.SERVER_NAME, b"")
             if ee.max_fragment_length is not None:
-                with _push_ext(buf, ExtensionType.MAX_FRAGMENT_LENGTH):
-                    buf.push_uint8(ee.max_fragment_length)
+                _push_ext_data(
+                    buf, ExtensionType.MAX_FRAGMENT_LENGTH, bytes([ee.max_fragment_length])
+                )
             if ee.supported_groups is not None:
                 with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
                     _push_list(buf, 2, 2, ee.supported_groups)
             if ee.record_size_limit is not None:
-                with _push_ext(buf, ExtensionType.RECORD_SIZE_LIMIT):
-                    buf.push_uint16(ee.record_size_limit)
+                _push_ext_data(buf, ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
             if ee.early_data:
-                with _push_ext(buf, ExtensionType.EARLY_DATA):
-                    pass
+                _push_ext_data(buf, ExtensionType.EARLY_DATA, b"")
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
