@@ -22,7 +22,9 @@ from sqlalchemy import Select, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..iccid import IccidError, iccid_from_hex, iccid_to_hex, normalize_iccid
+from ._devices import Devices, note_delivery
 from ._errors import BadRequest, Conflict, Forbidden, NotFound
+from ._fleet import LabelResolver, Resolved
 from ._keys import KeyIntegrityError, MasterKeyring
 from ._models import (
     AuditEvent,
@@ -33,6 +35,7 @@ from ._models import (
     SimKey,
     Telemetry,
 )
+from ._reports import Report
 from ._settings import CONFIG_BODY_MAX, TELEMETRY_BODY_MAX
 
 __all__ = ["Actor", "Store"]
@@ -1070,10 +1073,12 @@ class Store:
                            version=cur.version,
                            detail={"slot": device_key, "key_tag": key_tag,
                                    "bytes": len(cur.body)})
+                self._note_delivery(sim.id, device_id, Resolved(
+                    "default" if device_key == DEFAULT_DEVICE else "device", cur.version,
+                    cur.body))
                 return cur.body, cur.version, device_key
-        self.audit(actor, "config.miss", iccid=sim.iccid, device_id=device_id,
-                   detail={"key_tag": key_tag})
-        return None
+        return self._deliver_by_label(actor, sim.id, sim.iccid, sim.labels_json, device_id,
+                                      key_tag, self.audit)
 
     def _deliver_fast(
         self, actor: Actor, identity_hex: str, device_id: str, key_tag: str,
@@ -1109,10 +1114,50 @@ class Store:
                                version=r.version,
                                detail={"slot": device_key, "key_tag": key_tag,
                                        "bytes": len(r.body)})
+                self._note_delivery(first.id, device_id, Resolved(
+                    "default" if device_key == DEFAULT_DEVICE else "device", r.version,
+                    bytes(r.body)))
                 return bytes(r.body), r.version, device_key
-        self.audit_now(actor, "config.miss", iccid=first.iccid, device_id=device_id,
-                       detail={"key_tag": key_tag})
-        return None
+        labels_json = conn.execute(select(Sim.labels_json).where(Sim.id == first.id)).scalar()
+        return self._deliver_by_label(actor, first.id, first.iccid, labels_json or "{}",
+                                      device_id, key_tag, self.audit_now)
+
+    def _note_delivery(self, sim_id: int, device_id: str, delivered: Resolved | None) -> None:
+        note_delivery(self.s.connection(), self.now_ms, sim_id, device_id, delivered)
+
+    def _deliver_by_label(
+        self, actor: Actor, sim_id: int, iccid: str, labels_json: str, device_id: str,
+        key_tag: str, audit: Any,
+    ) -> tuple[bytes, int, str] | None:
+        """No configuration of the SIM's own: the label configurations (``_fleet``); the
+        slot answered is ``label:key=value``, the version that label's."""
+        labels = json.loads(labels_json)
+        found = LabelResolver(self.s, labels).resolve(iccid, device_id, labels) \
+            if labels else None
+        self._note_delivery(sim_id, device_id, found)
+        if found is None:
+            audit(actor, "config.miss", iccid=iccid, device_id=device_id,
+                  detail={"key_tag": key_tag})
+            return None
+        detail: dict[str, Any] = {"slot": found.source, "key_tag": key_tag,
+                                  "bytes": len(found.body)}
+        if found.rollout_id is not None:
+            detail["rollout"] = found.rollout_id
+        audit(actor, "config.deliver", iccid=iccid, device_id=device_id,
+              version=found.version, detail=detail)
+        return found.body, found.version, found.source
+
+    def record_report(
+        self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
+        report: Report,
+    ) -> None:
+        """A device's report (``_reports``), refused like any device request the gateway
+        did not vouch for (ICCID mismatch, suspended SIM, another bound device)."""
+        self._before_key_use(identity_hex, key_tag)
+        sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        self._note_key_use(actor, sim, key_tag)
+        Devices(self.s, self.now_ms, self.audit).record_report(actor, sim, device_id, key_tag,
+                                                               report)
 
     def store_telemetry(
         self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
