@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import _rotation_routes, _routes  # noqa: F401  (register the routes)
+from . import _fleet_routes, _rotation_routes, _routes  # noqa: F401  (register the routes)
 from ._db import Database, migrate
 from ._docs import docs_page, index_page
 from ._http import ROUTES, AppState, make_endpoint

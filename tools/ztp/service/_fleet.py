@@ -217,8 +217,9 @@ class LabelConfigs:
         c = self.find(key, value, lock=True)
         if c is None:
             if priority is None:
-                raise BadRequest(f"label {key}={value} has no configuration yet: give its "
-                                 "priority (the highest matching label wins)")
+                raise NotFound(f"label {key}={value} has no configuration yet: give its "
+                               "priority to create it (the highest matching label wins)",
+                               code="unknown_label")
             self._check_priority(priority, None)
             c = LabelConfig(label_key=key, label_value=value, priority=priority,
                             current_version=0, require_json=bool(require_json),
