@@ -116,7 +116,11 @@ def test_wrong_psk_on_the_sim():
 class _OtherIccidSim(VirtualSim):
     """A SIM (or a clone of its key) asking for another SIM's configuration."""
 
-    def _targets(self) -> tuple[str, str]:
+    def __init__(self, state: CardState, **kw: Any) -> None:
+        super().__init__(state, **kw)
+        self.card.applet.targets = self._other_targets  # type: ignore[method-assign]
+
+    def _other_targets(self) -> tuple[str, str]:
         assert self.state.device_id is not None
         query = f"?iccid={build_ef_iccid(OTHER_ICCID).hex()}"
         dev = self.state.device_id.hex()

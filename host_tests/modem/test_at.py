@@ -283,3 +283,14 @@ def test_garbage_never_crashes(data: bytes) -> None:
     run(core, data + b"\r", card=card)
     run(core, b"ATE0\r", card=card)
     assert run(core, b"AT\r") == b"\r\nOK\r\n"
+
+
+def test_command_groups_do_not_overlap() -> None:
+    # The core's table is the union of the groups: a name in two groups would silently
+    # lose one handler.
+    from ztp.modem._at_general import GENERAL_COMMANDS
+    from ztp.modem._at_radio import RADIO_COMMANDS
+    from ztp.modem._at_sim import SIM_COMMANDS
+
+    groups = (GENERAL_COMMANDS, RADIO_COMMANDS, SIM_COMMANDS)
+    assert sum(len(g) for g in groups) == len({name for g in groups for name in g})

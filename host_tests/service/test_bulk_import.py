@@ -10,7 +10,7 @@ import pytest
 from ztp.iccid import iccid_to_hex, luhn_check_digit
 from ztp.service import ServiceClientError
 from ztp.service._bulk import ImportError_, import_key_file
-from ztp.service._store import IMPORT_CHUNK
+from ztp.service._imports import IMPORT_CHUNK
 
 from .conftest import Svc
 

@@ -405,7 +405,7 @@ def test_service_rotation_por_never_then_resent_on_schedule(tmp_path, smsc):
 def test_bad_smpp_url_refused_at_startup(monkeypatch, tmp_path):
     import click
     from ztp.service import Settings
-    from ztp.service._cli import apply_settings_options
+    from ztp.service.cli import apply_settings_options
 
     bad = "smpp://ota:hunter2@127.0.0.1:1?colour=red"
     with pytest.raises(click.BadParameter, match="unknown parameter") as err:

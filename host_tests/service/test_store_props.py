@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ztp.service._errors import BadRequest
-from ztp.service._store import parse_body, parse_device_id, parse_identity_hex, parse_labels
+from ztp.service._schemas import parse_body, parse_device_id, parse_identity_hex, parse_labels
 
 
 @given(st.text(max_size=300), st.booleans())

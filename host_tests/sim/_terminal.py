@@ -1,49 +1,26 @@
-"""Test terminal: plays the modem's SIM Toolkit side against a VirtualSim, in memory.
+"""Test harness: the real SIM Toolkit terminal (``ztp.modem.ToolkitTerminal``) in front of a
+VirtualSim, with an in-memory network.
 
-It FETCHes every proactive command the card announces with 91xx, carries it out on an
-in-memory network (TLS servers built on the real ``ztp.tls.ServerConnection`` with a tiny
-HTTP responder, a DNS responder), answers with TERMINAL RESPONSE and reports events by
-ENVELOPE. Time is a plain integer the test advances; toolkit timers fire on ``advance``.
+The terminal decides what goes to the card (TERMINAL PROFILE, FETCH, TERMINAL RESPONSE,
+ENVELOPE) and which network actions to take; this harness only carries APDUs to the card and
+the terminal's ``OpenLink``/``SendLink``/``CloseLink`` to the test endpoints (TLS servers on
+the real ``ztp.tls.ServerConnection`` with a tiny HTTP responder, a DNS responder). Time is a
+plain integer the test advances; the terminal's timers fire on ``advance``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ztp import stk, tls
+from ztp.modem import TERMINAL_PROFILE, CloseLink, OpenLink, SendLink, ToolkitTerminal
 from ztp.sim import VirtualSim
-from ztp.stk import (
-    BipError,
-    ChannelStatus,
-    CloseChannel,
-    EventDownload,
-    GeneralResult,
-    GetChannelStatus,
-    OpenChannel,
-    ReceiveData,
-    Result,
-    SendData,
-    TerminalResponse,
-    TimerAction,
-    TimerExpiration,
-    TimerManagement,
-    TransportProtocol,
-)
+from ztp.stk import TerminalResponse, TimerAction, TimerExpiration, TimerManagement
 
-PROFILE = stk.build_terminal_profile(
-    stk.BIP_FEATURES
-    + (
-        stk.Feature.GPRS,
-        stk.Feature.TIMER_MANAGEMENT,
-        stk.Feature.TIMER_GET_VALUE,
-        stk.Feature.TIMER_EXPIRATION,
-    ),
-    channels=7,
-)
+PROFILE = TERMINAL_PROFILE  # the modem's: BIP (TCP, UDP), GPRS, timers incl. expiration
 DNS_SERVER = ipaddress.IPv4Address("10.0.0.53")
 
 
@@ -136,20 +113,26 @@ class DnsServer(Endpoint):
         return qid + struct.pack("!5H", 0x8180, 1, 1, 0, 0) + question + answer, False
 
 
+_INS_FETCH = 0x12
+_INS_TERMINAL_RESPONSE = 0x14
+_INS_ENVELOPE = 0xC2
+
+
+def _ok(resp: bytes) -> bool:
+    return resp[-2:] == b"\x90\x00" or resp[-2] == 0x91
+
+
 @dataclass
-class Channel:
-    number: int
+class _Link:
+    """One connected channel: its endpoint and what the network has not delivered yet."""
+
     endpoint: Endpoint
-    transport: TransportProtocol
-    buffer_size: int
-    rx: bytearray = field(default_factory=bytearray)
-    tx: bytearray = field(default_factory=bytearray)
-    established: bool = True
-    reported: bool = False
+    backlog: bytearray = field(default_factory=bytearray)
+    closing: bool = False  # the remote closed after the backlog
 
 
 class Terminal:
-    """The modem's toolkit side. ``servers``: (ip, port) -> factory of a fresh Endpoint."""
+    """``ToolkitTerminal`` + card + network. ``servers``: (ip, port) -> a fresh Endpoint."""
 
     def __init__(
         self,
@@ -162,160 +145,147 @@ class Terminal:
         self.sim = sim
         self.servers = servers
         self.profile = profile
-        self.dns_servers = dns_servers
+        self.tk = ToolkitTerminal(dns_servers=dns_servers)
         self.now_ms = 0
-        self.channels: dict[int, Channel] = {}
+        self._links: dict[int, _Link] = {}
+        # Toolkit timers the card started and that neither expired nor were deactivated, as
+        # seen on the wire: id -> deadline (ms).
         self.timers: dict[int, int] = {}
-        self.events: deque[stk.Envelope] = deque()
-        self.fetch_len = 0
-        self.commands: list[stk.ProactiveCommand] = []
+        self.commands: list[stk.ProactiveCommand] = []  # every proactive command fetched
         self.apdus = 0
         self.cost_ms = 0.0
-        self.max_chunk = 237  # bytes per RECEIVE DATA answer (the real limit is 237)
+        self.max_chunk: int | None = None  # the network delivers at most this much at a time
         self.tr_override: Callable[[stk.ProactiveCommand], TerminalResponse | None] | None = None
 
+    @property
+    def channels(self) -> dict[int, Endpoint]:
+        """The terminal's open BIP channels and their endpoints."""
+        return {c: self._links[c].endpoint for c in self.tk.open_channels if c in self._links}
+
+    # ------------------------------------------------------------------ card side
     def start(self) -> None:
+        """Card reset, then the terminal's TERMINAL PROFILE (``profile`` in its place)."""
         self.sim.reset()
-        assert self.send(stk.build_terminal_profile_apdu(self.profile))[-2:] == b"\x90\x00"
+        self.tk.start()
+        self._pump()
+        self.timers.clear()
+        apdu = self.tk.pending_apdu()
+        assert apdu == stk.build_terminal_profile_apdu(TERMINAL_PROFILE)
+        resp = self._card(stk.build_terminal_profile_apdu(self.profile))
+        assert resp[-2:] == b"\x90\x00", resp.hex()
+        self.tk.card_response(resp, self.now_ms)
+
+    def reboot(self) -> None:
+        """The modem restarts without resetting the card: channels and timers are gone."""
+        self.tk.stop()
+        self._pump()
+        self.timers.clear()
 
     def send(self, apdu: bytes) -> bytes:
-        resp = self.sim.transmit(apdu, self.now_ms)
-        self.apdus += 1
-        self.cost_ms += self.sim.last_cost_ms
-        if resp[-2] == 0x91:
-            self.fetch_len = resp[-1]
+        """An APDU from the device (AT+CSIM); a '91 xx' answer makes the terminal FETCH."""
+        resp = self._card(apdu)
+        self.tk.card_answer_seen(resp)
         return resp
 
     def host(self, apdu_hex: str) -> bytes:
-        """An APDU from the device (AT+CSIM), then let the toolkit run."""
+        """An APDU from the device, then let the toolkit run."""
         resp = self.send(bytes.fromhex(apdu_hex.replace(" ", "")))
         self.run()
         return resp
 
+    def _card(self, apdu: bytes) -> bytes:
+        resp = self.sim.transmit(apdu, self.now_ms)
+        self.apdus += 1
+        self.cost_ms += self.sim.last_cost_ms
+        if apdu[:2] == bytes([0x80, _INS_ENVELOPE]) and len(apdu) > 5 and _ok(resp):
+            try:
+                env = stk.parse_envelope(apdu[5:])
+            except stk.StkDecodeError:
+                return resp
+            if isinstance(env, TimerExpiration):
+                self.timers.pop(env.timer_id, None)
+        return resp
+
     def run(self, limit: int = 2000) -> None:
+        """Carry the terminal's APDUs to the card and its actions to the network until both
+        are quiet."""
         for _ in range(limit):
-            if self.fetch_len:
-                n, self.fetch_len = self.fetch_len, 0
-                resp = self.send(stk.build_fetch_apdu(n))
+            self._pump()
+            apdu = self.tk.pending_apdu()
+            if apdu is None:
+                if any(link.backlog or link.closing for link in self._links.values()):
+                    continue
+                return
+            resp = self._card(apdu)
+            if apdu[1] == _INS_FETCH:
                 assert resp[-2:] == b"\x90\x00", resp.hex()
                 cmd = stk.parse_proactive_command(resp[:-2])
                 self.commands.append(cmd)
+                self._track_timer(cmd)
                 tr = self.tr_override(cmd) if self.tr_override else None
-                tr = tr or self.execute(cmd)
-                resp = self.send(stk.build_terminal_response_apdu(stk.build_terminal_response(tr)))
-                assert resp[-2:] == b"\x90\x00" or resp[-2] == 0x91, resp.hex()
-                continue
-            if self.events:
-                env = self.events.popleft()
-                resp = self.send(stk.build_envelope_apdu(stk.build_envelope(env)))
-                assert resp[-2:] == b"\x90\x00" or resp[-2] == 0x91, resp.hex()
-                continue
-            return
+                if tr is not None:  # the test answers in the terminal's place
+                    self.tk.card_response(b"\x90\x00", self.now_ms)  # nothing to carry out
+                    wire = stk.build_terminal_response(tr)
+                    resp = self._card(stk.build_terminal_response_apdu(wire))
+                    assert _ok(resp), resp.hex()
+                    self.tk.card_answer_seen(resp)
+                    continue
+            elif apdu[1] in (_INS_TERMINAL_RESPONSE, _INS_ENVELOPE):
+                assert _ok(resp), resp.hex()
+            self.tk.card_response(resp, self.now_ms)
         raise AssertionError("toolkit did not settle")
 
-    def advance(self, ms: int) -> None:
-        """Let time pass: fire due timers (TIMER EXPIRATION envelopes)."""
-        self.now_ms += ms
-        for tid, deadline in sorted(self.timers.items()):
-            if deadline <= self.now_ms:
-                del self.timers[tid]
-                self.events.append(TimerExpiration(tid, 0))
-        self.run()
-
-    def next_timer(self) -> int | None:
-        return min(self.timers.values()) if self.timers else None
-
-    def run_until_idle(self, max_ms: int = 600_000) -> None:
-        """Fire timers until none is left (bounded)."""
-        while self.timers and self.now_ms < max_ms:
-            self.advance(max(0, min(self.timers.values()) - self.now_ms))
-
-    # ------------------------------------------------------------------ commands
-    def execute(self, cmd: stk.ProactiveCommand) -> TerminalResponse:
-        ok = Result(GeneralResult.PERFORMED_SUCCESSFULLY)
-        if isinstance(cmd, OpenChannel):
-            dest = cmd.destination
-            dns = self.dns_servers if cmd.dns_request else ()
-            if dest is None and cmd.dns_request and dns:
-                dest = dns[0]
-            factory = self.servers.get((str(dest), cmd.port)) if dest else None
-            fail = Result(GeneralResult.BIP_ERROR, bytes([BipError.REMOTE_DEVICE_NOT_REACHABLE]))
-            if factory is None:
-                return TerminalResponse.for_command(
-                    cmd, fail, bearer=cmd.bearer, buffer_size=cmd.buffer_size
-                )
-            number = min(set(range(1, 8)) - set(self.channels))
-            self.channels[number] = Channel(number, factory(), cmd.transport, cmd.buffer_size)
-            return TerminalResponse.for_command(
-                cmd,
-                ok,
-                channel_status=(ChannelStatus(number, True),),
-                bearer=cmd.bearer,
-                buffer_size=cmd.buffer_size,
-                dns_servers=dns,
-            )
-        if isinstance(cmd, SendData):
-            ch = self.channels.get(cmd.channel)
-            if ch is None or not ch.established:
-                return TerminalResponse.for_command(
-                    cmd, Result(GeneralResult.BIP_ERROR, bytes([BipError.CHANNEL_CLOSED]))
-                )
-            ch.tx += cmd.data
-            if cmd.immediate:
-                out, closed = ch.endpoint.receive(bytes(ch.tx))
-                ch.tx.clear()
-                self._deliver(ch, out, closed)
-            return TerminalResponse.for_command(cmd, ok, channel_data_length=255)
-        if isinstance(cmd, ReceiveData):
-            ch = self.channels.get(cmd.channel)
-            if ch is None or not ch.rx:
-                return TerminalResponse.for_command(
-                    cmd, Result(GeneralResult.BIP_ERROR, bytes([BipError.NO_SPECIFIC_CAUSE]))
-                )
-            n = min(cmd.length, len(ch.rx), self.max_chunk)
-            data = bytes(ch.rx[:n])
-            del ch.rx[:n]
-            if not ch.rx:
-                ch.reported = False
-            return TerminalResponse.for_command(
-                cmd, ok, channel_data=data, channel_data_length=min(len(ch.rx), 255)
-            )
-        if isinstance(cmd, CloseChannel):
-            if self.channels.pop(cmd.channel, None) is None:
-                return TerminalResponse.for_command(
-                    cmd, Result(GeneralResult.BIP_ERROR, bytes([BipError.CHANNEL_ID_NOT_VALID]))
-                )
-            return TerminalResponse.for_command(cmd, ok)
-        if isinstance(cmd, GetChannelStatus):
-            statuses = tuple(ChannelStatus(c, ch.established) for c, ch in self.channels.items())
-            return TerminalResponse.for_command(cmd, ok, channel_status=statuses)
+    def _track_timer(self, cmd: stk.ProactiveCommand) -> None:
         if isinstance(cmd, TimerManagement):
             if cmd.action == TimerAction.START:
                 assert cmd.value_s is not None
                 self.timers[cmd.timer_id] = self.now_ms + cmd.value_s * 1000
-                return TerminalResponse.for_command(cmd, ok, timer_id=cmd.timer_id)
-            if cmd.timer_id not in self.timers:
-                return TerminalResponse.for_command(cmd, Result(0x24), timer_id=cmd.timer_id)
-            left = max(0, (self.timers[cmd.timer_id] - self.now_ms) // 1000)
-            if cmd.action == TimerAction.DEACTIVATE:
-                del self.timers[cmd.timer_id]
-            return TerminalResponse.for_command(cmd, ok, timer_id=cmd.timer_id, timer_value_s=left)
-        raise AssertionError(cmd)
+            elif cmd.action == TimerAction.DEACTIVATE:
+                self.timers.pop(cmd.timer_id, None)
 
-    def _deliver(self, ch: Channel, data: bytes, closed: bool) -> None:
-        if data:
-            ch.rx += data
-            if not ch.reported:
-                ch.reported = True
-                self.events.append(
-                    EventDownload(
-                        stk.Event.DATA_AVAILABLE,
-                        ChannelStatus(ch.number, True),
-                        min(len(ch.rx), 255),
-                    )
-                )
-        if closed and ch.established:
-            ch.established = False
-            self.events.append(
-                EventDownload(stk.Event.CHANNEL_STATUS, ChannelStatus(ch.number, False, 5))
-            )
+    def advance(self, ms: int) -> None:
+        """Let time pass: the terminal fires due timers (TIMER EXPIRATION envelopes)."""
+        self.now_ms += ms
+        self.tk.handle_timer(self.now_ms)
+        self.run()
+
+    def next_timer(self) -> int | None:
+        return self.tk.timer()
+
+    def run_until_idle(self, max_ms: int = 600_000) -> None:
+        """Fire timers until none is left (bounded)."""
+        while (deadline := self.tk.timer()) is not None and self.now_ms < max_ms:
+            self.advance(max(0, deadline - self.now_ms))
+
+    # ------------------------------------------------------------------ network side
+    def _pump(self) -> None:
+        """Carry out the terminal's network actions; deliver what the endpoints answered."""
+        while True:
+            # (the terminal's NEED_DATA is not ztp.modem.NEED_DATA, the AT core's: test types)
+            action = self.tk.next_event()
+            if not isinstance(action, OpenLink | SendLink | CloseLink):
+                break
+            if isinstance(action, OpenLink):
+                factory = self.servers.get((str(action.address), action.port))
+                if factory is None:
+                    self.tk.link_failed(action.channel)
+                else:
+                    self._links[action.channel] = _Link(factory())
+                    self.tk.link_opened(action.channel)
+            elif isinstance(action, SendLink):
+                link = self._links.get(action.channel)
+                if link is not None and not link.closing:
+                    out, closed = link.endpoint.receive(action.data)
+                    link.backlog += out
+                    link.closing = closed
+            elif isinstance(action, CloseLink):
+                self._links.pop(action.channel, None)
+        for channel, link in list(self._links.items()):
+            if link.backlog:
+                n = self.max_chunk or len(link.backlog)
+                data = bytes(link.backlog[:n])
+                del link.backlog[:n]
+                self.tk.link_data(channel, data)
+            elif link.closing:
+                link.closing = False
+                self.tk.link_closed(channel)

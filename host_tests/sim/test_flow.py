@@ -1,5 +1,6 @@
-"""SAFE2 applet end to end in memory: the card's proactive commands carried out by a test
-terminal against the real ztp.tls server engine and a tiny HTTP responder."""
+"""SAFE2 applet end to end in memory: the card's proactive commands carried out by the
+modem's toolkit terminal (ztp.modem.ToolkitTerminal) against the real ztp.tls server engine
+and a tiny HTTP responder."""
 
 from __future__ import annotations
 
@@ -291,8 +292,8 @@ def test_terminal_restart_mid_flow_starts_the_request_over():
     w.term.host(f"0{w.ch} CA 00 00 00")
     assert w.status() == (AppletStatus.BUSY, 0)
     # the modem reboots without resetting the card: channels and timers are gone
-    w.term.channels.clear()
-    w.term.timers.clear()
+    w.term.reboot()
+    assert w.term.channels == {} and w.term.timers == {}
     w.gateway_up = True
     r = w.term.send(stk.build_terminal_profile_apdu(w.term.profile))
     assert r[-2] == 0x91  # the applet starts over at once
@@ -309,7 +310,6 @@ def test_lost_fetched_command_after_terminal_restart():
     r = w.term.send(bytes.fromhex(f"0{w.ch}CA000000"))
     n = r[-1]
     w.term.send(stk.build_fetch_apdu(n))  # fetched, never answered: the modem rebooted
-    w.term.fetch_len = 0
     w.term.start()  # card reset this time
     w.open_select()
     assert w.status() == (AppletStatus.ERROR, ResultCode.INTERRUPTED)
@@ -430,7 +430,7 @@ def test_dns_cache_dropped_by_terminal_restart_and_reset():
     w.open_select()
     assert _request_now(w) == (AppletStatus.DATA, 0)
     # TERMINAL PROFILE again without a reset: the modem restarted, its timers are gone
-    w.term.timers.clear()
+    w.term.reboot()
     assert w.term.send(stk.build_terminal_profile_apdu(w.term.profile))[-2:] == b"\x90\x00"
     n = len(w.term.commands)
     assert _request_now(w) == (AppletStatus.DATA, 0)

@@ -4,7 +4,7 @@ For each database: a fresh schema, then the service as it is deployed (``ztp ser
 uvicorn in its own process on loopback) and, against it over HTTP:
 
 - import: the vendor key file of N SIMs (CSV ``iccid,psk``, written before the clock starts)
-  through ``ztp.service._bulk.import_key_file``, the path of ``ztp sims import`` (the whole
+  through ``ztp.service.import_key_file``, the path of ``ztp sims import`` (the whole
   file checked, then chunks of ``batch`` rows, one request and one transaction each), then
   one configuration per SIM through ``POST /v1/configs/import`` in requests of ``batch``
   rows;
@@ -151,14 +151,14 @@ def measure(db_url: str, sims: int, lookups: int, batch: int,
 
     from ztp.iccid import iccid_to_hex
     from ztp.service import (
+        Database,
         MasterKeyring,
         ServiceClient,
         Settings,
         bootstrap_credentials,
+        import_key_file,
         migrate,
     )
-    from ztp.service._bulk import import_key_file
-    from ztp.service._db import Database
 
     exe = build_c("httpload", HTTPLOAD_C)
     keyring = MasterKeyring.generate()

@@ -6,18 +6,12 @@ faults=Faults(...), habits=Habits(...))``; ``await modem.serve_pty()`` /
 ``modem.set_reset_line(bool)``.
 """
 
-from ztp.modem._at import (
-    NEED_DATA,
-    AtCore,
-    CardCommand,
-    CmeError,
-    ModemIdentity,
-    NetworkConditions,
-    RebootRequest,
-    Registration,
-)
+from ztp.modem._at import NEED_DATA, AtCore, CardCommand, RebootRequest
+from ztp.modem._at_state import ModemIdentity, NetworkConditions, Registration
+from ztp.modem._cme import CmeError
+from ztp.modem._faults import Faults, LatencyModel, UartLine
 from ztp.modem._habits import EarlyCommand, Habits
-from ztp.modem._modem import Faults, LatencyModel, UartLine, VirtualModem
+from ztp.modem._modem import VirtualModem
 from ztp.modem._network import Network
 from ztp.modem._reset import ResetAction, ResetLine, ResetPulse
 from ztp.modem._smsc import SmsCentre, SmsDelivery, SmsFaults

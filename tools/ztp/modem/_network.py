@@ -16,7 +16,17 @@ import logging
 import socket
 from collections.abc import Mapping
 
-from ztp.modem import _dns
+from ztp.modem._dns import (
+    CLASS_IN,
+    RCODE_FORMERR,
+    RCODE_NOTIMP,
+    RCODE_NXDOMAIN,
+    TYPE_A,
+    DnsFormatError,
+    build_error,
+    build_response,
+    parse_query,
+)
 
 __all__ = ["Network"]
 
@@ -107,19 +117,19 @@ class Network:
     async def answer_dns(self, data: bytes) -> bytes | None:
         """The response to one DNS query message (None: not even an id to answer)."""
         try:
-            query = _dns.parse_query(data)
-        except _dns.DnsFormatError as err:
+            query = parse_query(data)
+        except DnsFormatError as err:
             log.info("network: bad DNS query: %s", err)
             if err.query_id is None:
                 return None
-            return _dns.build_error(err.query_id, _dns.RCODE_FORMERR)
+            return build_error(err.query_id, RCODE_FORMERR)
         self.dns_queries.append((query.name, query.qtype))
-        if query.qclass != _dns.CLASS_IN:
-            return _dns.build_response(query, rcode=_dns.RCODE_NOTIMP)
+        if query.qclass != CLASS_IN:
+            return build_response(query, rcode=RCODE_NOTIMP)
         if query.name in self.dns:
-            addrs = (self.dns[query.name],) if query.qtype == _dns.TYPE_A else ()
-            return _dns.build_response(query, addrs, authoritative=True, ttl_s=self.dns_ttl_s)
-        if self.use_system_resolver and query.qtype == _dns.TYPE_A and query.name:
+            addrs = (self.dns[query.name],) if query.qtype == TYPE_A else ()
+            return build_response(query, addrs, authoritative=True, ttl_s=self.dns_ttl_s)
+        if self.use_system_resolver and query.qtype == TYPE_A and query.name:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(
                     query.name, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
@@ -127,5 +137,5 @@ class Network:
                 infos = []
             found = tuple(dict.fromkeys(ipaddress.IPv4Address(i[4][0]) for i in infos))
             if found:
-                return _dns.build_response(query, found, ttl_s=self.dns_ttl_s)
-        return _dns.build_response(query, rcode=_dns.RCODE_NXDOMAIN)
+                return build_response(query, found, ttl_s=self.dns_ttl_s)
+        return build_response(query, rcode=RCODE_NXDOMAIN)

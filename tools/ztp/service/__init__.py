@@ -6,6 +6,7 @@ and the gateway-facing API (docs/INTERFACES.md, docs/service.md).
 """
 
 from ._app import create_app
+from ._bulk import import_key_file
 from ._client import (
     Credentials,
     ServiceClient,
@@ -35,6 +36,7 @@ __all__ = [
     "create_admin",
     "create_app",
     "default_data_dir",
+    "import_key_file",
     "load_or_bootstrap_credentials",
     "migrate",
 ]

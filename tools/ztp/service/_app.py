@@ -15,14 +15,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import _fleet_routes, _rotation_routes, _routes  # noqa: F401  (register the routes)
 from ._db import Database, migrate
 from ._docs import docs_page, index_page
+from ._fleet_routes import rollouts_start  # noqa: F401  (registers its routes: see below)
 from ._http import ROUTES, AppState, make_endpoint
 from ._keys import MasterKeyError, SecretHasher
 from ._metrics import ServiceMetrics
 from ._models import SimKey
 from ._openapi import openapi_document
+
+# Importing a route module registers all of its routes (the @route decorator of _http); one
+# handler of each is named, never the package itself (its __init__ imports this module).
+from ._rotation_routes import rotations_start  # noqa: F401
+from ._routes import health  # noqa: F401
 from ._settings import Settings
 
 __all__ = ["create_app"]

@@ -30,7 +30,7 @@ from typing import Any
 
 from ._client import ServiceClient, ServiceClientError
 from ._errors import BadRequest
-from ._store import parse_iccid, parse_key_hex, parse_tag
+from ._schemas import parse_iccid, parse_key_hex, parse_tag
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "ImportError_", "import_key_file"]
 

@@ -30,6 +30,7 @@ from ._errors import BadRequest, Conflict, NotFound
 from ._fleet_models import LabelConfig, LabelConfigVersion, Rollout
 from ._models import ConfigSlot, ConfigVersion
 from ._reports import body_digest
+from ._schemas import DEFAULT_DEVICE
 from ._stages import in_stage
 
 __all__ = ["LabelConfigs", "LabelResolver", "Resolved", "parse_label", "slot_bodies"]
@@ -39,7 +40,6 @@ PRIORITY_MAX = 2**31 - 1
 _LABEL_KEY = re.compile(r"[a-z0-9_.-]{1,32}")
 # a label configuration is addressed in a URL path: its value has no '/' (SIM labels may)
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
-DEFAULT_DEVICE = "default"
 
 Audit = Callable[..., None]
 

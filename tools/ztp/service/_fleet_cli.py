@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from ._cli import _client, _print_json, _table, _utc, json_option, url_option, wide_option
+from ._cli_common import (
+    json_option,
+    operator_client,
+    print_json,
+    print_table,
+    url_option,
+    utc_text,
+    wide_option,
+)
 
 
 def _body_text(body: str | None, body_file: Path | None) -> str:
@@ -60,10 +68,10 @@ def devices_list(url: str | None, state: str | None, label: str | None, limit: i
         params["state"] = state
     if label:
         params["label"] = label
-    with _client(url) as c:
+    with operator_client(url) as c:
         rows = c.devices(**params)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     out = []
     for d in rows:
@@ -71,8 +79,8 @@ def devices_list(url: str | None, state: str | None, label: str | None, limit: i
         outcome, code, version = _reported(d)
         out.append([d["iccid"], d["device_id"], d["state"],
                     f"{want['source']} v{want['version']}" if want else "",
-                    outcome, code, version, _utc((d.get("reported") or {}).get("at_ms"))])
-    _table("Devices", ["ICCID", "device", "state", "desired", "reported", "code", "version",
+                    outcome, code, version, utc_text((d.get("reported") or {}).get("at_ms"))])
+    print_table("Devices", ["ICCID", "device", "state", "desired", "reported", "code", "version",
                        "reported at (UTC)"], out, keys=("ICCID", "device", "state"), wide=wide)
 
 
@@ -83,10 +91,10 @@ def devices_list(url: str | None, state: str | None, label: str | None, limit: i
 @json_option
 def devices_show(url: str | None, iccid: str, device_id: str, as_json: bool) -> None:
     """One device: desired, delivered and reported configuration."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         d = c.device(iccid, device_id)
     if as_json:
-        _print_json(d)
+        print_json(d)
         return
     click.echo(f"{d['iccid']} {d['device_id']}: {d['state']}")
     want, got, rep = d["desired"], d["delivered"], d["reported"]
@@ -98,14 +106,14 @@ def devices_show(url: str | None, iccid: str, device_id: str, as_json: bool) -> 
         click.echo("  desired    nothing (no configuration of its own, default or label)")
     if got:
         click.echo(f"  delivered  {got['source']} version {got['version']} {got['digest']} "
-                   f"at {_utc(got['at_ms'])}")
+                   f"at {utc_text(got['at_ms'])}")
     if rep:
         click.echo(f"  reported   {rep['outcome']} (code {rep['code']}) "
                    f"{rep['digest'] or 'no configuration'}"
                    + (f" version {rep['version']}" if rep.get("version") else "")
                    + (", confirmed" if rep.get("confirmed") else "")
                    + (f", turned down {rep['rejected']}" if rep.get("rejected") else "")
-                   + f" at {_utc(rep['at_ms'])}")
+                   + f" at {utc_text(rep['at_ms'])}")
     else:
         click.echo("  reported   nothing yet")
 
@@ -133,7 +141,7 @@ def fleets_set(url: str | None, label: str, body: str | None, body_file: Path | 
     """Set the body of LABEL (key=value) for all its devices at once (staged: `ztp rollouts
     start`)."""
     text = _body_text(body, body_file)
-    with _client(url) as c:
+    with operator_client(url) as c:
         if priority is None:
             priority = c.label_config(label)["priority"]
         out = c.set_label_config(label, text, priority, require_json=require_json,
@@ -148,12 +156,12 @@ def fleets_set(url: str | None, label: str, body: str | None, body_file: Path | 
 @wide_option
 def fleets_list(url: str | None, as_json: bool, wide: bool) -> None:
     """Label configurations, highest priority first."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         rows = c.label_configs()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table("Label configurations", ["label", "priority", "version", "rollout", "digest",
+    print_table("Label configurations", ["label", "priority", "version", "rollout", "digest",
                                     "body"],
            [[r["label"], r["priority"], r["version"], r["rollout"] or "", r["digest"],
              r["body"]] for r in rows], keys=("label", "priority"), below=("body",),
@@ -165,10 +173,10 @@ def fleets_list(url: str | None, as_json: bool, wide: bool) -> None:
 @click.argument("label")
 @json_option
 def fleets_show(url: str | None, label: str, as_json: bool) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         r = c.label_config(label)
     if as_json:
-        _print_json(r)
+        print_json(r)
         return
     click.echo(f"{r['label']}: priority {r['priority']}, version {r['version']} "
                f"{r['digest'] or ''}" + (f", rollout {r['rollout']} open" if r["rollout"]
@@ -182,7 +190,7 @@ def fleets_show(url: str | None, label: str, as_json: bool) -> None:
 @click.argument("label")
 def fleets_delete(url: str | None, label: str) -> None:
     """Remove LABEL's configuration (its devices fall to the next matching label)."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         c.delete_label_config(label)
     click.echo(f"{label}: removed")
 
@@ -236,12 +244,12 @@ def rollouts_start(url: str | None, label: str, body: str | None, body_file: Pat
         percents = [int(p) for p in stages.split(",") if p.strip()]
     except ValueError:
         raise click.UsageError("--stages: comma-separated whole percentages") from None
-    with _client(url) as c:
+    with operator_client(url) as c:
         r = c.start_rollout(label, text, stages=percents, devices=list(devices) or None,
                             max_failures=max_failures, priority=priority,
                             require_json=require_json, comment=comment)
     if as_json:
-        _print_json(r)
+        print_json(r)
         return
     click.echo("\n".join(_rollout_lines(r)))
 
@@ -255,22 +263,22 @@ def rollouts_start(url: str | None, label: str, body: str | None, body_file: Pat
 def rollouts_status(url: str | None, rollout_id: int | None, label: str | None,
                     as_json: bool, wide: bool) -> None:
     """One rollout with its device counts, or the list (newest first)."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         if rollout_id is not None:
             r = c.rollout(rollout_id)
             if as_json:
-                _print_json(r)
+                print_json(r)
             else:
                 click.echo("\n".join(_rollout_lines(r)))
             return
         rows = c.rollouts(**({"label": label} if label else {}))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table("Rollouts", ["id", "label", "state", "stage", "versions", "started (UTC)",
+    print_table("Rollouts", ["id", "label", "state", "stage", "versions", "started (UTC)",
                         "reason"],
            [[r["id"], r["label"], r["state"], f"{r['stage'] + 1}/{len(r['stages'])}",
-             f"{r['from_version']} -> {r['to_version']}", _utc(r["created_ms"]),
+             f"{r['from_version']} -> {r['to_version']}", utc_text(r["created_ms"]),
              r["reason"]] for r in rows], keys=("id", "label", "state"), wide=wide)
 
 
@@ -280,10 +288,10 @@ def _change(action: str, help_text: str) -> None:
     @click.argument("rollout_id", type=int)
     @json_option
     def command(url: str | None, rollout_id: int, as_json: bool) -> None:
-        with _client(url) as c:
+        with operator_client(url) as c:
             r = c.rollout(rollout_id, action)
         if as_json:
-            _print_json(r)
+            print_json(r)
             return
         click.echo("\n".join(_rollout_lines(r)))
 

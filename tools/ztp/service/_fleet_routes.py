@@ -14,19 +14,22 @@ from ._errors import BadRequest, Conflict
 from ._fleet import PRIORITY_MAX, LabelConfigs, parse_label
 from ._http import Call, Param, json_response, route
 from ._rollouts import Rollouts
-from ._routes import (
-    ID_MAX,
+from ._routes import ID_MAX, P_LIMIT
+from ._schemas import (
     JSON,
-    P_LIMIT,
     S_BOOL,
     S_COMMENT,
     S_INT,
     S_STR,
     config_body,
     obj,
+    parse_body,
+    parse_bool,
+    parse_comment,
+    parse_device_id,
+    parse_iccid,
 )
 from ._stages import STAGES_MAX
-from ._store import parse_body, parse_bool, parse_comment, parse_device_id, parse_iccid
 
 __all__: list[str] = []
 
@@ -75,9 +78,9 @@ def _int_field(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
 
 def _ops(call: Call) -> tuple[Devices, LabelConfigs, Rollouts]:
     store = call.store
-    return (Devices(store.s, store.now_ms, store.audit),
-            LabelConfigs(store.s, store.now_ms, store.audit),
-            Rollouts(store.s, store.now_ms, store.audit))
+    record = store.audit.record
+    return (Devices(store.s, store.now_ms, record), LabelConfigs(store.s, store.now_ms, record),
+            Rollouts(store.s, store.now_ms, record))
 
 
 # ---------------------------------------------------------------------------- devices

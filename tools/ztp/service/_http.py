@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._audit import Actor
 from ._auth import Principal, TokenCache, authenticate
 from ._db import Database
 from ._errors import (
@@ -33,7 +34,7 @@ from ._errors import (
 )
 from ._keys import SecretHasher
 from ._settings import Settings
-from ._store import Actor, Store
+from ._store import Store
 from ._throttle import LoginThrottle
 
 __all__ = ["ROUTES", "Call", "RouteSpec", "error_response", "route"]
@@ -259,9 +260,9 @@ def _run(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Res
         # (PostgreSQL; SQLite writers are serialized): the request changed nothing.
         raise Conflict("conflicting concurrent change; retry", code="conflict") from None
     except ServiceError:
-        if store is not None and store.kept:
+        if store is not None and store.audit.kept:
             with state.db.write() as session:
-                Store(session, state.settings.master_key, now_ms).replay_kept(store.kept)
+                Store(session, state.settings.master_key, now_ms).audit.replay(store.audit.kept)
         raise
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ._http import ROUTES, RouteSpec
-from ._routes import SCHEMAS
+from ._schemas import SCHEMAS
 
 __all__ = ["openapi_document"]
 

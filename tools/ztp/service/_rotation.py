@@ -25,8 +25,9 @@ new tag (the SIM completed a TLS handshake with the new key) makes the rotation 
 the old key is retired at once (RETIRED; the feed announces it). That is the only path to
 retirement: a SIM that never got the packet, or got it but whose PoR was lost, keeps working
 with whichever key it holds, and an operator cannot retire or delete either key while the
-rotation is open (``check_key_change``). Not confirmed ``overdue_after_s`` after the start:
-overdue (visible in every view; nothing is forced).
+rotation is open (``_rotation_rules.py``: the rules the rest of the store obeys). Not
+confirmed ``overdue_after_s`` after the start: overdue (visible in every view; nothing is
+forced).
 
 Every step is audited: rotation.start / send / no_por / por / por_invalid / delivered /
 confirmed / retired / retry / cancel / skip.
@@ -38,7 +39,6 @@ kid are used. The packet and PoR layout are those of docs/ota.md (SPI 16 19, TAR
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import secrets
 import threading
@@ -61,14 +61,16 @@ from ztp.ota import (
     check_por,
 )
 
+from ._audit import Actor
 from ._db import Database
 from ._errors import BadRequest, Conflict, NotFound
 from ._keys import MasterKeyring
 from ._models import Sim, SimKey
 from ._ota_models import OtaCounter, OtaRotation
+from ._rotation_rules import OPEN_STATES, load_rotation, numeric_tag, save_rotation
 from ._smpp_centre import SmppSmsCentre
 from ._sms_centre import SmsTransport, SmsTransportError
-from ._store import Actor, Store
+from ._store import Store
 
 __all__ = [
     "OPEN_STATES",
@@ -77,11 +79,9 @@ __all__ = [
     "SmsTransportError",
     "batch_progress",
     "cancel_rotation",
-    "check_key_change",
     "close_sms_centres",
     "get_rotation",
     "list_rotations",
-    "note_key_use",
     "parse_policy",
     "retry_rotation",
     "run_due",
@@ -91,8 +91,6 @@ __all__ = [
 
 log = logging.getLogger("ztp.service.ota")
 
-OPEN_STATES = (RotationState.PENDING.value, RotationState.DELIVERED.value,
-               RotationState.CONFIRMED.value, RotationState.FAILED.value)
 OTA_SERVER_ADDRESS = SmsAddress("447700900123", 0x91)  # TP-OA of our OTA SMS (assumed)
 RUN_CHUNK = 200
 OTA_ACTOR = Actor("ztp-ota")
@@ -189,43 +187,19 @@ def parse_policy(value: object) -> RotationPolicy:
         raise BadRequest(f"policy: {exc}") from None
 
 
-def _numeric(tag: str) -> int | None:
-    return int(tag) if tag.isascii() and tag.isdigit() and len(tag) <= 3 else None
-
-
 def _now_s(store: Store) -> int:
     return store.now_ms // 1000
 
 
-def _load(row: OtaRotation) -> Rotation:
-    return Rotation.from_dict(json.loads(row.record_json))
-
-
-def _save(store: Store, row: OtaRotation, rot: Rotation) -> None:
-    row.state = rot.state.value
-    row.record_json = json.dumps(rot.to_dict(), sort_keys=True)
-    row.updated_ms = store.now_ms
-    # Only a PENDING rotation is ever due; FAILED waits for an operator (retry_rotation makes
-    # it PENDING again), every other state sends nothing.
-    due = rot.timer() if row.state == RotationState.PENDING.value else None
-    row.next_due_ms = due * 1000 if due is not None else None
-
-
-def _open_rotation(store: Store, sim: Sim) -> OtaRotation | None:
-    return store.s.scalar(select(OtaRotation).where(
-        OtaRotation.sim_id == sim.id, OtaRotation.state.in_(OPEN_STATES))
-        .order_by(OtaRotation.id.desc()).limit(1))
-
-
 def _ota_keys(store: Store, actor: Actor, sim: Sim) -> OtaKeys | None:
     """The newest active KIc and KID of the SIM, opened; None if either is missing."""
-    kic = store.usable_keys(actor, sim, "kic")
-    kid = store.usable_keys(actor, sim, "kid")
+    kic = store.keys.usable(actor, sim, "kic")
+    kid = store.keys.usable(actor, sim, "kid")
     if not kic or not kid:
         return None
 
     def index(tag: str) -> int:
-        n = _numeric(tag)
+        n = numeric_tag(tag)
         return n if n is not None and 1 <= n <= 15 else 1
 
     (kic_tag, kic_key), (kid_tag, kid_key) = kic[-1], kid[-1]
@@ -234,7 +208,7 @@ def _ota_keys(store: Store, actor: Actor, sim: Sim) -> OtaKeys | None:
 
 def rotation_view(row: OtaRotation, iccid: str, now_ms: int, *,
                   history: bool = False) -> dict[str, Any]:
-    rot = _load(row)
+    rot = load_rotation(row)
 
     def ms(seconds: int | None) -> int | None:
         return seconds * 1000 if seconds is not None else None
@@ -264,11 +238,11 @@ def _eligibility(store: Store, actor: Actor, sim: Sim) -> tuple[str | None, int,
     """(reason it cannot be rotated or None, old version, new version)."""
     if sim.state != "active":
         return "suspended", 0, 0
-    if _open_rotation(store, sim) is not None:
+    if store.rotation_rules.open_rotation(sim) is not None:
         return "rotation_open", 0, 0
     psks = [k for k in store.s.scalars(select(SimKey).where(
         SimKey.sim_id == sim.id, SimKey.kind == "psk"))]
-    active = [n for k in psks if k.state == "active" and (n := _numeric(k.tag)) is not None]
+    active = [n for k in psks if k.state == "active" and (n := numeric_tag(k.tag)) is not None]
     if not active:
         return "no_numeric_psk", 0, 0
     kinds = {k for k in store.s.scalars(select(SimKey.kind).where(
@@ -276,7 +250,7 @@ def _eligibility(store: Store, actor: Actor, sim: Sim) -> tuple[str | None, int,
     if kinds != {"kic", "kid"}:
         return "no_ota_keys", 0, 0
     old = max(active)
-    new = max(n for k in psks if (n := _numeric(k.tag)) is not None) + 1
+    new = max(n for k in psks if (n := numeric_tag(k.tag)) is not None) + 1
     if old < 1 or new > 0xFF:
         return "key_versions_exhausted", 0, 0
     return None, old, new
@@ -292,14 +266,14 @@ def start_rotations(store: Store, actor: Actor, iccids: list[str] | None, *,
         NotFound: an unknown ICCID. Conflict: a listed SIM cannot be rotated now.
     """
     batch = f"b{store.now_ms}-{secrets.token_hex(3)}"
-    _lock_feed(store)  # new PSKs are feed changes: the feed lock before any SIM row
+    store.feed.lock()  # new PSKs are feed changes: the feed lock before any SIM row
     if iccids is None:
         sims: Iterable[Sim] = list(store.s.scalars(
             select(Sim).where(Sim.state == "active").order_by(Sim.iccid).with_for_update()))
     else:
         if len(set(iccids)) != len(iccids):
             raise Conflict("an ICCID is listed twice", code="duplicate_row")
-        sims = [store._sim(i, lock=True) for i in sorted(iccids)]  # lock order: ICCID
+        sims = [store.sims.row(i, lock=True) for i in sorted(iccids)]  # lock order: ICCID
     plan: list[tuple[Sim, int, int]] = []
     skipped: list[dict[str, str]] = []
     for sim in sims:
@@ -315,22 +289,22 @@ def start_rotations(store: Store, actor: Actor, iccids: list[str] | None, *,
     views = []
     now_s = _now_s(store)
     for sim, old, new in plan:
-        store.add_key(actor, sim.iccid, "psk", key=None, tag=str(new), sim=sim)
+        store.keys.add(actor, sim.iccid, "psk", key=None, tag=str(new), sim=sim)
         rot = Rotation(sim=sim.iccid, old_key_version=old, new_key_version=new,
                        created_at_s=now_s, policy=policy)
         row = OtaRotation(sim_id=sim.id, batch=batch, state=rot.state.value, old_tag=str(old),
                           new_tag=str(new), next_due_ms=None, record_json="{}",
                           created_ms=store.now_ms, updated_ms=store.now_ms,
                           created_by=actor.client_id)
-        _save(store, row, rot)
+        save_rotation(row, rot, store.now_ms)
         store.s.add(row)
         store.s.flush()
-        store.audit(actor, "rotation.start", iccid=sim.iccid,
-                    detail={"batch": batch, "old_tag": str(old), "new_tag": str(new)})
+        store.audit.record(actor, "rotation.start", iccid=sim.iccid,
+                           detail={"batch": batch, "old_tag": str(old), "new_tag": str(new)})
         views.append(rotation_view(row, sim.iccid, store.now_ms))
     for s in skipped:
-        store.audit(actor, "rotation.skip", iccid=s["iccid"],
-                    detail={"batch": batch, "reason": s["reason"]})
+        store.audit.record(actor, "rotation.skip", iccid=s["iccid"],
+                           detail={"batch": batch, "reason": s["reason"]})
     return {"batch": batch, "started": len(views), "skipped": skipped, "rotations": views}
 
 
@@ -339,7 +313,7 @@ def start_rotations(store: Store, actor: Actor, iccids: list[str] | None, *,
 
 def get_rotation(store: Store, iccid: str) -> dict[str, Any]:
     """The SIM's latest rotation with its history. Raises NotFound."""
-    sim = store._sim(iccid)
+    sim = store.sims.row(iccid)
     row = store.s.scalar(select(OtaRotation).where(OtaRotation.sim_id == sim.id)
                          .order_by(OtaRotation.id.desc()).limit(1))
     if row is None:
@@ -376,7 +350,7 @@ def batch_progress(store: Store, batch: str) -> dict[str, Any]:
     now_s = _now_s(store)
     for row in rows:
         states[row.state] = states.get(row.state, 0) + 1
-        if row.state in OPEN_STATES and _load(row).is_overdue(now_s):
+        if row.state in OPEN_STATES and load_rotation(row).is_overdue(now_s):
             overdue += 1
     done = states[RotationState.RETIRED.value]
     cancelled = states[RotationState.CANCELLED.value]
@@ -396,17 +370,17 @@ def retry_rotation(store: Store, actor: Actor, iccid: str) -> dict[str, Any]:
     Raises:
         NotFound: no rotation. Conflict: the open rotation is not FAILED.
     """
-    sim = store._sim(iccid, lock=True)
-    row = _open_rotation(store, sim)
+    sim = store.sims.row(iccid, lock=True)
+    row = store.rotation_rules.open_rotation(sim)
     if row is None:
         raise NotFound(f"SIM {iccid} has no open rotation", code="unknown_rotation")
     if row.state != RotationState.FAILED.value:
         raise Conflict(f"rotation of {iccid} is {row.state}; only a failed one is retried "
                        "by hand (pending ones resend on their own)", code="rotation_not_failed")
-    rot = _load(row)
+    rot = load_rotation(row)
     rot.retry(_now_s(store))
-    _save(store, row, rot)
-    store.audit(actor, "rotation.retry", iccid=iccid, detail={"batch": row.batch})
+    save_rotation(row, rot, store.now_ms)
+    store.audit.record(actor, "rotation.retry", iccid=iccid, detail={"batch": row.batch})
     return rotation_view(row, iccid, store.now_ms)
 
 
@@ -426,16 +400,16 @@ def cancel_rotation(store: Store, actor: Actor, iccid: str, reason: str = "") ->
         NotFound: no open rotation. Conflict: it is DELIVERED or CONFIRMED (the SIM holds the
             new key and confirms it on its next connection).
     """
-    _lock_feed(store)  # retiring a PSK is a feed change: the feed lock before the SIM row
-    sim = store._sim(iccid, lock=True)
-    row = _open_rotation(store, sim)
+    store.feed.lock()  # retiring a PSK is a feed change: the feed lock before the SIM row
+    sim = store.sims.row(iccid, lock=True)
+    row = store.rotation_rules.open_rotation(sim)
     if row is None:
         raise NotFound(f"SIM {iccid} has no open rotation", code="unknown_rotation")
     if row.state not in CANCELLABLE:
         raise Conflict(f"rotation of {iccid} is {row.state}: the SIM holds the new key and "
                        "confirms it on its next connection; only a pending or failed rotation "
                        "is cancelled", code="rotation_not_cancellable")
-    rot = _load(row)
+    rot = load_rotation(row)
     was = rot.state.value
     dropped = rot.cancel(_now_s(store))
     if dropped:
@@ -443,78 +417,21 @@ def cancel_rotation(store: Store, actor: Actor, iccid: str, reason: str = "") ->
             SimKey.sim_id == sim.id, SimKey.kind == "psk", SimKey.tag == row.new_tag))
         if new is not None and new.state != "retired":
             new.state = "retired"
-            store._note_psk_change(sim.identity_hex)
+            store.feed.note(sim.identity_hex)
         note = (f"key {row.new_tag} retired: the SIM certainly does not hold it; "
                 f"key {row.old_tag} stays")
     else:
         note = (f"keys {row.old_tag} and {row.new_tag} both stay accepted: the SIM may hold "
                 f"key {row.new_tag} (a packet without a verified PoR); retire the one it does "
                 "not use by hand once it has connected with the other")
-    _save(store, row, rot)
-    store.audit(actor, "rotation.cancel", iccid=iccid, severity="alert" if not dropped
-                else "info",
-                detail={"batch": row.batch, "was": was, "old_tag": row.old_tag,
-                        "new_tag": row.new_tag, "new_key": "retired" if dropped else "kept",
-                        "reason": reason})
+    save_rotation(row, rot, store.now_ms)
+    store.audit.record(actor, "rotation.cancel", iccid=iccid, severity="alert" if not dropped
+                       else "info",
+                       detail={"batch": row.batch, "was": was, "old_tag": row.old_tag,
+                               "new_tag": row.new_tag, "new_key": "retired" if dropped else "kept",
+                               "reason": reason})
     return rotation_view(row, iccid, store.now_ms) | {
         "new_key": "retired" if dropped else "kept", "note": note}
-
-
-# ---------------------------------------------------------------------------- hooks
-
-
-def confirmation_due(store: Store, identity_hex: str, key_tag: str) -> bool:
-    """Would a request with ``key_tag`` confirm an open rotation of this SIM? (No lock.)"""
-    if not key_tag or _numeric(key_tag) is None:
-        return False
-    return store.s.scalar(
-        select(OtaRotation.id).join(Sim, Sim.id == OtaRotation.sim_id)
-        .where(Sim.identity_hex == identity_hex, OtaRotation.new_tag == key_tag,
-               OtaRotation.state.in_(OPEN_STATES)).limit(1)) is not None
-
-
-def _lock_feed(store: Store) -> None:
-    # Lock order of the store (feed, then SIM rows) on PostgreSQL; absent in older stores.
-    lock = getattr(store, "_lock_feed", None)
-    if lock is not None:
-        lock()
-
-
-def note_key_use(store: Store, actor: Actor, sim: Sim, key_tag: str) -> None:
-    """A device request through a gateway that verified ``key_tag``: the new key's tag
-    confirms the open rotation, and the old key is retired now (never before)."""
-    if not key_tag:
-        return
-    row = _open_rotation(store, sim)
-    if row is None or key_tag != row.new_tag:
-        return
-    rot = _load(row)
-    now_s = _now_s(store)
-    was = rot.state.value
-    rot.handshake(rot.new_key_version, now_s)
-    store.audit(actor, "rotation.confirmed", iccid=sim.iccid,
-                detail={"batch": row.batch, "new_tag": row.new_tag, "was": was})
-    old = store.s.scalar(select(SimKey).where(SimKey.sim_id == sim.id, SimKey.kind == "psk",
-                                              SimKey.tag == row.old_tag))
-    rot.retire_old_key(now_s)  # CONFIRMED -> RETIRED: the only way to retire
-    if old is not None and old.state != "retired":
-        old.state = "retired"
-        store._note_psk_change(sim.identity_hex)
-    store.audit(actor, "rotation.retired", iccid=sim.iccid,
-                detail={"batch": row.batch, "old_tag": row.old_tag, "new_tag": row.new_tag})
-    _save(store, row, rot)
-
-
-def check_key_change(store: Store, sim: Sim, kind: str, tag: str) -> None:
-    """Refuse to retire or delete a key an open rotation depends on (the old and new PSK,
-    the OTA keys). Raises Conflict."""
-    row = _open_rotation(store, sim)
-    if row is None:
-        return
-    if kind in ("kic", "kid") or tag in (row.old_tag, row.new_tag):
-        raise Conflict(f"SIM {sim.iccid} has a {row.state} rotation ({row.old_tag} -> "
-                       f"{row.new_tag}); its keys stay until the SIM confirmed the new one",
-                       code="rotation_in_progress")
 
 
 # ---------------------------------------------------------------------------- sending
@@ -535,21 +452,21 @@ def _claim_due(store: Store, actor: Actor, limit: int) -> list[_Outgoing]:
         OtaRotation.state == RotationState.PENDING.value,  # FAILED waits for an operator
         OtaRotation.next_due_ms.is_not(None), OtaRotation.next_due_ms <= store.now_ms)
         .order_by(OtaRotation.next_due_ms, OtaRotation.id).limit(limit))
-    if store._pg:
+    if store.postgres:
         q = q.with_for_update(skip_locked=True)
     out = []
     for row in list(store.s.scalars(q)):
-        rot = _load(row)
+        rot = load_rotation(row)
         sim = store.s.get(Sim, row.sim_id)
         assert sim is not None
         if rot.handle_timer(now_s) is None:
-            _save(store, row, rot)  # not due after all (or attempts used up)
+            save_rotation(row, rot, store.now_ms)  # not due after all (or attempts used up)
             continue
         keys = _ota_keys(store, actor, sim)
-        psk = dict(store.usable_keys(actor, sim, "psk")).get(row.new_tag)
+        psk = dict(store.keys.usable(actor, sim, "psk")).get(row.new_tag)
         if keys is None or psk is None or len(psk) != 16:
-            store.audit(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
-                        detail={"batch": row.batch, "reason": "OTA keys or new PSK missing"})
+            store.audit.record(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
+                               detail={"batch": row.batch, "reason": "OTA keys or new PSK missing"})
             row.next_due_ms = None
             continue
         counter_row = store.s.get(OtaCounter, sim.id)
@@ -560,18 +477,18 @@ def _claim_due(store: Store, actor: Actor, limit: int) -> list[_Outgoing]:
         try:
             rot.packet_sent(counter, now_s)
         except RotationError as exc:
-            store.audit(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
-                        detail={"batch": row.batch, "reason": str(exc)})
+            store.audit.record(actor, "rotation.stuck", iccid=sim.iccid, severity="alert",
+                               detail={"batch": row.batch, "reason": str(exc)})
             row.next_due_ms = None
             continue
         counter_row.counter = counter
         tpdu = build_install_psk_sms(keys, counter=counter, psk=psk,
                                      key_version=rot.new_key_version,
                                      originating_address=OTA_SERVER_ADDRESS)
-        _save(store, row, rot)
-        store.audit(actor, "rotation.send", iccid=sim.iccid,
-                    detail={"batch": row.batch, "attempt": len(rot.counters),
-                            "counter": counter, "new_tag": row.new_tag})
+        save_rotation(row, rot, store.now_ms)
+        store.audit.record(actor, "rotation.send", iccid=sim.iccid,
+                           detail={"batch": row.batch, "attempt": len(rot.counters),
+                                   "counter": counter, "new_tag": row.new_tag})
         out.append(_Outgoing(row.id, sim.iccid, keys, counter, tpdu))
     return out
 
@@ -583,28 +500,28 @@ def _record(store: Store, actor: Actor, item: _Outgoing, por: bytes | None,
         return "gone"
     base = {"batch": row.batch, "counter": item.counter}
     if por is None:
-        store.audit(actor, "rotation.no_por", iccid=item.iccid,
-                    detail={**base, "error": error} if error else base)
+        store.audit.record(actor, "rotation.no_por", iccid=item.iccid,
+                           detail={**base, "error": error} if error else base)
         return "no_por"
-    rot = _load(row)
+    rot = load_rotation(row)
     try:
         result = check_por(item.keys, por, expected_counter=item.counter)
         event = rot.por_received(result, _now_s(store))
     except (OtaError, RotationError) as exc:
-        store.audit(actor, "rotation.por_invalid", iccid=item.iccid, severity="alert",
-                    detail={**base, "reason": str(exc)})
+        store.audit.record(actor, "rotation.por_invalid", iccid=item.iccid, severity="alert",
+                           detail={**base, "reason": str(exc)})
         return "por_invalid"
     was = row.state
-    _save(store, row, rot)
+    save_rotation(row, rot, store.now_ms)
     failed = rot.state == RotationState.FAILED
     unverified = event == RotationEvent.POR_UNVERIFIED  # ignored: a forged one looks the same
-    store.audit(actor, "rotation.por", iccid=item.iccid,
-                severity="alert" if failed or unverified else "info",
-                detail={**base, "por": result.describe(), "event": event.value,
-                        "state": rot.state.value})
+    store.audit.record(actor, "rotation.por", iccid=item.iccid,
+                       severity="alert" if failed or unverified else "info",
+                       detail={**base, "por": result.describe(), "event": event.value,
+                               "state": rot.state.value})
     if was != row.state and row.state == RotationState.DELIVERED.value:
-        store.audit(actor, "rotation.delivered", iccid=item.iccid,
-                    detail={"batch": row.batch, "new_tag": row.new_tag})
+        store.audit.record(actor, "rotation.delivered", iccid=item.iccid,
+                           detail={"batch": row.batch, "new_tag": row.new_tag})
     return "failed" if failed else event.value
 
 

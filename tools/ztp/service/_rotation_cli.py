@@ -10,11 +10,19 @@ from typing import Any
 
 import click
 
-from ._cli import _client, _print_json, _table, _utc, json_option, url_option, wide_option
+from ._cli_common import (
+    json_option,
+    operator_client,
+    print_json,
+    print_table,
+    url_option,
+    utc_text,
+    wide_option,
+)
 
 
 def _when(ms: int | None) -> str:
-    return _utc(ms)  # one time format in every table: UTC to the second
+    return utc_text(ms)  # one time format in every table: UTC to the second
 
 
 def _progress_line(p: dict[str, Any]) -> str:
@@ -55,13 +63,13 @@ def rotate_command(url: str | None, iccids: tuple[str, ...], all_sims: bool, sen
                                 ("overdue_after_s", overdue_after)) if v is not None}
     if policy:
         body["policy"] = policy
-    with _client(url) as client:
+    with operator_client(url) as client:
         started = client.request("POST", "/v1/rotations", json=body).json()
         sent = _run(client) if send and started["started"] else None
         progress = client.request("GET", f"/v1/rotations/batches/{started['batch']}").json() \
             if started["started"] else None
     if as_json:
-        _print_json({"started": started, "sent": sent, "progress": progress})
+        print_json({"started": started, "sent": sent, "progress": progress})
         return
     click.echo(f"batch {started['batch']}: {started['started']} rotation(s) started")
     if started.get("queued"):
@@ -96,18 +104,18 @@ def rotations_group(ctx: click.Context, url: str | None, batch: str | None, stat
         params["state"] = state
     if overdue:
         params["overdue"] = "true"
-    with _client(url) as client:
+    with operator_client(url) as client:
         progress = None
         if batch:
             progress = client.request("GET", f"/v1/rotations/batches/{batch}").json()
             params["batch"] = progress["batch"]
         rows = client.request("GET", "/v1/rotations", params=params).json()["rotations"]
     if as_json:
-        _print_json({"progress": progress, "rotations": rows})
+        print_json({"progress": progress, "rotations": rows})
         return
     if progress is not None:
         click.echo(_progress_line(progress))
-    _table("OTA PSK rotations", ["ICCID", "state", "keys", "attempts", "last PoR",
+    print_table("OTA PSK rotations", ["ICCID", "state", "keys", "attempts", "last PoR",
                                  "next send (UTC)", "overdue", "batch"],
            [[r["iccid"], r["state"], f"{r['old_tag']} -> {r['new_tag']}", r["attempts"],
              r["last_por"], _when(r["next_due_ms"]), "OVERDUE" if r["overdue"] else "",
@@ -119,10 +127,10 @@ def rotations_group(ctx: click.Context, url: str | None, batch: str | None, stat
 @json_option
 def rotations_run(url: str | None, as_json: bool) -> None:
     """Send every packet due now (first sends, and resends where no PoR came back)."""
-    with _client(url) as client:
+    with operator_client(url) as client:
         sent = _run(client)
     if as_json:
-        _print_json(sent)
+        print_json(sent)
         return
     click.echo(" ".join(f"{k}={v}" for k, v in sorted(sent.items())))
 
@@ -132,7 +140,7 @@ def rotations_run(url: str | None, as_json: bool) -> None:
 @click.argument("iccid")
 def rotations_retry(url: str | None, iccid: str) -> None:
     """Send a failed rotation again at the next run (a failed one is never resent otherwise)."""
-    with _client(url) as client:
+    with operator_client(url) as client:
         row = client.request("POST", f"/v1/sims/{iccid}/rotation/retry").json()
     click.echo(f"{row['iccid']}: {row['state']}, will be sent at the next run")
 
@@ -145,11 +153,11 @@ def rotations_retry(url: str | None, iccid: str) -> None:
 def rotations_cancel(url: str | None, iccid: str, reason: str, as_json: bool) -> None:
     """Close a failed or stuck rotation. The old key stays; the new key is retired only if the
     SIM certainly does not hold it, otherwise both keys stay accepted."""
-    with _client(url) as client:
+    with operator_client(url) as client:
         row = client.request("POST", f"/v1/sims/{iccid}/rotation/cancel",
                              json={"reason": reason} if reason else None).json()
     if as_json:
-        _print_json(row)
+        print_json(row)
         return
     click.echo(f"{row['iccid']}: cancelled ({row['old_tag']} -> {row['new_tag']}); "
                f"accepted keys now {', '.join(row['accepted_tags'])}")
@@ -162,10 +170,10 @@ def rotations_cancel(url: str | None, iccid: str, reason: str, as_json: bool) ->
 @json_option
 def rotations_show(url: str | None, iccid: str, as_json: bool) -> None:
     """One SIM's latest rotation with its history."""
-    with _client(url) as client:
+    with operator_client(url) as client:
         row = client.request("GET", f"/v1/sims/{iccid}/rotation").json()
     if as_json:
-        _print_json(row)
+        print_json(row)
         return
     click.echo(f"{row['iccid']}: {row['state']} ({row['old_tag']} -> {row['new_tag']}), "
                f"{row['attempts']} attempt(s){', OVERDUE' if row['overdue'] else ''}")

@@ -6,6 +6,7 @@ import re
 
 from starlette.responses import Response
 
+from ._audit import Actor
 from ._auth import authenticate
 from ._errors import BadRequest, Forbidden, NotFound, ServiceError
 from ._http import Call, Param, _bearer, json_response, route
@@ -22,7 +23,7 @@ from ._rotation import (
     start_rotations,
     transport_from_settings,
 )
-from ._store import Actor, parse_iccid
+from ._schemas import parse_iccid
 
 JSON = "application/json"
 S_INT = {"type": "integer"}

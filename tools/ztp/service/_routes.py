@@ -14,6 +14,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from ..iccid import iccid_from_hex
+from ._audit import Actor
 from ._auth import (
     check_client,
     create_client,
@@ -35,12 +36,32 @@ from ._http import (
     route,
 )
 from ._reports import REPORT_SCHEMA, parse_report
-from ._settings import TELEMETRY_BODY_MAX
-from ._store import (
+from ._schemas import (
+    CONFIG,
+    ERROR,
+    JSON,
+    KEY,
     KEY_KINDS,
-    Actor,
-    Store,
-    key_view,
+    S_BOOL,
+    S_CLIENT_ID,
+    S_COMMENT,
+    S_DEVICE_OR_DEFAULT,
+    S_GATEWAY_NAME,
+    S_HEX_OTA_KEY,
+    S_HEX_PSK,
+    S_ICCID,
+    S_ICCID_ANY,
+    S_IDENT,
+    S_INT,
+    S_LABELS,
+    S_SCOPE_TEXT,
+    S_STR,
+    S_TAG,
+    S_TOKEN,
+    SIM,
+    VERSION,
+    config_body,
+    obj,
     parse_bool,
     parse_comment,
     parse_device_id,
@@ -50,104 +71,20 @@ from ._store import (
     parse_key_hex,
     parse_labels,
     parse_tag,
+    req,
 )
+from ._settings import TELEMETRY_BODY_MAX
+from ._sims import key_view
+from ._store import Store
 
-__all__ = ["SCHEMAS"]
+__all__: list[str] = []  # importing the module registers its routes (_http.route)
 
-# ---------------------------------------------------------------------------- schemas
-
-ERROR = {"$ref": "#/components/schemas/Error"}
-SIM = {"$ref": "#/components/schemas/Sim"}
-CONFIG = {"$ref": "#/components/schemas/Config"}
-VERSION = {"$ref": "#/components/schemas/ConfigVersion"}
-KEY = {"$ref": "#/components/schemas/Key"}
-JSON = "application/json"
-
-
-def obj(props: dict[str, Any], required: tuple[str, ...] = (), extra: bool = True) -> dict:
-    schema: dict[str, Any] = {"type": "object", "properties": props}
-    if required:
-        schema["required"] = list(required)
-    if not extra:
-        schema["additionalProperties"] = False
-    return schema
-
-
-def req(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict:
-    """A request body object: exactly these fields (the handlers refuse unknown ones)."""
-    return obj(props, required, extra=False)
-
-
-# Request schemas say exactly what the handlers accept (issue 13; Schemathesis checks both
-# ways in the test suite). Where JSON Schema cannot say it (a Luhn digit, bytes of UTF-8),
-# a named format carries the rule and its description says it.
-S_STR = {"type": "string"}
-S_INT = {"type": "integer"}
-S_BOOL = {"type": "boolean"}
-S_ICCID = {"type": "string", "pattern": "^[0-9]{18,20}$", "format": "iccid",
-           "description": "18-20 digits; the last one is the Luhn check digit (unless force)",
-           "example": "8944502509186389635"}
-S_ICCID_ANY = {"type": "string", "pattern": "^[0-9]{18,20}$",
-               "description": "18-20 digits (no Luhn check)", "example": "8944502509186389635"}
-# EF_ICCID (10 bytes of swapped BCD, an F filler only at the end, 18-20 digits) in hex
-S_IDENT = {"type": "string", "pattern": "^[0-9]{18}([0-9]{2}|[fF][0-9]|[fF]{2})$",
-           "example": "984405529081369836f5"}
-S_DEVICE = {"type": "string", "pattern": "^([0-9a-fA-F]{2}){1,64}$"}
-S_DEVICE_OR_DEFAULT = {"type": "string", "pattern": "^(default|([0-9a-fA-F]{2}){1,64})$"}
-S_LABELS = {"type": "object", "maxProperties": 16,
-            "propertyNames": {"pattern": "^[a-z0-9_.-]{1,32}$"},
-            "additionalProperties": {"type": "string", "maxLength": 64}}
-S_TAG = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"}
-S_HEX_PSK = {"type": "string", "pattern": "^([0-9a-fA-F]{32}|[0-9a-fA-F]{64})$",
-             "description": "hex of 16 or 32 bytes"}
-S_HEX_OTA_KEY = {"type": "string",
-                 "pattern": "^([0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$",
-                 "description": "hex of 16, 24 or 32 bytes"}
-# text without control characters (\x escapes: \u ones are not read alike by every tool)
-S_COMMENT = {"type": "string", "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
-             "description": "text without control characters"}
-S_BODY = {"type": "string", "minLength": 1, "maxLength": 254, "format": "config-body",
-          "description": "1-254 bytes of UTF-8 (a character may take several)"}
-S_JSON_BODY = {**S_BODY, "format": "json-text", "description": "JSON text of 1-254 bytes"}
-
-
-def config_body(props: dict[str, Any], required: tuple[str, ...]) -> dict:
-    """A body with ``body`` and ``require_json``: require_json true needs a JSON body (a
-    named format: JSON Schema cannot say "JSON text")."""
-    plain = {**props, "body": S_BODY, "require_json": {"const": False}}
-    as_json = {**props, "body": S_JSON_BODY, "require_json": {"const": True}}
-    return {"oneOf": [req(plain, required), req(as_json, (*required, "require_json"))],
-            "description": "require_json: true needs a JSON body"}
-S_CLIENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"}
-S_GATEWAY_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.@:-]{1,64}$"}
-_SCOPE = "(read|write|admin|gateway)"
-S_SCOPE_TEXT = {"type": "string", "pattern": f"^({_SCOPE}( {_SCOPE})*)?$",
-                "description": "scope tokens separated by single spaces (RFC 6749 §3.3)"}
-S_TOKEN = {"type": "string", "minLength": 1, "maxLength": 200}
 
 ID_MAX = 2**31 - 1  # ids are 32-bit INTEGER columns (PostgreSQL int4)
 P_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, False, "page size")
 P_AFTER_ID = Param("after", {"type": "integer", "minimum": 0, "maximum": ID_MAX}, False,
                    "return ids after this")
 
-SCHEMAS: dict[str, Any] = {
-    "Error": obj({"error": S_STR, "detail": S_STR}, ("error", "detail")),
-    "Key": obj({"kind": {"enum": list(KEY_KINDS)}, "tag": S_STR, "state": S_STR,
-                "master_version": S_INT, "created_ms": S_INT, "created_by": S_STR}),
-    "Sim": obj({"iccid": S_STR, "identity": S_STR, "state": {"enum": ["active", "suspended"]},
-                "labels": S_LABELS, "bind_first_device": S_BOOL,
-                "bound_device_id": {"type": ["string", "null"]},
-                "last_device_id": {"type": ["string", "null"]},
-                "created_ms": S_INT, "updated_ms": S_INT,
-                "keys": {"type": "array", "items": KEY}},
-               ("iccid", "identity", "state")),
-    "ConfigVersion": obj({"version": S_INT, "deleted": S_BOOL,
-                          "body": {"type": ["string", "null"]}, "created_ms": S_INT,
-                          "created_by": S_STR, "comment": S_STR}, ("version",)),
-    "Config": obj({"iccid": S_STR, "device_id": S_STR, "require_json": S_BOOL,
-                   "version": S_INT, "body": {"type": ["string", "null"]}},
-                  ("iccid", "device_id", "version")),
-}
 
 # ---------------------------------------------------------------------------- health
 
@@ -212,7 +149,7 @@ def token(call: Call) -> Response:
     with db.write() as session:
         tok, scopes = issue_token(session, client_pk, granted, requested, call.now_ms,
                                   st.token_ttl_s)
-        Store(session, st.master_key, call.now_ms).audit(
+        Store(session, st.master_key, call.now_ms).audit.record(
             Actor(cid), "token.issue",
             detail={"scopes": sorted(scopes), "expires_in": st.token_ttl_s})
     resp = json_response({"access_token": tok, "token_type": "Bearer",
@@ -234,7 +171,7 @@ def revoke(call: Call) -> Response:
     found = revoke_token(call.store.s, call.principal, tok, call.now_ms)
     if found:
         call.state.tokens.revoked(tok)  # at once in this process (see TokenCache)
-    call.store.audit(call.actor, "token.revoke", detail={"found": found})
+    call.store.audit.record(call.actor, "token.revoke", detail={"found": found})
     return json_response({"revoked": found})
 
 
@@ -263,8 +200,8 @@ def clients_create(call: Call) -> Response:
         raise BadRequest("scopes must be a list of scope names")
     scopes = parse_scopes(scopes_in)
     secret = create_client(call.store.s, call.state.hasher, cid, scopes, call.now_ms)
-    call.store.audit(call.actor, "client.create", detail={"client_id": cid,
-                                                          "scopes": sorted(scopes)})
+    call.store.audit.record(call.actor, "client.create", detail={"client_id": cid,
+                                                                 "scopes": sorted(scopes)})
     return json_response({"client_id": cid, "client_secret": secret,
                           "scopes": sorted(scopes)}, 201)
 
@@ -282,7 +219,7 @@ def clients_disable(call: Call) -> Response:
     cid = validate_client_id(call.path("client_id"))
     disable_client(call.store.s, cid, call.now_ms)
     call.state.tokens.disabled(cid)
-    call.store.audit(call.actor, "client.disable", detail={"client_id": cid})
+    call.store.audit.record(call.actor, "client.disable", detail={"client_id": cid})
     return Response(status_code=204)
 
 
@@ -321,12 +258,12 @@ def sims_create(call: Call) -> Response:
     bind = bool(parse_bool(body.get("bind_first_device"), "bind_first_device", False))
     if not isinstance(state, str):
         raise BadRequest("state must be a string")
-    sim = call.store.create_sim(call.actor, iccid, state=state, labels=labels,
-                                bind_first_device=bind)
+    sim = call.store.sims.create(call.actor, iccid, state=state, labels=labels,
+                                 bind_first_device=bind)
     generated = None
     if psk is not None or generate:
-        _, generated = call.store.add_key(call.actor, iccid, "psk", key=psk, tag=tag, sim=sim)
-    out = call.store.get_sim(iccid)
+        _, generated = call.store.keys.add(call.actor, iccid, "psk", key=psk, tag=tag, sim=sim)
+    out = call.store.sims.get(iccid)
     if generated is not None:
         out["psk"] = generated.hex()  # the only time a PSK leaves the service to an operator
     return json_response(out, 201)
@@ -353,7 +290,7 @@ def sims_list(call: Call) -> Response:
     if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 20):
         raise BadRequest("after must be an ICCID (digits)")
     limit = call.query_int("limit", 100, 1, 1000)
-    return json_response({"sims": call.store.list_sims(state=state, label=label, after=after,
+    return json_response({"sims": call.store.sims.find(state=state, label=label, after=after,
                                                        limit=limit)})
 
 
@@ -393,7 +330,7 @@ def sims_import(call: Call) -> Response:
         rows = data
     if not rows:
         raise BadRequest("key file holds no rows")
-    return json_response(call.store.import_sims(call.actor, rows, force=force))
+    return json_response(call.store.imports.sims(call.actor, rows, force=force))
 
 
 def _parse_csv(raw: bytes) -> list[dict[str, Any]]:
@@ -424,7 +361,7 @@ def _parse_csv(raw: bytes) -> list[dict[str, Any]]:
        summary="One SIM with its key list (never key material)",
        responses={"200": ("SIM", JSON, SIM)})
 def sims_get(call: Call) -> Response:
-    return json_response(call.store.get_sim(_iccid(call)))
+    return json_response(call.store.sims.get(_iccid(call)))
 
 
 SIM_PATCH = req({"state": {"enum": ["active", "suspended"]}, "labels": S_LABELS,
@@ -441,7 +378,7 @@ def sims_patch(call: Call) -> Response:
     if state is not None and not isinstance(state, str):
         raise BadRequest("state must be a string")
     labels = parse_labels(body["labels"]) if "labels" in body else None
-    return json_response(call.store.update_sim(
+    return json_response(call.store.sims.update(
         call.actor, iccid, state=state, labels=labels,
         bind_first_device=parse_bool(body.get("bind_first_device"), "bind_first_device"),
         clear_binding=bool(parse_bool(body.get("clear_binding"), "clear_binding", False)),
@@ -452,7 +389,7 @@ def sims_patch(call: Call) -> Response:
        summary="Remove a SIM with its keys, configurations and telemetry (the audit stays)",
        responses={"204": ("removed", None, None)})
 def sims_delete(call: Call) -> Response:
-    call.store.delete_sim(call.actor, _iccid(call))
+    call.store.sims.delete(call.actor, _iccid(call))
     return Response(status_code=204)
 
 
@@ -474,7 +411,7 @@ def keys_create(call: Call) -> Response:
         raise BadRequest(f"kind must be one of {', '.join(KEY_KINDS)}")
     key = parse_key_hex(body["key"], kind) if body.get("key") is not None else None
     tag = parse_tag(body["tag"]) if body.get("tag") is not None else None
-    row, generated = call.store.add_key(call.actor, iccid, kind, key=key, tag=tag)
+    row, generated = call.store.keys.add(call.actor, iccid, kind, key=key, tag=tag)
     out = key_view(row)
     if generated is not None:
         out["key"] = generated.hex()
@@ -498,8 +435,8 @@ def keys_patch(call: Call) -> Response:
     state = call.json_object({"state"}).get("state")
     if not isinstance(state, str):
         raise BadRequest("state must be active or retired")
-    return json_response(key_view(call.store.set_key_state(call.actor, iccid, kind, tag,
-                                                           state)))
+    return json_response(key_view(call.store.keys.set_state(call.actor, iccid, kind, tag,
+                                                            state)))
 
 
 @route("DELETE", "/v1/sims/{iccid}/keys/{kind}/{tag}", tx="write", scope="write",
@@ -507,7 +444,7 @@ def keys_patch(call: Call) -> Response:
 def keys_delete(call: Call) -> Response:
     iccid = _iccid(call)
     kind, tag = _kind_tag(call)
-    call.store.delete_key(call.actor, iccid, kind, tag)
+    call.store.keys.delete(call.actor, iccid, kind, tag)
     return Response(status_code=204)
 
 
@@ -518,7 +455,7 @@ def keys_delete(call: Call) -> Response:
 def telemetry_list(call: Call) -> Response:
     iccid = _iccid(call)
     limit = call.query_int("limit", 100, 1, 1000)
-    return json_response({"telemetry": call.store.list_telemetry(iccid, limit)})
+    return json_response({"telemetry": call.store.delivery.list_telemetry(iccid, limit)})
 
 
 # ---------------------------------------------------------------------------- configurations
@@ -540,7 +477,7 @@ CONFIG_PUT = {**config_body({"if_version": {"type": "integer", "minimum": 0,
        responses={"200": ("configs", JSON, obj({"configs": {"type": "array",
                                                             "items": CONFIG}}))})
 def configs_list(call: Call) -> Response:
-    return json_response({"configs": call.store.list_configs(_iccid(call))})
+    return json_response({"configs": call.store.configs.list_current(_iccid(call))})
 
 
 @route("PUT", "/v1/sims/{iccid}/configs/{device_id}", tx="write", scope="write",
@@ -559,7 +496,7 @@ def configs_put(call: Call) -> Response:
     text = body.get("body")
     if not isinstance(text, str):
         raise BadRequest("body must be a string")
-    return json_response(call.store.set_config(
+    return json_response(call.store.configs.set(
         call.actor, iccid, device, text,
         require_json=parse_bool(body.get("require_json"), "require_json",
                                 True if call.settings.require_json else None),
@@ -570,14 +507,14 @@ def configs_put(call: Call) -> Response:
 @route("GET", "/v1/sims/{iccid}/configs/{device_id}", scope="read", tags=("configs",),
        summary="Current configuration", responses={"200": ("config", JSON, CONFIG)})
 def configs_get(call: Call) -> Response:
-    return json_response(call.store.get_config(_iccid(call), _device(call)))
+    return json_response(call.store.configs.get(_iccid(call), _device(call)))
 
 
 @route("DELETE", "/v1/sims/{iccid}/configs/{device_id}", tx="write", scope="write",
        tags=("configs",), summary="Delete a configuration (a deletion version in history)",
        responses={"200": ("deletion version", JSON, CONFIG)})
 def configs_delete(call: Call) -> Response:
-    return json_response(call.store.set_config(call.actor, _iccid(call), _device(call), None))
+    return json_response(call.store.configs.set(call.actor, _iccid(call), _device(call), None))
 
 
 @route("GET", "/v1/sims/{iccid}/configs/{device_id}/history", scope="read",
@@ -586,7 +523,8 @@ def configs_delete(call: Call) -> Response:
                                                              "items": VERSION}}))})
 def configs_history(call: Call) -> Response:
     limit = call.query_int("limit", 100, 1, 1000)
-    return json_response({"versions": call.store.history(_iccid(call), _device(call), limit)})
+    versions = call.store.configs.history(_iccid(call), _device(call), limit)
+    return json_response({"versions": versions})
 
 
 @route("POST", "/v1/sims/{iccid}/configs/{device_id}/rollback", tx="write", scope="write",
@@ -601,15 +539,15 @@ def configs_rollback(call: Call) -> Response:
     version = body.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= ID_MAX:
         raise BadRequest("version must be a positive integer")
-    return json_response(call.store.rollback(call.actor, iccid, device, version,
-                                             parse_comment(body.get("comment"))))
+    return json_response(call.store.configs.rollback(call.actor, iccid, device, version,
+                                                     parse_comment(body.get("comment"))))
 
 
 @route("GET", "/v1/configs/export", scope="read", tags=("configs",),
        summary="Every current configuration (input for /v1/configs/import)",
        responses={"200": ("configs", JSON, obj({"configs": {"type": "array"}}))})
 def configs_export(call: Call) -> Response:
-    return json_response({"configs": call.store.export_configs()})
+    return json_response({"configs": call.store.configs.export()})
 
 
 @route("POST", "/v1/configs/import", tx="write", scope="write", tags=("configs",),
@@ -628,7 +566,7 @@ def configs_import(call: Call) -> Response:
     rows = body.get("configs")
     if not isinstance(rows, list) or not rows:
         raise BadRequest("configs must be a non-empty list")
-    return json_response(call.store.import_configs(call.actor, rows))
+    return json_response(call.store.imports.configs(call.actor, rows))
 
 
 # ---------------------------------------------------------------------------- audit
@@ -652,8 +590,8 @@ def audit_list(call: Call) -> Response:
         raise BadRequest("action filter must match [a-z0-9_.]{1,64}")
     after = call.query_int("after", 0, 0, ID_MAX)
     limit = call.query_int("limit", 100, 1, call.settings.audit_page_max)
-    events = call.store.list_audit(iccid=iccid, action=action, severity=severity,
-                                   after=after, limit=limit)
+    events = call.store.audit.events(iccid=iccid, action=action, severity=severity,
+                                     after=after, limit=limit)
     return json_response({"events": events, "last": events[-1]["id"] if events else after})
 
 
@@ -675,7 +613,7 @@ Q_ICCID_HEX = Param("iccid", S_IDENT, True, "hex of the EF_ICCID bytes")
            ("identity", "iccid", "keys")))})
 def gateway_psks(call: Call) -> Response:
     identity = parse_identity_hex(call.path("identity_hex"))
-    return json_response(call.store.gateway_psks(_gateway_actor(call), identity))
+    return json_response(call.store.delivery.psks(_gateway_actor(call), identity))
 
 
 @route("GET", "/v1/gateway/psk-changes", scope="gateway", tags=("gateway",),
@@ -684,7 +622,7 @@ def gateway_psks(call: Call) -> Response:
        responses={"200": ("changes", JSON, obj({"last": S_INT, "identities": {
            "type": "array", "items": S_STR}}, ("last", "identities")))})
 def gateway_psk_changes(call: Call) -> Response:
-    return json_response(call.store.psk_changes(call.query_int("after", 0, 0, ID_MAX)))
+    return json_response(call.store.feed.changes(call.query_int("after", 0, 0, ID_MAX)))
 
 
 @route("POST", "/v1/gateway/events", tx="write", scope="gateway", tags=("gateway",),
@@ -695,8 +633,8 @@ def gateway_psk_changes(call: Call) -> Response:
        responses={"204": ("recorded", None, None)})
 def gateway_events(call: Call) -> Response:
     body = call.json_object({"kind", "identity", "detail"})
-    call.store.gateway_event(_gateway_actor(call), body.get("kind"), body.get("identity"),
-                             body.get("detail"))
+    call.store.delivery.event(_gateway_actor(call), body.get("kind"), body.get("identity"),
+                              body.get("detail"))
     return Response(status_code=204)
 
 
@@ -730,7 +668,7 @@ def _device_headers(call: Call) -> tuple[Actor, str, str, str, str]:
        responses={"200": ("the body bytes", "application/octet-stream", S_STR)})
 def device_config(call: Call) -> Response:
     actor, identity, iccid_hex, device, tag = _device_headers(call)
-    found = call.store.deliver_config(actor, identity, iccid_hex, device, tag)
+    found = call.store.delivery.deliver_config(actor, identity, iccid_hex, device, tag)
     if found is None:
         # Returned, not raised: the miss and any first-device binding still commit.
         return error_response(NotFound(f"no configuration for device {device}",
@@ -762,10 +700,10 @@ def device_data(call: Call) -> Response:
         raise PayloadTooLarge(f"telemetry is at most {TELEMETRY_BODY_MAX} bytes")
     report = parse_report(call.body)  # before any write: a bad report records nothing
     if report is not None:
-        call.store.record_report(actor, identity, iccid_hex, device, tag, report)
+        call.store.delivery.record_report(actor, identity, iccid_hex, device, tag, report)
         return Response(status_code=204)
-    call.store.store_telemetry(actor, identity, iccid_hex, device, tag, call.body,
-                               call.settings.telemetry_keep_per_sim)
+    call.store.delivery.store_telemetry(actor, identity, iccid_hex, device, tag, call.body,
+                                        call.settings.telemetry_keep_per_sim)
     return Response(status_code=204)
 
 

@@ -9,13 +9,18 @@ the data and the 2-byte SW. Check (SAFE2-PROTOCOL.md): a 255-byte APDU takes ~33
 
 Crypto (SAFE2-PROTOCOL.md "Public sizes and costs"): SHA-256 ~13 ms and AES-128 ~8 ms per 256
 bytes on measured SIMs, i.e. per 64-byte SHA-256 block and per 16-byte AES block.
+
+``CostMeter`` applies the model to a card: the card only counts its crypto (``CryptoWork``),
+its owner meters each APDU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CostModel"]
+from ._request import CryptoWork
+
+__all__ = ["CostMeter", "CostModel"]
 
 # ISO/IEC 7816-3 Table 7 / Table 8: the F and D values PPS may select.
 _FI = (372, 372, 558, 744, 1116, 1488, 1860, 512, 768, 1024, 1536, 2048)
@@ -85,3 +90,26 @@ class CostModel:
             + self.apdu_overhead_ms
             + self.crypto_ms(sha256_blocks, aes_blocks)
         )
+
+
+class CostMeter:
+    """The time each APDU takes on the card: transfer and OS overhead of the exchange, plus
+    the crypto the card did while answering it (read off the card's ``CryptoWork`` tally).
+
+    Args:
+        model: the time model (may be swapped, e.g. after PPS). work: the card's tally.
+    """
+
+    def __init__(self, model: CostModel, work: CryptoWork) -> None:
+        self.model = model
+        self._work = work
+        self._seen = (work.sha256_blocks, work.aes_blocks)
+        self.last_ms = 0.0
+
+    def apdu(self, command_len: int, response_len: int) -> float:
+        """Meter one exchange (call after the card answered); returns and keeps its ms."""
+        now = (self._work.sha256_blocks, self._work.aes_blocks)
+        sha, aes = now[0] - self._seen[0], now[1] - self._seen[1]
+        self._seen = now
+        self.last_ms = self.model.apdu_ms(command_len, response_len, sha, aes)
+        return self.last_ms

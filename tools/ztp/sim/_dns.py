@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import dataclass
 
-__all__ = ["DnsError", "NameNotFound", "build_query", "encode_name", "parse_answer"]
+__all__ = ["DnsCache", "DnsError", "NameNotFound", "build_query", "encode_name", "parse_answer"]
 
 TYPE_A = 1
 TYPE_CNAME = 5
@@ -150,3 +151,21 @@ def parse_answer_ttl(msg: bytes, query: bytes) -> tuple[tuple[ipaddress.IPv4Addr
     if not addresses or ttl_s is None:
         raise NameNotFound("no A record in the answer")
     return tuple(addresses), ttl_s
+
+
+@dataclass
+class DnsCache:
+    """One cached A answer of the applet, valid while toolkit timer 3 runs (``_job.py``): the
+    card's transient memory, dropped by a reset or a new TERMINAL PROFILE."""
+
+    host: str | None = None
+    address: ipaddress.IPv4Address | None = None
+
+    def get(self, host: str) -> ipaddress.IPv4Address | None:
+        return self.address if self.host is not None and self.host == host else None
+
+    def put(self, host: str, address: ipaddress.IPv4Address) -> None:
+        self.host, self.address = host, address
+
+    def clear(self) -> None:
+        self.host = self.address = None

@@ -91,7 +91,7 @@ class CardState:
             raise CardStateError("psk must be 16 bytes")
         if not isinstance(self.host, str) or not 1 <= len(self.host) <= MAX_HOST:
             raise CardStateError(f"host must be 1..{MAX_HOST} characters")
-        if not _is_ip(self.host):
+        if ip_literal(self.host) is None:
             labels = self.host.rstrip(".").split(".")
             for label in labels:
                 ok = 1 <= len(label) <= 63 and label.isascii()
@@ -258,9 +258,9 @@ def write_atomic(path: Path, data: bytes, cut_after: int | None = None) -> None:
         os.close(dir_fd)
 
 
-def _is_ip(host: str) -> bool:
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address when ``host`` is an IP literal, else None (a DNS name)."""
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None

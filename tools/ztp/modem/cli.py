@@ -10,9 +10,10 @@ import signal
 import click
 
 from ztp.listen import parse_hostport
-from ztp.modem._at import Registration
+from ztp.modem._at_state import Registration
+from ztp.modem._faults import Faults, LatencyModel
 from ztp.modem._habits import Habits
-from ztp.modem._modem import Faults, LatencyModel, VirtualModem
+from ztp.modem._modem import VirtualModem
 from ztp.modem._network import Network
 
 _REGISTRATION = {

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,206 +19,39 @@ import click
 
 from ztp.listen import bind_listener, parse_hostport
 
+from ._cli_common import (
+    DEFAULT_URL,
+    json_option,
+    operator_client,
+    print_json,
+    print_table,
+    read_credentials_json,
+    save_session,
+    session_file,
+    url_option,
+    utc_text,
+    wall_clock_ms,
+    wide_option,
+)
+from ._fleet_cli import devices_group, fleets_group, rollouts_group
+from ._rotation_cli import rotate_command, rotations_group
+
+__all__ = [
+    "audit_command",
+    "clients_group",
+    "configs_group",
+    "devices_group",
+    "fleets_group",
+    "login_command",
+    "logout_command",
+    "rollouts_group",
+    "rotate_command",
+    "rotations_group",
+    "service_group",
+    "sims_group",
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-def _session_file() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(os.environ.get("ZTP_SESSION_FILE") or Path(base) / "ztp" / "session.json")
-
-
-def _load_session() -> dict[str, Any]:
-    path = _session_file()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    if os.environ.get("ZTP_URL"):
-        data["url"] = os.environ["ZTP_URL"]
-    if os.environ.get("ZTP_TOKEN"):
-        data["token"] = os.environ["ZTP_TOKEN"]
-        data.pop("expires_ms", None)  # a token from the environment: its owner renews it
-        data.pop("credentials_file", None)
-    return data
-
-
-def _save_session(data: dict[str, Any]) -> Path:
-    """Write the session (token, URL; never a client secret) with mode 0600."""
-    path = _session_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    return path
-
-
-def _now_ms() -> int:
-    import time
-
-    return time.time_ns() // 1_000_000
-
-
-# A token this close to its expiry is renewed (or reported expired) before it is used.
-_RENEW_MARGIN_MS = 60_000
-
-
-def _read_credentials_json(path: Path) -> tuple[str, str]:
-    """(admin id, admin secret) from ``ztp serve``'s credentials.json.
-
-    Raises:
-        click.ClickException: unreadable or not that file's shape (the secret is not shown).
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read credentials file {path}: "
-                                   f"{getattr(exc, 'strerror', None) or 'not JSON'}") from None
-    cid, secret = (data.get("admin_id"), data.get("admin_secret")) if isinstance(data, dict) \
-        else (None, None)
-    if not isinstance(cid, str) or not isinstance(secret, str) or not cid or not secret:
-        raise click.ClickException(f"{path}: expected admin_id and admin_secret "
-                                   "(the credentials.json of `ztp serve`)")
-    return cid, secret
-
-
-def _renew(session: dict[str, Any], base: str) -> str:
-    """A fresh token for an expired session: logs in again from the credentials file the
-    session was made with (`ztp login --credentials`), else tells the user to log in."""
-    from ._client import ServiceClient, ServiceClientError
-
-    cred_file = session.get("credentials_file")
-    if not cred_file:
-        raise click.ClickException("the session's token has expired: run `ztp login` again")
-    cid, secret = _read_credentials_json(Path(cred_file))
-    client = ServiceClient(base)
-    try:
-        token = client.login(cid, secret, session.get("scope"))
-    except ServiceClientError as exc:
-        raise click.ClickException(f"renewing the token failed: {exc}") from None
-    finally:
-        client.close()
-    session.update(token=token, expires_ms=_now_ms() + 1000 * client.expires_in
-                   if client.expires_in else None)
-    _save_session(session)
-    return token
-
-
-@contextmanager
-def _client(url: str | None) -> Iterator[Any]:
-    from ._client import ServiceClient, ServiceClientError
-
-    session = _load_session()
-    base = url or session.get("url") or DEFAULT_URL
-    token = session.get("token")
-    if not token:
-        raise click.ClickException("not logged in: run `ztp login` (or set ZTP_TOKEN)")
-    expires_ms = session.get("expires_ms")
-    if isinstance(expires_ms, int) and _now_ms() + _RENEW_MARGIN_MS >= expires_ms:
-        token = _renew(session, base)
-    client = ServiceClient(base, token)
-    try:
-        yield client
-    except ServiceClientError as exc:
-        hint = " (token expired or revoked: run `ztp login`)" if exc.status == 401 else ""
-        raise click.ClickException(f"service refused: {exc}{hint}") from None
-    except Exception as exc:  # httpx transport errors: say where we tried
-        import httpx
-
-        if isinstance(exc, httpx.HTTPError):
-            raise click.ClickException(f"cannot reach {base}: {exc}") from None
-        raise
-    finally:
-        client.close()
-
-
-def url_option(fn: F) -> F:
-    return click.option("--url", default=None, help="service URL (default: from `ztp login`)")(
-        fn
-    )
-
-
-def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="print JSON")(fn)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
-def wide_option(fn: F) -> F:
-    return click.option("--wide", is_flag=True,
-                        help="print the table at its natural width (no wrapping)")(fn)
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]], *,
-           keys: tuple[str, ...] = (), below: tuple[str, ...] = (), wide: bool = False) -> None:
-    """Print a plain-text table at the terminal's width (``$COLUMNS``, else 80).
-
-    The ``keys`` columns (identifiers an operator copies: ICCID, action, ids, times) are never
-    cut or wrapped. When the table is too wide, the ``below`` columns (long free text such as
-    an audit detail) move to an indented line under their row, and the other columns wrap
-    within their share of the width. A column empty in every row is left out. ``wide``: one
-    line per row at the natural width (for a pager or ``less -S``); ``--json`` has it all.
-    """
-    import shutil
-    import textwrap
-
-    cells = [["" if v is None else str(v).replace("\n", " ") for v in row] for row in rows]
-    if not wide and cells:
-        keep = [i for i, col in enumerate(columns) if col in keys or any(r[i] for r in cells)]
-        columns = [columns[i] for i in keep]
-        cells = [[r[i] for i in keep] for r in cells]
-    width = shutil.get_terminal_size((80, 24)).columns
-    natural = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
-
-    def span(idx: list[int]) -> int:
-        return sum(natural[i] for i in idx) + 2 * (len(idx) - 1)
-
-    shown = list(range(len(columns)))
-    under: list[int] = []
-    if not wide and span(shown) > width:
-        under = [i for i in shown if columns[i] in below]
-        shown = [i for i in shown if i not in under]
-    widths = {i: natural[i] for i in shown}
-    if not wide and span(shown) > width:  # share what the keys leave among the others
-        free = [i for i in shown if columns[i] not in keys]
-        room = width - sum(natural[i] for i in shown if i not in free) - 2 * (len(shown) - 1)
-        for n, i in enumerate(sorted(free, key=lambda i: natural[i])):
-            share = max(4, room // (len(free) - n))
-            widths[i] = min(natural[i], share)
-            room -= widths[i]
-    out = [title, ""]
-
-    def emit(values: list[str]) -> None:
-        parts = [[v] if columns[i] in keys or wide else
-                 textwrap.wrap(v, widths[i], break_on_hyphens=False) or [""]
-                 for i, v in zip(shown, values, strict=True)]
-        for k in range(max(len(p) for p in parts)):
-            out.append("  ".join((p[k] if k < len(p) else "").ljust(widths[i])
-                                 for i, p in zip(shown, parts, strict=True)).rstrip())
-
-    emit([columns[i] for i in shown])
-    out.append("  ".join("-" * widths[i] for i in shown))
-    for row in cells:
-        emit([row[i] for i in shown])
-        extra = "  ".join(f"{columns[i]}: {row[i]}" for i in under if row[i])
-        if extra:
-            out.extend(textwrap.wrap(extra, max(20, width - 4), initial_indent="    ",
-                                     subsequent_indent="    ", break_on_hyphens=False))
-    click.echo("\n".join(out))
-
-
-def _utc(ms: int | None) -> str:
-    """Epoch milliseconds as the tables show time: UTC, to the second."""
-    import datetime as dt
-
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _data_dir_option(fn: F) -> F:
@@ -477,7 +309,7 @@ def login_command(url: str, client_id: str | None, secret: str | None,
     from ._client import ServiceClient, ServiceClientError
 
     if credentials_file is not None:
-        file_id, file_secret = _read_credentials_json(credentials_file)
+        file_id, file_secret = read_credentials_json(credentials_file)
         client_id = client_id or file_id
         if secret is None and client_id == file_id:
             secret = file_secret
@@ -504,14 +336,14 @@ def login_command(url: str, client_id: str | None, secret: str | None,
         raise
     finally:
         client.close()
-    expires_ms = _now_ms() + 1000 * client.expires_in if client.expires_in else None
+    expires_ms = wall_clock_ms() + 1000 * client.expires_in if client.expires_in else None
     data: dict[str, Any] = {"url": url, "token": token, "client_id": client_id,
                             "expires_ms": expires_ms}
     if scope:
         data["scope"] = scope
     if credentials_file is not None:
         data["credentials_file"] = str(credentials_file.resolve())
-    _save_session(data)
+    save_session(data)
     lifetime = f" (token valid {client.expires_in} s)" if client.expires_in else ""
     click.echo(f"logged in to {url} as {client_id}{lifetime}")
 
@@ -521,7 +353,7 @@ def logout_command() -> None:
     """Revoke the saved token at the service and forget the session."""
     from ._client import ServiceClient, ServiceClientError
 
-    path = _session_file()
+    path = session_file()
     try:  # the file's token, not $ZTP_TOKEN: that one belongs to whoever set it
         session = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -563,7 +395,7 @@ def clients_group() -> None:
               type=click.Choice(["read", "write", "admin", "gateway"]))
 def clients_create(url: str | None, client_id: str, scopes: tuple[str, ...]) -> None:
     """Create a client; prints its secret once."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         click.echo(c.create_client(client_id, list(scopes)))
 
 
@@ -572,12 +404,12 @@ def clients_create(url: str | None, client_id: str, scopes: tuple[str, ...]) -> 
 @json_option
 @wide_option
 def clients_list(url: str | None, as_json: bool, wide: bool) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         data = c.request("GET", "/v1/clients").json()["clients"]
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
-        _table("clients", ["client_id", "scopes", "disabled"],
+        print_table("clients", ["client_id", "scopes", "disabled"],
                [[d["client_id"], " ".join(d["scopes"]), d["disabled"]] for d in data],
                keys=("client_id",), wide=wide)
 
@@ -587,7 +419,7 @@ def clients_list(url: str | None, as_json: bool, wide: bool) -> None:
 @click.argument("client_id")
 def clients_disable(url: str | None, client_id: str) -> None:
     """Disable a client and revoke its tokens."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         c.disable_client(client_id)
     click.echo(f"disabled {client_id}")
 
@@ -628,12 +460,12 @@ def sims_add(url: str | None, iccid: str, psk: str | None, generate_psk: bool,
         psk_bytes = bytes.fromhex(psk) if psk else None
     except ValueError:
         raise click.BadParameter("--psk must be hex") from None
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.create_sim(iccid, psk=psk_bytes, generate_psk=generate_psk, tag=tag,
                            labels=_labels(labels), force=force,
                            bind_first_device=bind_first_device)
     if as_json:
-        _print_json(out)
+        print_json(out)
     else:
         click.echo(f"registered {out['iccid']} (identity {out['identity']})")
         if "psk" in out:
@@ -661,7 +493,7 @@ def sims_import(url: str | None, key_file: Path, force: bool, chunk_rows: int,
         if totals["requests"] > 1 or done >= chunk_rows:
             click.echo(f"  {done:,} rows imported", err=True)
 
-    with _client(url) as c:
+    with operator_client(url) as c:
         try:
             out = import_key_file(c, key_file, force=force, chunk_rows=chunk_rows,
                                   start_row=start_row, progress=progress)
@@ -688,12 +520,12 @@ def sims_list(url: str | None, state: str | None, label: str | None, limit: int,
         params["state"] = state
     if label:
         params["label"] = label
-    with _client(url) as c:
+    with operator_client(url) as c:
         sims = c.list_sims(**params)
     if as_json:
-        _print_json(sims)
+        print_json(sims)
         return
-    _table("SIMs", ["iccid", "identity", "state", "keys", "labels", "bound device"],
+    print_table("SIMs", ["iccid", "identity", "state", "keys", "labels", "bound device"],
            [[s["iccid"], s["identity"], s["state"],
              " ".join(f"{k['kind']}:{k['tag']}" + ("" if k["state"] == "active" else "(r)")
                       for k in s["keys"]),
@@ -705,12 +537,12 @@ def sims_list(url: str | None, state: str | None, label: str | None, limit: int,
 @url_option
 @click.argument("iccid")
 def sims_show(url: str | None, iccid: str) -> None:
-    with _client(url) as c:
-        _print_json(c.get_sim(iccid))
+    with operator_client(url) as c:
+        print_json(c.get_sim(iccid))
 
 
 def _set_state(url: str | None, iccid: str, state: str) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.update_sim(iccid, state=state)
     click.echo(f"{out['iccid']}: {out['state']}")
 
@@ -738,7 +570,7 @@ def sims_remove(url: str | None, iccid: str, yes: bool) -> None:
     """Remove a SIM with its keys and configurations (the audit log keeps its history)."""
     if not yes:
         click.confirm(f"remove SIM {iccid} with its keys and configurations?", abort=True)
-    with _client(url) as c:
+    with operator_client(url) as c:
         c.delete_sim(iccid)
     click.echo(f"removed {iccid}")
 
@@ -756,7 +588,7 @@ def sims_add_key(url: str | None, iccid: str, kind: str, tag: str | None,
         key = bytes.fromhex(key_hex) if key_hex else None
     except ValueError:
         raise click.BadParameter("--key must be hex") from None
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.add_key(iccid, kind, key=key, tag=tag)
     click.echo(f"{iccid}: added {kind} tag {out['tag']}")
     if "key" in out:
@@ -769,7 +601,7 @@ def sims_add_key(url: str | None, iccid: str, kind: str, tag: str | None,
 @click.argument("tag")
 @click.option("--kind", type=click.Choice(["psk", "kic", "kid"]), default="psk")
 def sims_retire_key(url: str | None, iccid: str, tag: str, kind: str) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         c.set_key_state(iccid, kind, tag, "retired")
     click.echo(f"{iccid}: retired {kind} tag {tag}")
 
@@ -801,7 +633,7 @@ def configs_set(url: str | None, iccid: str, device_id: str, body: str | None,
     text = body if body is not None else body_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
     if body_file is not None:
         text = text.rstrip("\n")
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.set_config(iccid, device_id, text, require_json=require_json,
                            if_version=if_version, comment=comment)
     click.echo(f"{iccid} {out['device_id']}: version {out['version']}")
@@ -813,10 +645,10 @@ def configs_set(url: str | None, iccid: str, device_id: str, body: str | None,
 @click.argument("device_id", default="default")
 @json_option
 def configs_get(url: str | None, iccid: str, device_id: str, as_json: bool) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.get_config(iccid, device_id)
     if as_json:
-        _print_json(out)
+        print_json(out)
     else:
         click.echo(out["body"])
 
@@ -826,7 +658,7 @@ def configs_get(url: str | None, iccid: str, device_id: str, as_json: bool) -> N
 @click.argument("iccid")
 @click.argument("device_id")
 def configs_delete(url: str | None, iccid: str, device_id: str) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.delete_config(iccid, device_id)
     click.echo(f"{iccid} {device_id}: deleted (version {out['version']})")
 
@@ -840,13 +672,13 @@ def configs_delete(url: str | None, iccid: str, device_id: str) -> None:
 @wide_option
 def configs_history(url: str | None, iccid: str, device_id: str, limit: int,
                     as_json: bool, wide: bool) -> None:
-    with _client(url) as c:
+    with operator_client(url) as c:
         versions = c.history(iccid, device_id, limit)
     if as_json:
-        _print_json(versions)
+        print_json(versions)
         return
-    _table(f"{iccid} {device_id}", ["version", "by", "time (UTC)", "comment", "body"],
-           [[v["version"], v["created_by"], _utc(v["created_ms"]), v["comment"],
+    print_table(f"{iccid} {device_id}", ["version", "by", "time (UTC)", "comment", "body"],
+           [[v["version"], v["created_by"], utc_text(v["created_ms"]), v["comment"],
              "(deleted)" if v["deleted"] else v["body"]] for v in versions],
            keys=("version", "time (UTC)"), below=("body", "comment"), wide=wide)
 
@@ -858,7 +690,7 @@ def configs_history(url: str | None, iccid: str, device_id: str, limit: int,
 @click.argument("version", type=int)
 def configs_rollback(url: str | None, iccid: str, device_id: str, version: int) -> None:
     """Make VERSION current again (recorded as a new version)."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.rollback(iccid, device_id, version)
     click.echo(f"{iccid} {device_id}: version {out['version']} (= version {version})")
 
@@ -868,7 +700,7 @@ def configs_rollback(url: str | None, iccid: str, device_id: str, version: int) 
 @click.argument("out_file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 def configs_export(url: str | None, out_file: Path | None) -> None:
     """Every current configuration as JSON (to OUT_FILE or stdout)."""
-    with _client(url) as c:
+    with operator_client(url) as c:
         rows = c.export_configs()
     text = json.dumps({"configs": rows}, indent=2, sort_keys=True) + "\n"
     if out_file is None:
@@ -893,7 +725,7 @@ def configs_import(url: str | None, in_file: Path) -> None:
     # Export rows carry their version; an import makes new versions.
     rows = [{k: v for k, v in r.items() if k != "version"} if isinstance(r, dict) else r
             for r in rows]
-    with _client(url) as c:
+    with operator_client(url) as c:
         out = c.import_configs(rows)
     click.echo(f"imported {out['imported']} configuration(s)")
 
@@ -923,10 +755,10 @@ def audit_command(url: str | None, iccid: str | None, action: str | None, alerts
         params["action"] = action
     if alerts:
         params["severity"] = "alert"
-    with _client(url) as c:
+    with operator_client(url) as c:
         events = c.audit(**params)
     if as_json:
-        _print_json(events)
+        print_json(events)
         return
 
     def detail(d: Any) -> str:
@@ -938,9 +770,9 @@ def audit_command(url: str | None, iccid: str | None, action: str | None, alerts
                 for k, v in sorted(d.items()))
         return json.dumps(d, separators=(",", ":"))
 
-    _table("audit", ["id", "time (UTC)", "actor", "gateway", "action", "iccid", "device",
+    print_table("audit", ["id", "time (UTC)", "actor", "gateway", "action", "iccid", "device",
                      "version", "!", "detail"],
-           [[e["id"], _utc(e["at_ms"]), e["actor"], e["gateway"], e["action"], e["iccid"],
+           [[e["id"], utc_text(e["at_ms"]), e["actor"], e["gateway"], e["action"], e["iccid"],
              e["device_id"], e["version"], "ALERT" if e["severity"] == "alert" else "",
              detail(e.get("detail"))]
             for e in events], keys=("id", "time (UTC)", "action", "iccid"), below=("detail",),
