@@ -7,8 +7,8 @@ device it concerns, and on resume:
 
 - more failures than ``max_failures`` among the devices of the stage (outcome rejected or
   rolled_back after the new body was delivered to them) -> ``stopped``: no widening; the
-  stage keeps the new body until ``abort`` (or ``pause``/``resume`` do not apply: a stopped
-  rollout is aborted, then a corrected body gets a new rollout);
+  stage keeps the new body until ``abort`` (a stopped rollout is not resumed: it is aborted,
+  and a corrected body gets a new rollout);
 - every device of the stage confirmed the new digest (outcome ``confirmed``, sent after
   ``mark_good``: ``applied`` is not enough) or failed, at least one confirmed, and the stage
   has at least one device -> the next stage; after the last (100 %) the new body becomes the
@@ -46,6 +46,13 @@ from ._stages import check_stages, in_stage
 __all__ = ["Rollouts", "RolloutCounts"]
 
 ROLLOUT_STATES = ("running", "paused", "stopped", "completed", "aborted")
+# The operator's transitions: action -> (the states it applies to, the state it leads to).
+# The engine's own (running -> stopped, running -> completed) are in Rollouts.evaluate.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "abort": (OPEN_ROLLOUT_STATES, "aborted"),
+}
 
 
 @dataclass
@@ -152,8 +159,8 @@ class Rollouts:
             q = q.where(LabelConfig.label_key == label[0], LabelConfig.label_value == label[1])
         return [rollout_view(r, c, None) for r, c in self.s.execute(q)]
 
-    def _change(self, actor: Any, rollout_id: int, action: str, allowed: tuple[str, ...],
-                new_state: str) -> tuple[Rollout, LabelConfig]:
+    def _change(self, actor: Any, rollout_id: int, action: str) -> tuple[Rollout, LabelConfig]:
+        allowed, new_state = TRANSITIONS[action]
         r, c = self._get(rollout_id, lock=True)
         if r.state not in allowed:
             hint = " (a stopped rollout is aborted)" if r.state == "stopped" else ""
@@ -168,17 +175,17 @@ class Rollouts:
         return r, c
 
     def pause(self, actor: Any, rollout_id: int) -> dict[str, Any]:
-        r, c = self._change(actor, rollout_id, "pause", ("running",), "paused")
+        r, c = self._change(actor, rollout_id, "pause")
         return rollout_view(r, c, self.counts(r, c))
 
     def resume(self, actor: Any, rollout_id: int) -> dict[str, Any]:
-        r, c = self._change(actor, rollout_id, "resume", ("paused",), "running")
+        r, c = self._change(actor, rollout_id, "resume")
         self.evaluate(actor, r, c)
         return rollout_view(r, c, self.counts(r, c))
 
     def abort(self, actor: Any, rollout_id: int) -> dict[str, Any]:
         """Stop and roll back: the label's previous body is desired again everywhere."""
-        r, c = self._change(actor, rollout_id, "abort", OPEN_ROLLOUT_STATES, "aborted")
+        r, c = self._change(actor, rollout_id, "abort")
         r.reason = "aborted"
         return rollout_view(r, c, self.counts(r, c))
 
