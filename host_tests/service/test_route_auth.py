@@ -14,7 +14,7 @@ from .conftest import ICCID, IDENTITY_HEX, Svc
 
 PATH_VALUES = {"iccid": ICCID, "kind": "psk", "tag": "1", "device_id": "default",
                "device_id_hex": "00112233", "identity_hex": IDENTITY_HEX, "batch": "latest",
-               "client_id": "someone"}
+               "client_id": "someone", "label": "fleet=pumps", "rollout_id": "1"}
 # Scopes a token may hold (as granted) that do NOT satisfy a route's scope.
 INSUFFICIENT = {"read": ("gateway",), "write": ("read", "gateway"),
                 "admin": ("read", "write", "gateway"), "gateway": ("read", "write", "admin")}

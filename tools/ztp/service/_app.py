@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from ._console import console_routes
 from ._db import Database, migrate
 from ._docs import docs_page, index_page
+from ._fleet_routes import rollouts_start  # noqa: F401  (registers its routes: see below)
 from ._http import ROUTES, AppState, make_endpoint
 from ._keys import MasterKeyError, SecretHasher
 from ._metrics import ServiceMetrics

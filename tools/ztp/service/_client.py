@@ -220,6 +220,49 @@ class ServiceClient:
     def audit(self, **params: Any) -> list[dict[str, Any]]:
         return list(self._json("GET", "/v1/audit", params=params)["events"])
 
+    # ------------------------------------------------------------------ devices, fleets
+
+    def devices(self, **params: Any) -> list[dict[str, Any]]:
+        """Device states; params: state (in_sync|pending|failed|unmanaged), label (k=v)."""
+        return list(self._json("GET", "/v1/devices", params=params)["devices"])
+
+    def device(self, iccid: str, device_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/devices/{iccid}/{device_id}"))
+
+    def set_label_config(self, label: str, body: str, priority: int, *,
+                         require_json: bool | None = None, comment: str | None = None,
+                         ) -> dict[str, Any]:
+        data: dict[str, Any] = {"body": body, "priority": priority}
+        if require_json is not None:
+            data["require_json"] = require_json
+        if comment:
+            data["comment"] = comment
+        return dict(self._json("PUT", f"/v1/label-configs/{label}", json=data))
+
+    def label_configs(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/label-configs")["configs"])
+
+    def label_config(self, label: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/label-configs/{label}"))
+
+    def delete_label_config(self, label: str) -> None:
+        self.request("DELETE", f"/v1/label-configs/{label}")
+
+    def start_rollout(self, label: str, body: str, **fields: Any) -> dict[str, Any]:
+        """fields: stages, devices, max_failures, priority, require_json, comment."""
+        data = {"label": label, "body": body,
+                **{k: v for k, v in fields.items() if v is not None}}
+        return dict(self._json("POST", "/v1/rollouts", json=data))
+
+    def rollouts(self, **params: Any) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/rollouts", params=params)["rollouts"])
+
+    def rollout(self, rollout_id: int, action: str | None = None) -> dict[str, Any]:
+        """A rollout's status; action pause, resume or abort changes it first."""
+        if action is None:
+            return dict(self._json("GET", f"/v1/rollouts/{rollout_id}"))
+        return dict(self._json("POST", f"/v1/rollouts/{rollout_id}/{action}"))
+
     # ------------------------------------------------------------------ gateway side
 
     def gateway_psks(self, identity_hex: str) -> dict[str, Any]:

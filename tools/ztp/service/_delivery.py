@@ -10,6 +10,8 @@ path, which records the alerts. Both give the same answers and audit records.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
@@ -18,10 +20,13 @@ from ..iccid import iccid_from_hex
 from ._audit import Actor
 from ._configs import Configs
 from ._context import StoreContext
+from ._devices import Devices, note_delivery
 from ._errors import BadRequest, Forbidden, NotFound
+from ._fleet import LabelResolver, Resolved
 from ._keys import KeyIntegrityError
 from ._models import ConfigSlot, ConfigVersion, Sim, SimKey, Telemetry
 from ._ota_models import OtaRotation
+from ._reports import Report
 from ._rotation_rules import OPEN_STATES, RotationRules
 from ._schemas import DEFAULT_DEVICE, parse_event_kind, parse_identity_hex
 from ._settings import TELEMETRY_BODY_MAX
@@ -195,10 +200,12 @@ class Delivery:
                                    version=cur.version,
                                    detail={"slot": device_key, "key_tag": key_tag,
                                            "bytes": len(cur.body)})
+                self._note_delivery(sim.id, device_id, Resolved(
+                    DEFAULT_DEVICE if device_key == DEFAULT_DEVICE else "device", cur.version,
+                    cur.body))
                 return cur.body, cur.version, device_key
-        self._audit.record(actor, "config.miss", iccid=sim.iccid, device_id=device_id,
-                           detail={"key_tag": key_tag})
-        return None
+        return self._deliver_by_label(actor, sim.id, sim.iccid, sim.labels_json, device_id,
+                                      key_tag, self._audit.record)
 
     def _deliver_fast(
         self, actor: Actor, identity_hex: str, device_id: str, key_tag: str,
@@ -234,10 +241,55 @@ class Delivery:
                                        device_id=device_id, version=r.version,
                                        detail={"slot": device_key, "key_tag": key_tag,
                                                "bytes": len(r.body)})
+                self._note_delivery(first.id, device_id, Resolved(
+                    DEFAULT_DEVICE if device_key == DEFAULT_DEVICE else "device", r.version,
+                    bytes(r.body)))
                 return bytes(r.body), r.version, device_key
-        self._audit.record_now(actor, "config.miss", iccid=first.iccid, device_id=device_id,
-                               detail={"key_tag": key_tag})
-        return None
+        labels_json = conn.execute(select(Sim.labels_json).where(Sim.id == first.id)).scalar()
+        return self._deliver_by_label(actor, first.id, first.iccid, labels_json or "{}",
+                                      device_id, key_tag, self._audit.record_now)
+
+    def _note_delivery(self, sim_id: int, device_id: str, delivered: Resolved | None) -> None:
+        note_delivery(self.s.connection(), self._ctx.now_ms, sim_id, device_id, delivered)
+
+    def _deliver_by_label(
+        self, actor: Actor, sim_id: int, iccid: str, labels_json: str, device_id: str,
+        key_tag: str, audit: Callable[..., None],
+    ) -> tuple[bytes, int, str] | None:
+        """No configuration of the SIM's own: the label configurations (``_fleet``); the
+        slot answered is ``label:key=value``, the version that label's."""
+        labels = json.loads(labels_json)
+        found = LabelResolver(self.s, labels).resolve(iccid, device_id, labels) \
+            if labels else None
+        self._note_delivery(sim_id, device_id, found)
+        if found is None:
+            audit(actor, "config.miss", iccid=iccid, device_id=device_id,
+                  detail={"key_tag": key_tag})
+            return None
+        detail: dict[str, Any] = {"slot": found.source, "key_tag": key_tag,
+                                  "bytes": len(found.body)}
+        if found.rollout_id is not None:
+            detail["rollout"] = found.rollout_id
+        audit(actor, "config.deliver", iccid=iccid, device_id=device_id,
+              version=found.version, detail=detail)
+        return found.body, found.version, found.source
+
+    def record_report(
+        self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,
+        report: Report,
+    ) -> None:
+        """A device's report of its configuration (``_reports``; issue 17), refused like any
+        device request the gateway did not vouch for (ICCID mismatch: 403 and an alert;
+        suspended SIM; another device on a bound SIM), then recorded as device state.
+
+        Raises:
+            Forbidden: ICCID mismatch, suspended, bound elsewhere. NotFound: unknown SIM.
+        """
+        self._before_key_use(identity_hex, key_tag)
+        sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
+        self._rules.note_key_use(actor, sim, key_tag)
+        Devices(self.s, self._ctx.now_ms, self._audit.record).record_report(
+            actor, sim, device_id, key_tag, report)
 
     def store_telemetry(
         self, actor: Actor, identity_hex: str, iccid_hex: str, device_id: str, key_tag: str,

@@ -20,6 +20,9 @@ _PATH_PARAMS = {
     "kind": {"enum": ["psk", "kic", "kid"]},
     "tag": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$"},
     "client_id": {"type": "string", "pattern": "^[A-Za-z0-9_.@-]{1,64}$"},
+    "label": {"type": "string", "pattern": "^[a-z0-9_.-]{1,32}=[A-Za-z0-9_.:@-]{1,64}$",
+              "description": "key=value of a SIM label"},
+    "rollout_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     "batch": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$",
               "description": "a batch id, or latest"},
 }

@@ -35,6 +35,7 @@ from ._http import (
     json_response,
     route,
 )
+from ._reports import REPORT_SCHEMA, parse_report
 from ._schemas import (
     CONFIG,
     ERROR,
@@ -679,9 +680,15 @@ def device_config(call: Call) -> Response:
 
 @route("POST", "/v1/data/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
        body_max=TELEMETRY_BODY_MAX,
-       summary="Telemetry from a device (body <= 1024 bytes, else 413); stored, bounded per SIM",
+       summary="Telemetry from a device (body <= 1024 bytes, else 413); stored, bounded per "
+               "SIM. A JSON object with a member v (or a body starting {\"v\") is the "
+               "device's report of its configuration: parsed strictly (400 invalid_report, "
+               "nothing recorded), recorded as device state and audited device.report",
        query=(Q_ICCID_HEX,), headers=(H_IDENTITY, H_KEY_TAG, H_GATEWAY),
-       request={"application/json": {"description": "any JSON, at most 1024 bytes"},
+       request={"application/json": {
+                    "description": "any JSON of at most 1024 bytes; an object with a member "
+                                   "v is a device report",
+                    "anyOf": [REPORT_SCHEMA, {"not": {"type": "object", "required": ["v"]}}]},
                 "application/octet-stream": {"type": "string", "format": "binary",
                                              "maxLength": 1024}},
        request_required=False,  # an empty body is a (stored) empty record
@@ -691,6 +698,10 @@ def device_data(call: Call) -> Response:
     actor, identity, iccid_hex, device, tag = _device_headers(call)
     if len(call.body) > TELEMETRY_BODY_MAX:
         raise PayloadTooLarge(f"telemetry is at most {TELEMETRY_BODY_MAX} bytes")
+    report = parse_report(call.body)  # before any write: a bad report records nothing
+    if report is not None:
+        call.store.delivery.record_report(actor, identity, iccid_hex, device, tag, report)
+        return Response(status_code=204)
     call.store.delivery.store_telemetry(actor, identity, iccid_hex, device, tag, call.body,
                                         call.settings.telemetry_keep_per_sim)
     return Response(status_code=204)

@@ -33,6 +33,7 @@ from ._cli_common import (
     wall_clock_ms,
     wide_option,
 )
+from ._fleet_cli import devices_group, fleets_group, rollouts_group
 from ._rotation_cli import rotate_command, rotations_group
 from ._users_cli import users_group
 
@@ -40,8 +41,11 @@ __all__ = [
     "audit_command",
     "clients_group",
     "configs_group",
+    "devices_group",
+    "fleets_group",
     "login_command",
     "logout_command",
+    "rollouts_group",
     "rotate_command",
     "rotations_group",
     "service_group",

@@ -2,7 +2,7 @@
 (kept by triggers from sim.labels_json) and the indexes of the console's keyset pages.
 
 Revision ID: 0004_console_users
-Revises: 0002 (the integrator chains it after 0003_device_state)
+Revises: 0003_device_state
 Create Date: 2026-12-08
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_console_users"
-down_revision = "0002"
+down_revision = "0003_device_state"
 branch_labels = None
 depends_on = None
 
