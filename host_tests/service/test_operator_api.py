@@ -155,6 +155,25 @@ def test_sim_create_get_list_labels(svc: Svc) -> None:
     assert err.status == 400
 
 
+def test_label_filter_follows_label_changes_and_combines_with_state(svc: Svc) -> None:
+    # the filter reads the sim_label index the database keeps from labels_json: an update,
+    # a suspension and a deletion through the API must show in the next page at once
+    svc.admin.create_sim(ICCID, labels={"fleet": "a", "site": "x"})
+    svc.admin.create_sim(ICCID2, labels={"fleet": "a"})
+    assert [s["iccid"] for s in svc.admin.list_sims(label="fleet=a")] == [ICCID, ICCID2]
+    svc.admin.update_sim(ICCID2, labels={"fleet": "b"})
+    assert [s["iccid"] for s in svc.admin.list_sims(label="fleet=a")] == [ICCID]
+    assert [s["iccid"] for s in svc.admin.list_sims(label="fleet=b")] == [ICCID2]
+    assert [s["iccid"] for s in svc.admin.list_sims(label="site=x")] == [ICCID]
+    svc.admin.suspend_sim(ICCID)
+    assert svc.admin.list_sims(label="fleet=a", state="active") == []
+    assert [s["iccid"] for s in svc.admin.list_sims(label="fleet=a", state="suspended")] == [ICCID]
+    assert [s["iccid"] for s in svc.admin.list_sims(label="fleet=a", limit=1)] == [ICCID]
+    svc.admin.delete_sim(ICCID)
+    assert svc.admin.list_sims(label="fleet=a") == []
+    assert svc.admin.list_sims(label="site=x") == []
+
+
 def test_generated_psk_is_shown_once(svc: Svc) -> None:
     out = svc.admin.create_sim(ICCID, generate_psk=True)
     psk = out["psk"]

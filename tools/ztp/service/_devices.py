@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from ._errors import NotFound
 from ._fleet import Audit, LabelResolver, Resolved, resolve_device, slot_bodies
 from ._fleet_models import DeviceState
-from ._models import Sim
+from ._models import Sim, SimLabel
 from ._reports import FAILED_OUTCOMES, Report
 from ._rollouts import Rollouts
 
@@ -119,6 +119,9 @@ class Devices:
         q = (select(DeviceState, Sim.iccid, Sim.labels_json)
              .join(Sim, Sim.id == DeviceState.sim_id)
              .order_by(Sim.iccid, DeviceState.device_id))
+        if label is not None:  # the sim_label index, not the JSON of every SIM
+            q = q.join(SimLabel, SimLabel.sim_id == DeviceState.sim_id).where(
+                SimLabel.key == label[0], SimLabel.value == label[1])
         if iccid is not None:
             q = q.where(Sim.iccid == iccid)
         if device_id is not None:
@@ -128,10 +131,7 @@ class Devices:
                         | ((Sim.iccid == after[0]) & (DeviceState.device_id > after[1])))
         out = []
         for d, sim_iccid, labels_json in self.s.execute(q):
-            labels = json.loads(labels_json)
-            if label is not None and labels.get(label[0]) != label[1]:
-                continue
-            out.append((d, sim_iccid, d.sim_id, labels))
+            out.append((d, sim_iccid, d.sim_id, json.loads(labels_json)))
         return out
 
     def list(self, *, state: str | None, label: tuple[str, str] | None,

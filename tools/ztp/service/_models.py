@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -27,6 +28,7 @@ __all__ = [
     "PskChange",
     "Sim",
     "SimKey",
+    "SimLabel",
     "Telemetry",
     "Token",
 ]
@@ -71,6 +73,23 @@ class Sim(Base):
     last_device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SimLabel(Base):
+    """One label of one SIM (kept by triggers from ``sim.labels_json``). ``iccid`` and
+    ``state`` are copied so that a label page, with or without a state, is read in ICCID order
+    straight from an index (keyset paging), never by visiting the SIM rows it skips."""
+
+    __tablename__ = "sim_label"
+    sim_id: Mapped[int] = mapped_column(ForeignKey("sim.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    iccid: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(16))  # the SIM's, for "label and state"
+    __table_args__ = (Index("ix_sim_label_key_value_iccid", "key", "value", "iccid"),
+                      Index("ix_sim_label_key_value_state_iccid", "key", "value", "state",
+                            "iccid"))
 
 
 class SimKey(Base):

@@ -39,7 +39,7 @@ from ._fleet import (
     slot_bodies,
 )
 from ._fleet_models import DeviceState, LabelConfig, Rollout
-from ._models import Sim
+from ._models import Sim, SimLabel
 from ._reports import FAILED_OUTCOMES, body_digest
 from ._stages import check_stages, in_stage
 
@@ -197,13 +197,14 @@ class Rollouts:
         listed = frozenset(json.loads(r.devices_json))
         source = label_source(c.label_key, c.label_value)
         out = RolloutCounts(stage_devices=[0] * len(stages))
+        # the label's devices only, through the sim_label index: a report costs the size of
+        # its fleet, not of every device the service knows
         rows = self.s.execute(select(DeviceState, Sim.iccid, Sim.labels_json)
-                              .join(Sim, Sim.id == DeviceState.sim_id))
-        fleet = []
-        for d, iccid, labels_json in rows:
-            labels = json.loads(labels_json)
-            if labels.get(c.label_key) == c.label_value:
-                fleet.append((d, iccid, labels))
+                              .join(Sim, Sim.id == DeviceState.sim_id)
+                              .join(SimLabel, SimLabel.sim_id == DeviceState.sim_id)
+                              .where(SimLabel.key == c.label_key,
+                                     SimLabel.value == c.label_value))
+        fleet = [(d, iccid, json.loads(labels_json)) for d, iccid, labels_json in rows]
         if not fleet:
             return out
         slots = slot_bodies(self.s, (d.sim_id for d, _, _ in fleet))

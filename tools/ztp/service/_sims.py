@@ -21,7 +21,7 @@ from ._audit import Actor
 from ._context import StoreContext
 from ._errors import BadRequest, Conflict, NotFound
 from ._keys import KeyIntegrityError
-from ._models import Sim, SimKey
+from ._models import Sim, SimKey, SimLabel
 from ._rotation_rules import RotationRules
 from ._schemas import KEY_KINDS, KEY_LENGTHS, KEY_STATES, SIM_STATES
 
@@ -103,20 +103,18 @@ class Sims:
         limit: int,
     ) -> list[dict[str, Any]]:
         """A page of SIMs in ICCID order after ``after`` (the cursor), filtered by state and
-        one ``(key, value)`` label."""
+        one ``(key, value)`` label. A label filter reads the ``sim_label`` index (kept by
+        triggers from ``labels_json``), never the JSON of every SIM row: at a million SIMs a
+        label page costs what a state page does."""
         q = select(Sim).order_by(Sim.iccid)
+        if label:
+            q = q.join(SimLabel, SimLabel.sim_id == Sim.id).where(
+                SimLabel.key == label[0], SimLabel.value == label[1])
         if state:
             q = q.where(Sim.state == state)
         if after:
             q = q.where(Sim.iccid > after)
-        out: list[dict[str, Any]] = []
-        for sim in self.s.scalars(q):
-            if label and json.loads(sim.labels_json).get(label[0]) != label[1]:
-                continue
-            out.append(sim_view(sim, sim_keys(self.s, sim)))
-            if len(out) >= limit:
-                break
-        return out
+        return [sim_view(sim, sim_keys(self.s, sim)) for sim in self.s.scalars(q.limit(limit))]
 
     def create(
         self, actor: Actor, iccid: str, *, state: str = "active",

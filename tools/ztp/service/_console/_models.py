@@ -1,10 +1,11 @@
 """Tables of the operator console (issue 18): operator accounts, their server-side sessions,
 and the label index the SIM search uses. Migration ``0004_console_users`` mirrors them.
 
-``sim_label`` is kept by database triggers on ``sim`` (insert, and update of ``labels_json``),
-not by the store: every path that writes a SIM (the API, bulk imports written as Core
-statements, the CLI) keeps it right without knowing it exists, and a label filter becomes an
-index range scan instead of decoding the JSON of every SIM row.
+``sim_label`` (its model is ``SimLabel`` in the service's ``_models``, as the API's label
+filters read it too) is kept by database triggers on ``sim`` (insert, and update of
+``labels_json``), not by the store: every path that writes a SIM (the API, bulk imports
+written as Core statements, the CLI) keeps it right without knowing it exists, and a label
+filter becomes an index range scan instead of decoding the JSON of every SIM row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .._models import AuditEvent, Base, Sim
+from .._models import AuditEvent, Base, Sim, SimLabel
 
 __all__ = ["ConsoleSession", "OperatorUser", "SimLabel"]
 
@@ -42,23 +43,6 @@ class ConsoleSession(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     last_seen_ms: Mapped[int] = mapped_column(BigInteger)
     ended_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-
-
-class SimLabel(Base):
-    """One label of one SIM (kept by triggers from ``sim.labels_json``). ``iccid`` and
-    ``state`` are copied so that a label page, with or without a state, is read in ICCID order
-    straight from an index (keyset paging), never by visiting the SIM rows it skips."""
-
-    __tablename__ = "sim_label"
-    sim_id: Mapped[int] = mapped_column(ForeignKey("sim.id", ondelete="CASCADE"),
-                                        primary_key=True)
-    key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[str] = mapped_column(String(64))
-    iccid: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(16))  # the SIM's, for "label and state"
-    __table_args__ = (Index("ix_sim_label_key_value_iccid", "key", "value", "iccid"),
-                      Index("ix_sim_label_key_value_state_iccid", "key", "value", "state",
-                            "iccid"))
 
 
 # Keyset pages of the console's lists: SIMs by state in ICCID order, the audit log by actor
