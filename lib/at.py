@@ -12,9 +12,12 @@
 #            self.urc[:self.urc_len] (shared buffer, overwritten by the next URC)
 #   TIMEOUT  queued by handle_timer() once the command's deadline has passed
 #   NEED_DATA nothing complete yet.
-# Echo (ATE1) lines are recognised by content and skipped; lines that are neither echo, nor
-# the expected information line, nor a result code, nor a URC are garbage: counted and
-# skipped. Lines longer than max_line are dropped up to the next LF.
+# Echo (ATE1) lines are recognised by content and skipped. An echo, and a plain ERROR as the
+# result, set self.defaults_seen: signs of a modem at its AT defaults (echo on, AT+CMEE=0, as
+# the SARA-U2 AT manual gives them for ATE and +CMEE), i.e. one that rebooted after the caller
+# sent ATE0 and AT+CMEE=1 (the caller clears the flag once it has). Lines that are neither
+# echo, nor the expected information line, nor a result code, nor a URC are garbage: counted
+# and skipped. Lines longer than max_line are dropped up to the next LF.
 # Time is a parameter (now_ms, wrapping like MicroPython's ticks_ms): no clock inside.
 # Abbreviations: URC = unsolicited result code, CME = mobile termination error (TS 27.007 9.2).
 
@@ -101,6 +104,7 @@ class AtEngine:
         self.result = OK
         self.cme = 0
         self.garbage = 0                     # lines skipped as garbage (for logs)
+        self.defaults_seen = False           # an echo or a plain ERROR since cleared
         self._state = _IDLE
         self._deadline = 0
         self._timed_out = False
@@ -216,10 +220,12 @@ class AtEngine:
     def _line(self, rx, s, e):
         if self._state == _WAIT_REPLY:
             if _equals(rx, s, e, self._tx, self._cmd_len):
+                self.defaults_seen = True
                 return NEED_DATA                      # echo (ATE1)
             if _equals(rx, s, e, b"OK", 2):
                 return self._final(OK, 0)
             if _equals(rx, s, e, b"ERROR", 5):
+                self.defaults_seen = True             # not +CME ERROR: AT+CMEE=0
                 return self._final(ERROR, 0)
             if _starts(rx, s, e, b"+CME ERROR:"):
                 return self._final(CME_ERROR, parse_int(rx, s + 11, e))

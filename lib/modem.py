@@ -8,6 +8,12 @@
 # AT+CPIN? (SIM busy, an OK without +CPIN: and an unreadable +CPIN: retried; SIM missing/failed
 # and a PIN/PUK request fatal), registration poll (AT+CREG? and
 # AT+CGREG?, AT+CEREG? only on LTE modems) with a bounded wait, AT+CCID for the logs.
+# A modem that rebooted by itself (brown-out, watchdog, its own firmware) is back at its AT
+# defaults: echo on and AT+CMEE=0, settings not stored with AT&W lost (&K3 again; DS ATE,
+# +CMEE, &K defaults), logical channels closed (the SIM is reset with it; ISO 7816-4: after a
+# reset only the basic channel is open). Modem.rebooted() says whether the engine saw such a
+# sign (an echo, a plain ERROR) since start(); the caller then runs start() again, the same code
+# as at power-up.
 
 from micropython import const
 
@@ -271,6 +277,14 @@ class Modem:
         if r == at.OK and eng.info_len > 7:
             self.iccid = printable(eng.info, 6, eng.info_len).strip()
         self.log("modem ready, ICCID %s" % (self.iccid or "?"))
+        # from here on echo is off and errors are numbered: an echo or a plain ERROR means
+        # the modem lost this configuration (rebooted())
+        link.engine.defaults_seen = False
+
+    def rebooted(self):
+        # did the modem show its AT defaults (echo, plain ERROR) since start()? Then it reset
+        # and lost ATE0 / AT+CMEE=1 / AT&K0 and its logical channels: start() again
+        return self.link.engine.defaults_seen
 
     def _sim_ready(self, tries):
         link = self.link

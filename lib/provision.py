@@ -70,6 +70,7 @@ def result_name(code):
 # RRRR of a 000F status carrying the gateway's HTTP status: 404 = no configuration for this
 # device (docs/sim.md, docs/INTERFACES.md)
 _RESULT_HTTP_NOT_FOUND = const(0x0194)
+_SW_NO_CHANNEL = const(0x6881)  # logical channel not supported / not open (ISO 7816-4 5.1.3)
 _LATE_REPLY_MS = const(300)   # how long a late reply is waited for after a timeout
 _MAX_PERIOD_S = const(604800)  # 7 days: period + jitter in ms stays a small int (< 2**30)
 
@@ -219,6 +220,12 @@ class Provisioner:
                 # behind a stray result code) would otherwise answer the next command, and
                 # every later command would read the reply of the one before it
                 self.link.drain()
+                if self._modem_up and self.modem.rebooted():
+                    # it rebooted by itself: ATE0, AT+CMEE=1, SIM and registration checks
+                    # again (modem.start, as at power-up), then a new channel
+                    self.log("modem back at its AT defaults (echo / plain ERROR): it "
+                             "rebooted, starting it again")
+                    self._modem_up = False
                 backoff = min(backoff * 2, self.opt.backoff_max_ms)
         # the outcome becomes the pending report (a body turned down by _apply is reported
         # there, with its digest); the other results delivered nothing: the device holds what
@@ -292,6 +299,11 @@ class Provisioner:
         except _safe2.BodyTooLong as e:
             raise Failed(E_BODY_TOO_LONG, str(e))
         except _apdu.ApduError as e:
+            if e.sw == _SW_NO_CHANNEL:
+                # our channel is gone (6881 on a channel we opened): the modem and the SIM
+                # were reset; start the modem again before the next attempt
+                self.log("logical channel gone: the modem rebooted")
+                self._modem_up = False
             raise Failed(E_APDU, str(e), True)
         return code
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ztp.demo import DEMO_CONFIG, DEMO_DEVICE_ID, DEMO_ICCID, Event, Outcome, Stack
 from ztp.iccid import build_ef_iccid
+from ztp.modem import LatencyModel
 from ztp.sim import AppletStatus, CardState, ResultCode, RetryPolicy, VirtualSim
 
 from .conftest import gateway_events, host_apdus, run
@@ -262,7 +263,12 @@ def test_longer_reply_ends_in_the_sims_error_state_not_a_truncated_config():
 
 # ------------------------------------------------------------------ modem trouble
 
-def test_modem_garbage_and_reboot_mid_flow():
+@pytest.mark.parametrize("reboot_ms", [0, 300])
+def test_modem_garbage_and_reboot_mid_flow(reboot_ms: int):
+    # reboot_ms 0: the modem answers at once after the reboot, at its AT defaults (echo on,
+    # plain ERROR) and with the channel gone; 300: it is silent while it boots (the command
+    # sent meanwhile is lost), then the SIM is busy for a while (docs/modem.md "Reboot").
+    # Either way the device starts the modem again (ATE0, AT+CMEE=1, ...) before its retry.
     seen = {"ca": False, "cc": False}
     garbage = b"\r\n\xff\xfe+GAR\x00BAGE\x1b[0m\r\nOK\r\n"
 
@@ -281,7 +287,8 @@ def test_modem_garbage_and_reboot_mid_flow():
         outcome = await stack.provision(attempts=4)
         return outcome, stack.modem.reboots
 
-    outcome, reboots = run(body, listener=listener)
+    latency = LatencyModel(reboot_ms=reboot_ms, sim_init_ms=300)
+    outcome, reboots = run(body, listener=listener, latency=latency)
     assert seen == {"ca": True, "cc": True}
     assert reboots == 1
     assert outcome.code == OK
@@ -289,3 +296,14 @@ def test_modem_garbage_and_reboot_mid_flow():
     logs = [e.info["text"] for e in outcome.events if e.source == "device" and e.kind == "log"]
     failures = [t for t in logs if t.startswith("attempt ")]
     assert len(failures) >= 2  # one for the garbage, one for the reboot
+    # the start sequence ran again after the reboot (the SIM's boot event of the reboot: the
+    # power-up's is before this run's events), before the channel was opened again
+    boots = [i for i, e in enumerate(outcome.events) if e.source == "modem" and e.kind == "boot"]
+    assert boots
+    after = [bytes(e.info["data"]) for e in outcome.events[boots[-1]:]
+             if e.source == "modem" and e.kind == "at_rx"]
+    commands = b"".join(after).split(b"\r")
+    for line in (b"ATE0", b"AT+CMEE=1", b"AT+CPIN?", b"AT+CREG?"):
+        assert line in commands, line
+    assert commands.index(b"AT+CMEE=1") < commands.index(b'AT+CSIM=10,"0070000001"')
+    assert sum(t.startswith("modem ready") for t in logs) == 2

@@ -284,6 +284,9 @@ class FakeModem:
         self._late_now = False
         self._late = []                   # [(due ms, bytes)]
         self.reset_count = 0
+        self.cmee = True                  # errors as +CME ERROR (False: plain ERROR, CMEE=0)
+        self.reboot_after = None          # substring of a command after whose reply it reboots
+        self.reboots = 0
         self.sent = []                    # every command line received (bytes, no CR)
         self._in = bytearray()
         self._out = bytearray()
@@ -321,7 +324,21 @@ class FakeModem:
         self._out = self._out[n:]
         return n
 
+    def reboot(self):
+        # a SARA that reset by itself: AT defaults (echo on, AT+CMEE=0), the SIM reset (its
+        # logical channels and AT+CCHO sessions gone), SIM busy at the first AT+CPIN?
+        self.reboots += 1
+        self.echo = True
+        self.cmee = False
+        self.sessions = {}
+        self.sim.free = list(range(1, len(self.sim.free) + len(self.sim.open) + 1))
+        self.sim.open = []
+        self.sim.selected = {}
+        self.cpin_errors = [14]
+
     def _reply(self, s):
+        if not self.cmee and s.find(b"+CME ERROR:") >= 0:
+            s = b"\r\nERROR\r\n"
         if self.garbage_before:
             self._out.extend(self.garbage_before)
             self.garbage_before = b""
@@ -342,6 +359,12 @@ class FakeModem:
 
     def _command(self, line):
         self.sent.append(line)
+        self._answer(line)
+        if self.reboot_after is not None and line.find(self.reboot_after) >= 0:
+            self.reboot_after = None
+            self.reboot()
+
+    def _answer(self, line):
         self._late_now = self.late_at is not None and line.find(self.late_at) >= 0
         if self._late_now:
             self.late_at = None
@@ -366,7 +389,10 @@ class FakeModem:
             return self._reply(b"\r\nOK\r\n")
         if line == b"AT&K0" and self.k0_errors:
             return self._reply(self.k0_errors.pop(0))
-        if line == b"AT+CMEE=1" or line == b"AT&K0":
+        if line == b"AT+CMEE=1":
+            self.cmee = True
+            return self._reply(b"\r\nOK\r\n")
+        if line == b"AT&K0":
             return self._reply(b"\r\nOK\r\n")
         if line == b"AT+CPIN?":
             if self.cpin_bare_ok:

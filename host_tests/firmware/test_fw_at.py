@@ -127,6 +127,22 @@ def test_echo_of_another_command_is_garbage():
     assert e.garbage == 1
 
 
+def test_echo_and_plain_error_are_signs_of_at_defaults():
+    # a modem back at its defaults (ATE1, AT+CMEE=0: it rebooted) shows it by an echo or by a
+    # plain ERROR; +CME ERROR, +CMS ERROR, OK and an echo of another command do not
+    for reply, seen in ((CSIM_CMD + b"\r\r\n" + CSIM_INFO + b"\r\n\r\nOK\r\n", True),
+                        (b"\r\nERROR\r\n", True),
+                        (b"\r\n+CME ERROR: 14\r\n", False),
+                        (b"\r\n+CMS ERROR: 500\r\n", False),
+                        (b"AT+CSIM=10,\"0070000002\"\r\r\n" + CSIM_INFO + b"\r\nOK\r\n", False),
+                        (b"\r\n" + CSIM_INFO + b"\r\n\r\nOK\r\n", False)):
+        e = engine()
+        assert not e.defaults_seen
+        e.receive_data(reply)
+        assert drain(e)[-1][0] == "REPLY"
+        assert e.defaults_seen == seen, reply
+
+
 def test_urcs_between_lines():
     reply = (b"\r\n+CREG: 5\r\n" + b"\r\n" + CSIM_INFO + b"\r\n\r\nRING\r\n"
              + b"\r\n+UUSTKPROACTIVE: 1\r\n\r\nOK\r\n")

@@ -257,6 +257,25 @@ def test_a_modem_that_stops_answering_is_reset_by_its_reset_line_before_the_retr
     assert b"AT+CFUN=16" not in m.sent
 
 
+def test_a_modem_that_rebooted_by_itself_is_started_again_before_the_retry():
+    # e2e finding (test_modem_garbage_and_reboot_mid_flow): the modem reboots after answering
+    # a status poll: echo on, AT+CMEE=0, the SIM reset (channel 1 gone: 6881), SIM busy at
+    # first. The retry runs the whole start sequence again, then opens a new channel.
+    def setup(sim, m, fs):
+        m.reboot_after = b'"01CC020000"'
+
+    code, p, sim, m, fs, logs = run_flow(setup=setup)
+    assert code == provision.OK, p.detail
+    assert m.reboots == 1
+    assert fs.files["/ztp/config.json"] == REFERENCE_BODY
+    after = m.sent[m.sent.index(b'AT+CSIM=10,"01CC020000"') + 1:]
+    start = after.index(b"AT")
+    assert after[start:start + 5] == [b"AT", b"ATE0", b"AT+CMEE=1", b"AT+CPIN?", b"AT+CPIN?"]
+    assert after.index(b'AT+CSIM=10,"0070000001"') > start   # a new channel, after the start
+    assert [t for t in logs if "rebooted" in t]
+    assert sim.open == [] and "/ztp/channel" not in fs.files
+
+
 def test_garbage_echo_urcs_and_split_reads():
     def setup(sim, m, fs):
         m.echo = True

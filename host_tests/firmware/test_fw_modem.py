@@ -33,6 +33,26 @@ def test_start_reads_iccid():
     assert m.sent[0:4] == [b"AT", b"ATE0", b"AT+CMEE=1", b"AT+CPIN?"]
 
 
+def test_rebooted_is_clear_after_start_and_set_by_the_modems_defaults():
+    # start() itself sees the echo of AT and ATE0 (a modem at its defaults): cleared once the
+    # start sequence has configured it; a reboot after that shows again
+    mo, m, logs = start({})
+    assert not mo.rebooted()
+    m.reboot()
+    mo.link.cmd(b"AT+CREG?", 1000, b"+CREG:")
+    assert mo.rebooted()                        # echo
+    mo.start(answer_tries=2, reg_deadline_ms=2000, sim_tries=2)
+    assert not mo.rebooted()
+    assert m.sent[-7:] == [b"AT", b"ATE0", b"AT+CMEE=1", b"AT+CPIN?", b"AT+CPIN?",  # SIM busy
+                           b"AT+CREG?", b"AT+CCID"]
+    m.reboot()
+    m.echo = False
+    assert mo.link.cmd(b'AT+CSIM=10,"01CA000000"', 1000, b"+CSIM:") == at.OK
+    assert not mo.rebooted()
+    assert mo.link.cmd(b"AT+CGLA=41,10,\"00CA000000\"", 1000, b"+CGLA:") == at.ERROR
+    assert mo.rebooted()                        # a plain ERROR: AT+CMEE=0 again
+
+
 def test_garbage_iccid_is_not_a_unicode_error():
     # before the fix: bytes(...).decode() raised UnicodeError out of Provisioner.run()
     mo, m, logs = start({b"AT+CCID": b"\r\n+CCID: 89\xff\xfe\x00\x8012\r\nOK\r\n"})

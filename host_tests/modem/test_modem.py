@@ -171,7 +171,9 @@ def test_registration_delay_urc_over_tcp() -> None:
 def test_sim_busy_then_reboot_closes_channels() -> None:
     async def main() -> None:
         card = BipCard(("127.0.0.1", 9))
-        async with VirtualModem(card, faults=Faults(sim_busy_commands=1)) as modem:
+        latency = LatencyModel(reboot_ms=100, sim_init_ms=0)  # short boot: a fast test
+        async with VirtualModem(card, faults=Faults(sim_busy_commands=1),
+                                latency=latency) as modem:
             addr = await modem.serve_tcp("127.0.0.1", 0)
             host = Host(f"socket://{addr[0]}:{addr[1]}")
             try:
@@ -181,10 +183,47 @@ def test_sim_busy_then_reboot_closes_channels() -> None:
                 assert (await host.command(b'AT+CSIM=10,"0070000001"')).startswith(b"\r\n+CSIM")
                 assert await host.command(b"AT+CFUN=16") == b"\r\nOK\r\n"
                 await until(lambda: modem.reboots == 1 and card.reset_count == 2, "reboot")
+                await asyncio.sleep(0.2)  # past the boot time (reboot_ms)
                 # Defaults again: echo on, CMEE 0.
                 assert await host.command(b"AT+CEREG?") == b"AT+CEREG?\r\r\nERROR\r\n"
             finally:
                 host.close()
+
+    run(main)
+
+
+def test_reboot_is_silent_then_sim_busy_then_registers_again() -> None:
+    """SARA-U2 after a reset (docs/modem.md "Reboot"): deaf while it boots, then at its
+    defaults, the SIM busy while the modem reads it, registration redone, channels closed."""
+    async def main() -> None:
+        card = BipCard(("127.0.0.1", 9))
+        latency = LatencyModel(reboot_ms=400, sim_init_ms=400, registration_delay_ms=200)
+        async with VirtualModem(card, latency=latency) as modem:
+            out: list[bytes] = []
+            modem.observers.append(lambda kind, info: out.append(info["data"])
+                                   if kind == "at_tx" else None)
+            await until(lambda: modem.core.packet_attached, "first registration")
+            await modem.reboot()
+            t0 = modem.now_ms()
+            modem.feed(b"AT\r")
+            await asyncio.sleep(0.2)
+            assert b"OK" not in b"".join(out)  # booting: the command is lost
+            assert not modem.core.packet_attached
+            await asyncio.sleep(max(0, 400 - (modem.now_ms() - t0)) / 1000 + 0.05)
+            out.clear()
+            modem.feed(b"AT+CPIN?\r")
+            await until(lambda: b"ERROR" in b"".join(out), "SIM busy")
+            assert b"".join(out) == b"AT+CPIN?\r\r\nERROR\r\n"  # echo on, CMEE 0
+            out.clear()
+            modem.feed(b"AT+CMEE=1;+CPIN?\r")
+            await until(lambda: b"\r\n" in b"".join(out)[len(b"AT+CMEE=1;+CPIN?\r"):],
+                        "an answer")
+            await until(lambda: modem.now_ms() - t0 > 900, "the SIM read")
+            out.clear()
+            modem.feed(b"AT+CPIN?\r")
+            await until(lambda: b"OK" in b"".join(out), "SIM ready")
+            assert b"+CPIN: READY" in b"".join(out)
+            await until(lambda: modem.core.packet_attached, "registered again")
 
     run(main)
 

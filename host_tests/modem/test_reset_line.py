@@ -9,7 +9,7 @@ import asyncio
 import re
 
 import pytest
-from ztp.modem import Habits, ResetAction, ResetLine, ResetPulse, VirtualModem
+from ztp.modem import Habits, LatencyModel, ResetAction, ResetLine, ResetPulse, VirtualModem
 
 from .cards import BipCard
 from .test_modem import FINAL, Host, run, until
@@ -58,7 +58,8 @@ def test_zero_minimum_resets_at_once() -> None:
 def test_modem_pulse_reboots_drops_links_and_ignores_what_it_hears() -> None:
     async def main() -> None:
         card = BipCard(("127.0.0.1", 9))
-        async with VirtualModem(card, greeting="SARA ready") as modem:
+        latency = LatencyModel(reboot_ms=50)  # short boot: a fast test
+        async with VirtualModem(card, greeting="SARA ready", latency=latency) as modem:
             out: list[bytes] = []
             modem.observers.append(lambda kind, info: out.append(info["data"])
                                    if kind == "at_tx" else None)
@@ -74,6 +75,7 @@ def test_modem_pulse_reboots_drops_links_and_ignores_what_it_hears() -> None:
             assert modem.core.commands_seen == 0  # the AT sent during the pulse is gone
             [pulse] = modem.reset_pulses
             assert pulse.effective and pulse.held_ms >= 50
+            await asyncio.sleep(0.06)  # booted (reboot_ms)
             modem.feed(b"AT\r")
             await until(lambda: b"".join(out).endswith(b"AT\r\r\nOK\r\n"), "a fresh modem")
 
@@ -107,7 +109,9 @@ def test_reset_closes_logical_channel_sessions() -> None:
 
     async def main() -> None:
         habits = Habits(min_reset_pulse_ms=20)
-        async with VirtualModem(sim, apply_card_cost=False, habits=habits) as modem:
+        latency = LatencyModel(reboot_ms=0, sim_init_ms=0)  # instant boot: a fast test
+        async with VirtualModem(sim, apply_card_cost=False, habits=habits,
+                                latency=latency) as modem:
             host = Host(f"socket://{':'.join(map(str, await modem.serve_tcp()))}")
             try:
                 await host.command(b"ATE0;+CMEE=1")

@@ -163,6 +163,9 @@ class AtCore:
         self.iccid: str | None = None
         self.sim_present = False
         self.sim_busy_commands = 0  # fault knob: next N SIM commands answer +CME ERROR: 14
+        # after a reboot the SIM commands answer +CME ERROR: 14 (SIM busy) until this time
+        # (set by the driver: LatencyModel.reboot_ms + sim_init_ms)
+        self.sim_ready_at_ms = 0
         self.commands_seen = 0
         self.output_dropped = 0  # bytes lost because the held output was full
         self._power_on(now_ms)

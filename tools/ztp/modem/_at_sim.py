@@ -174,6 +174,9 @@ def _require_card(core: CommandContext) -> None:
 def _require_sim(core: CommandContext) -> None:
     if not core.sim_present:
         raise CommandError(CmeError.SIM_NOT_INSERTED)
+    if core.now_ms < core.sim_ready_at_ms:
+        # the modem is still reading the SIM after a reboot: SIM busy (27.007 9.2.1, 14)
+        raise CommandError(CmeError.SIM_BUSY)
 
 
 def _apdu_arg(length: bytes, hexa: bytes) -> bytes:

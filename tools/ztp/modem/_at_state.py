@@ -114,6 +114,7 @@ class CommandContext(Protocol):
     iccid: str | None
     sim_present: bool
     sim_busy_commands: int
+    sim_ready_at_ms: int
 
     @property
     def network(self) -> NetworkConditions: ...

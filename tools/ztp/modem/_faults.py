@@ -25,18 +25,32 @@ class LatencyModel:
             pacing. AT+IPR=<rate> (non-zero) overrides it.
         network_rtt_ms: round-trip time added to socket connects and to every send.
         registration_delay_ms: radio on -> registered.
-        boot_ms: after power-up / reboot the modem ignores the UART this long.
+        boot_ms: after power-up the modem ignores the UART this long (0: the harness powers
+            the modem long before the device talks to it).
+        reboot_ms: after a reboot or reset (AT+CFUN=15/16, GSM_RESETN, ``reboot()``) the
+            modem ignores the UART this long. SARA-U2 system integration manual
+            (UBX-13000995) 1.6.1: RESET_N released is a switch-on event, and the module
+            answers AT only once its interfaces are configured (the +CSGT greeting text
+            "notif[ies] the external application that the module is ready to operate (i.e.
+            ready to reply to AT commands)"); the manual gives no fixed time, a few seconds
+            on the bench: 5000 ms. Tests set it short.
+        sim_init_ms: after that boot, the SIM answers +CME ERROR: 14 (SIM busy) this long
+            (27.007 9.2.1; the modem reads the SIM after its reset, AT+CPIN? is "SIM busy"
+            until it is done).
     """
 
     uart_baud: int | None = None
     network_rtt_ms: int = 0
     registration_delay_ms: int = 0
     boot_ms: int = 0
+    reboot_ms: int = 5000
+    sim_init_ms: int = 1000
 
     def __post_init__(self) -> None:
         if self.uart_baud is not None and self.uart_baud <= 0:
             raise ValueError("uart_baud must be positive or None")
-        if min(self.network_rtt_ms, self.registration_delay_ms, self.boot_ms) < 0:
+        if min(self.network_rtt_ms, self.registration_delay_ms, self.boot_ms, self.reboot_ms,
+               self.sim_init_ms) < 0:
             raise ValueError("latencies must be >= 0")
 
 

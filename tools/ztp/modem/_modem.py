@@ -128,7 +128,7 @@ class VirtualModem:
                             network=network_conditions(self.faults, self.latency),
                             greeting=self.greeting, habits=self.habits)
         self._core.sim_busy_commands = self.faults.sim_busy_commands
-        await self._power_up()
+        await self._power_up(self.latency.boot_ms)
         for coro in (self._host_loop(), self._toolkit_loop(), self._host.run()):
             self._rt.spawn(coro)
 
@@ -154,9 +154,11 @@ class VirtualModem:
             except Exception:  # an observer must not break the modem
                 log.exception("modem: observer failed")
 
-    async def _power_up(self) -> None:
-        """Boot: (re)initialise the card; the AT core was (re)created by the caller."""
-        self._host.deaf_until = self._rt.clock() + self.latency.boot_ms / 1000
+    async def _power_up(self, boot_ms: int = 0) -> None:
+        """Boot: (re)initialise the card; the AT core was (re)created by the caller.
+        The UART is deaf for ``boot_ms`` (``LatencyModel.boot_ms`` at power-up, ``reboot_ms``
+        after a reboot)."""
+        self._host.deaf_until = self._rt.clock() + boot_ms / 1000
         core = self.core
         card = await self._card.power_up(lambda: self._reset_line.in_reset)
         if card is None:
@@ -170,7 +172,8 @@ class VirtualModem:
 
     async def reboot(self) -> None:
         """Reboot the modem (fault knob, or AT+CFUN=15/16): channels closed, SIM reset,
-        settings back to defaults, UART deaf for ``boot_ms``, greeting (if any) sent."""
+        settings back to defaults, UART deaf for ``LatencyModel.reboot_ms``, then the SIM busy
+        for ``sim_init_ms`` and registration redone from searching, greeting (if any) sent."""
         log.info("modem: reboot")
         self._go_down()
         await self._boot()
@@ -185,9 +188,15 @@ class VirtualModem:
     async def _boot(self) -> None:
         self.reboots += 1
         assert self._core is not None
-        self._core.reboot(self.now_ms())
-        self._core.sim_busy_commands = self.faults.sim_busy_commands
-        await self._power_up()
+        now = self.now_ms()
+        boot_ms = self.latency.reboot_ms
+        core = self._core
+        core.reboot(now)
+        core.sim_busy_commands = self.faults.sim_busy_commands
+        # the radio and the SIM start once the modem has booted (SARA-U2 SIM 1.6.1)
+        core.radio_on(now + boot_ms)
+        core.sim_ready_at_ms = now + boot_ms + self.latency.sim_init_ms
+        await self._power_up(boot_ms)
 
     # ------------------------------------------------------------------ hardware lines
     @property
@@ -224,7 +233,7 @@ class VirtualModem:
 
         While high the modem is deaf and silent; held ``Habits.min_reset_pulse_ms`` (SARA-U2
         data sheet: 50 ms) it resets (SIM Toolkit links dropped, logical channels and AT
-        state lost); released after that it boots as ``reboot()`` does (``boot_ms``, the
+        state lost); released after that it boots as ``reboot()`` does (``reboot_ms``, the
         greeting). A shorter pulse is ignored. Callable from any thread.
         """
         self._rt.call(self._apply_reset_line, high)

@@ -48,6 +48,10 @@ def _parse_dns(entries: tuple[str, ...]) -> dict[str, str]:
 @click.option("--rtt-ms", type=int, default=0, show_default=True, help="Network round trip.")
 @click.option("--registration-delay-ms", type=int, default=0, show_default=True)
 @click.option("--boot-ms", type=int, default=0, show_default=True)
+@click.option("--reboot-ms", type=int, default=LatencyModel.reboot_ms, show_default=True,
+              help="Deaf after a reboot or reset (SARA-U2: a few seconds).")
+@click.option("--sim-init-ms", type=int, default=LatencyModel.sim_init_ms, show_default=True,
+              help="SIM busy after that boot.")
 @click.option("--registration", type=click.Choice(sorted(_REGISTRATION)), default="home",
               show_default=True, help="Network registration outcome ('none' = no network).")
 @click.option("--data-only", is_flag=True, help="Data-only SIM: +CREG never registers.")
@@ -62,7 +66,8 @@ def _parse_dns(entries: tuple[str, ...]) -> dict[str, str]:
 @click.option("-v", "--verbose", count=True, help="Log modem activity (-vv: debug).")
 def modem_command(
     sim_state: str, pty: bool, tcp: str | None, dns: tuple[str, ...], baud: int | None,
-    rtt_ms: int, registration_delay_ms: int, boot_ms: int, registration: str,
+    rtt_ms: int, registration_delay_ms: int, boot_ms: int, reboot_ms: int, sim_init_ms: int,
+    registration: str,
     data_only: bool, greeting: str | None, rts_off: bool, min_command_gap_ms: int,
     csim_refuse: tuple[str, ...], verbose: int,
 ) -> None:
@@ -74,7 +79,8 @@ def modem_command(
     try:
         network = Network(_parse_dns(dns))
         latency = LatencyModel(uart_baud=baud, network_rtt_ms=rtt_ms,
-                               registration_delay_ms=registration_delay_ms, boot_ms=boot_ms)
+                               registration_delay_ms=registration_delay_ms, boot_ms=boot_ms,
+                               reboot_ms=reboot_ms, sim_init_ms=sim_init_ms)
         faults = Faults(registration=_REGISTRATION[registration], data_only=data_only)
         habits = Habits(rts_asserted=not rts_off, min_command_gap_ms=min_command_gap_ms,
                         csim_refuses_manage_channel="manage-channel" in csim_refuse,
