@@ -6,12 +6,21 @@ Debian chromium as the browser tests, against a service on loopback filled with 
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 from ztp.iccid import iccid_to_hex, luhn_check_digit
-from ztp.service import Database, ServiceClient, Settings, bootstrap_credentials, create_app
+from ztp.service import (
+    Database,
+    ServiceClient,
+    ServiceClientError,
+    Settings,
+    bootstrap_credentials,
+    create_app,
+)
 from ztp.service._console import create_user
 from ztp.service._keys import MasterKeyring, SecretHasher
 
@@ -50,7 +59,65 @@ def _fill(admin: ServiceClient, gateway: ServiceClient) -> list[str]:
                     headers={"X-ZTP-Identity": ident, "X-ZTP-Key-Tag": "1",
                              "X-ZTP-Gateway": "gw-eu-1", "Content-Type": "application/json"})
     admin.request("POST", "/v1/rotations", json={"iccids": iccids[10:16], "queue": True})
+    _fill_fleets(admin, gateway, iccids)
     return iccids
+
+
+def _report(gateway: ServiceClient, iccid: str, device: str, doc: dict[str, object]) -> None:
+    ident = iccid_to_hex(iccid)
+    gateway.request("POST", f"/v1/data/{device}", params={"iccid": ident},
+                    content=json.dumps(doc, separators=(",", ":")).encode(),
+                    headers={"X-ZTP-Identity": ident, "X-ZTP-Key-Tag": "1",
+                             "X-ZTP-Gateway": "gw-eu-1"})
+
+
+def _fill_fleets(admin: ServiceClient, gateway: ServiceClient, iccids: list[str]) -> None:
+    """Label configurations, devices that got them and reported, and a rollout on fleet=north
+    half-way through its first stage (confirmations and one rejection)."""
+    north = '{"apn":"iot.example","interval_s":300}'
+    admin.set_label_config("fleet=north", north, 10, comment="north default")
+    admin.set_label_config("fleet=south", '{"apn":"iot.example","interval_s":600}', 20)
+    admin.set_label_config("site=s3", '{"apn":"iot.example","interval_s":900,"led":0}', 30,
+                           require_json=True)
+    for n, iccid in enumerate(iccids[1:31], start=1):
+        ident = iccid_to_hex(iccid)
+        try:
+            body = gateway.request("GET", "/v1/config/0c0d0e0f", params={"iccid": ident},
+                                   headers={"X-ZTP-Identity": ident, "X-ZTP-Key-Tag": "1",
+                                            "X-ZTP-Gateway": "gw-eu-1"}).content
+        except ServiceClientError:
+            continue  # a suspended SIM, a fleet without a configuration
+        if n % 7 == 0:
+            continue  # not reported yet: pending
+        digest = f"crc32:{zlib.crc32(body):08x}"
+        _report(gateway, iccid, "0c0d0e0f", {"v": 1, "digest": digest, "outcome": "applied",
+                                             "code": 0, "version": "1.4.2"})
+        _report(gateway, iccid, "0c0d0e0f", {"v": 1, "digest": digest, "outcome": "confirmed",
+                                             "code": 0, "version": "1.4.2"})
+    new = '{"apn":"iot.example","interval_s":120}'
+    rollout = admin.start_rollout("fleet=north", new, stages=[50, 100], max_failures=2,
+                                  comment="faster reporting")
+    new_digest = f"crc32:{zlib.crc32(new.encode()):08x}"
+    old_digest = f"crc32:{zlib.crc32(north.encode()):08x}"
+    reported = 0
+    for device in admin.devices(label="fleet=north", limit=1000):
+        if (device["desired"] or {}).get("rollout") != rollout["id"]:
+            continue
+        iccid = device["iccid"]
+        ident = iccid_to_hex(iccid)
+        gateway.request("GET", "/v1/config/0c0d0e0f", params={"iccid": ident},
+                        headers={"X-ZTP-Identity": ident, "X-ZTP-Key-Tag": "1",
+                                 "X-ZTP-Gateway": "gw-eu-1"})
+        if reported == 0:
+            _report(gateway, iccid, "0c0d0e0f", {"v": 1, "digest": old_digest,
+                                                 "outcome": "rejected", "code": 42,
+                                                 "rejected": new_digest, "version": "1.4.2"})
+        elif reported < 3:
+            for outcome in ("applied", "confirmed"):
+                _report(gateway, iccid, "0c0d0e0f", {"v": 1, "digest": new_digest,
+                                                     "outcome": outcome, "code": 0,
+                                                     "version": "1.4.2"})
+        reported += 1
 
 
 def main(out: Path) -> None:
@@ -109,6 +176,16 @@ def main(out: Path) -> None:
         shot("rotations")
         page.goto(url + "/console/audit")
         shot("audit", full_page=False)
+        page.goto(url + "/console/devices?label=fleet%3Dnorth")
+        shot("devices", full_page=False)
+        page.goto(url + "/console/fleets")
+        shot("fleets")
+        page.goto(url + "/console/rollouts")
+        rollout = page.locator("#rollouts tbody a").first.get_attribute("href")
+        shot("rollouts")
+        page.goto(url + str(rollout))
+        page.click("#abort")
+        shot("rollout-abort")
         page.click("#logout")
         page.fill("input[name=username]", "vera")
         page.fill("input[name=password]", PASSWORD)

@@ -175,6 +175,49 @@ def test_csrf_refused_in_the_browser(browser: Any, served: Served) -> None:
     context.close()
 
 
+def test_rollout_started_and_aborted_in_the_browser(browser: Any, served: Served) -> None:
+    old, new = '{"interval_s":300}', '{"interval_s":60}'
+    served.admin.set_label_config("fleet=north", old, 10)
+    headers = {"X-ZTP-Identity": IDENTITY_HEX, "X-ZTP-Key-Tag": "1"}
+
+    def device_config() -> bytes:
+        return served.gateway.request("GET", "/v1/config/00112233",
+                                      params={"iccid": IDENTITY_HEX}, headers=headers).content
+
+    assert device_config() == old.encode()  # the device is seen, with the label's body
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _sign_in(page, served.url, "olga")
+    page.click("header >> text=Rollouts")
+    page.fill("input[name=label]", "fleet=north")
+    page.fill("#body", new)
+    assert page.inner_text("#byte-counter") == "17 / 254 bytes"
+    page.fill("input[name=stages]", "50")
+    page.fill("#devices", f"{ICCID}/00112233")
+    page.fill("input[name=max_failures]", "0")
+    page.click("#rollout-start")
+    page.wait_for_url(re.compile(r".*/console/rollouts/\d+\?ok=rollout_started$"))
+    rid = int(re.search(r"/rollouts/(\d+)", page.url).group(1))
+    assert page.inner_text("#rollout-state") == "running"
+    assert "1 of 3 (0 %" in page.inner_text("#status")
+    assert device_config() == new.encode()  # listed: in the first stage
+    # abort asks first, saying it rolls back; only the confirmation changes anything
+    page.click("#abort")
+    assert "roll" in page.inner_text("#confirm")
+    assert served.admin.rollout(rid)["state"] == "running"
+    page.click("#confirm-abort")
+    page.wait_for_url(re.compile(r".*\?ok=rollout_abort$"))
+    assert page.inner_text("#rollout-state") == "aborted"
+    assert page.locator("#abort").count() == 0
+    assert served.admin.rollout(rid)["state"] == "aborted"
+    assert device_config() == old.encode()  # rolled back
+    assert served.admin.audit(action="rollout.abort")[0]["actor"] == "olga"
+    assert errors == []
+    context.close()
+
+
 def test_viewer_in_the_browser(browser: Any, served: Served) -> None:
     served.admin.set_config(ICCID, "default", '{"a":1}')
     served.admin.set_config(ICCID, "default", '{"a":2}')

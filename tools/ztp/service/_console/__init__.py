@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from .._http import AppState
-from . import _views  # noqa: F401  (registers the pages)
+from . import _fleet_views, _views  # noqa: F401  (register the pages)
 from ._accounts import (
     ROLES,
     create_user,

@@ -19,8 +19,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from .._audit import Actor, audit_view
-from .._errors import BadRequest, NotFound, ServiceError
+from .._devices import Devices
+from .._errors import BadRequest, Conflict, NotFound, ServiceError
+from .._fleet import PRIORITY_MAX, LabelConfigs, parse_label
+from .._fleet_models import DeviceState
 from .._models import AuditEvent, ConfigSlot, ConfigVersion, Sim, SimKey
+from .._rollouts import Rollouts
 from .._rotation import cancel_rotation as _cancel_rotation
 from .._rotation import get_rotation as _get_rotation
 from .._rotation import list_rotations as _list_rotations
@@ -35,10 +39,12 @@ from .._schemas import (
     parse_tag,
 )
 from .._sims import key_view
+from .._stages import STAGES_MAX
 from .._store import Store
 from ._models import SimLabel
 
 __all__ = [
+    "DevicePage",
     "ImportReport",
     "SimPage",
     "audit_page",
@@ -122,7 +128,8 @@ def sim_detail(store: Store, iccid: str) -> dict[str, Any]:
                                                         "device.refused", "sim.moved")))
         .order_by(AuditEvent.id.desc()).limit(20))]
     return {"sim": sim, "configs": store.configs.list_current(iccid), "rotation": rotation,
-            "deliveries": deliveries, "telemetry": store.delivery.list_telemetry(iccid, 20)}
+            "deliveries": deliveries, "telemetry": store.delivery.list_telemetry(iccid, 20),
+            "devices": sim_devices(store, iccid)}
 
 
 def set_sim_state(store: Store, actor: Actor, iccid: str, state: str) -> None:
@@ -395,3 +402,181 @@ def audit_page(store: Store, *, iccid: str | None, actor: str | None, action: st
 
 def parse_device(text: str) -> str:
     return parse_device_id(text.strip() or DEFAULT_DEVICE, allow_default=True)
+
+
+# ---------------------------------------------------------------------------- devices, fleets
+# Device state, label configurations and rollouts (issue 17) through the same classes the
+# ``/v1/devices``, ``/v1/label-configs`` and ``/v1/rollouts`` routes build (``_fleet_routes``),
+# with the store's audit recorder: the same checks, the same ``fleet.*``/``rollout.*`` records.
+
+
+def _fleet_ops(store: Store) -> tuple[Devices, LabelConfigs, Rollouts]:
+    record = store.audit.record
+    return (Devices(store.s, store.now_ms, record), LabelConfigs(store.s, store.now_ms, record),
+            Rollouts(store.s, store.now_ms, record))
+
+
+@dataclass
+class DevicePage:
+    devices: list[dict[str, Any]]
+    next_after: str | None  # ICCID/DEVICEID of the last device shown, when there may be more
+
+
+def list_devices(store: Store, *, state: str | None, label: tuple[str, str] | None,
+                 prefix: str = "", after: tuple[str, str] | None = None,
+                 limit: int = PAGE) -> DevicePage:
+    """One page of devices in (ICCID, DeviceID) order after ``after``, as ``GET /v1/devices``
+    lists them. An ICCID prefix starts the walk at the prefix (every ICCID that starts with
+    it sorts after it) and ends it at the first one that does not."""
+    devices, _, _ = _fleet_ops(store)
+    if prefix and (after is None or after[0] < prefix):
+        after = (prefix, "")  # "" sorts before every DeviceID of the prefix itself
+    rows = devices.list(state=state, label=label, after=after, limit=limit + 1)
+    if prefix:
+        rows = [d for d in rows if d["iccid"].startswith(prefix)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    return DevicePage(rows, f"{last['iccid']}/{last['device_id']}" if last else None)
+
+
+def device_detail(store: Store, iccid: str, device_id: str) -> dict[str, Any]:
+    """A device's state (``GET /v1/devices/{iccid}/{device}``), where its desired body comes
+    from (a label's priority), and its reports and deliveries as the audit log keeps them."""
+    devices, configs, _ = _fleet_ops(store)
+    device = devices.show(iccid, device_id)
+    source = (device["desired"] or {}).get("source")
+    label_config = None
+    if source and source.startswith("label:"):
+        key, _, value = source[len("label:"):].partition("=")
+        found = configs.find(key, value)
+        if found is not None:
+            label_config = {"label": f"{key}={value}", "priority": found.priority}
+    history = [audit_view(e) for e in store.s.scalars(
+        select(AuditEvent).where(AuditEvent.iccid == iccid, AuditEvent.device_id == device_id,
+                                 AuditEvent.action.in_(("device.report", "config.deliver",
+                                                        "config.miss")))
+        .order_by(AuditEvent.id.desc()).limit(PAGE))]
+    return {"device": device, "label_config": label_config, "history": history}
+
+
+def sim_devices(store: Store, iccid: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The SIM's devices the service has seen (their state), for its page."""
+    devices, _, _ = _fleet_ops(store)
+    ids = store.s.scalars(select(DeviceState.device_id).join(Sim, Sim.id == DeviceState.sim_id)
+                          .where(Sim.iccid == iccid).order_by(DeviceState.device_id)
+                          .limit(limit))
+    return [devices.show(iccid, device_id) for device_id in ids]
+
+
+def list_label_configs(store: Store) -> list[dict[str, Any]]:
+    """Label configurations, highest priority first (``GET /v1/label-configs``)."""
+    _, configs, _ = _fleet_ops(store)
+    return configs.list()
+
+
+def label_config_editor(store: Store, label: str) -> dict[str, Any]:
+    """One label configuration (None while it is new) with its recent versions."""
+    key, value = parse_label(label)
+    _, configs, rollouts = _fleet_ops(store)
+    if configs.find(key, value) is None:
+        return {"config": None, "history": [], "rollouts": []}
+    return {"config": configs.get(key, value), "history": configs.history(key, value, PAGE),
+            "rollouts": rollouts.list((key, value), 20)}
+
+
+def parse_priority(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) > PRIORITY_MAX:
+        raise BadRequest(f"priority must be a whole number 0..{PRIORITY_MAX}")
+    return int(text)
+
+
+def _label_body(configs: LabelConfigs, label: tuple[str, str], body: str,
+                require_json: bool | None, service_json: bool) -> bytes:
+    """The body, checked as ``PUT /v1/label-configs`` checks it: 1-254 bytes of UTF-8, JSON
+    when asked, when the label configuration requires it, or service-wide."""
+    existing = configs.find(*label)
+    sticky = require_json is None and existing is not None and existing.require_json
+    try:
+        return parse_body(body, require_json=bool(require_json) or sticky or service_json)
+    except BadRequest as exc:
+        if sticky and exc.code == "invalid_json":
+            raise Conflict(f"{exc.detail} (require_json is set on this label "
+                           "configuration)", code="invalid_json") from None
+        raise
+
+
+def save_label_config(store: Store, actor: Actor, label: str, body: str, *, priority: int,
+                      require_json: bool | None, comment: str,
+                      service_json: bool) -> dict[str, Any]:
+    key, value = parse_label(label)
+    _, configs, _ = _fleet_ops(store)
+    raw = _label_body(configs, (key, value), body, require_json, service_json)
+    return configs.set(actor, key, value, raw, priority=priority, require_json=require_json,
+                       comment=parse_comment(comment or None))
+
+
+def delete_label_config(store: Store, actor: Actor, label: str) -> None:
+    _, configs, _ = _fleet_ops(store)
+    configs.delete(actor, *parse_label(label))
+
+
+def list_rollouts(store: Store, limit: int = PAGE) -> list[dict[str, Any]]:
+    """Rollouts newest first, each open one with its counts (the list's own view has none)."""
+    _, _, rollouts = _fleet_ops(store)
+    rows = rollouts.list(None, limit)
+    return [rollouts.status(r["id"]) if r["state"] in ("running", "paused", "stopped") else r
+            for r in rows]
+
+
+def rollout_status(store: Store, rollout_id: int) -> dict[str, Any]:
+    _, _, rollouts = _fleet_ops(store)
+    return rollouts.status(rollout_id)
+
+
+def parse_stages(text: str) -> list[int]:
+    """``10, 50, 100`` (cumulative percentages; empty: 10, 50, 100), as the API reads its
+    ``stages`` list: sorted, duplicates dropped, 100 added last."""
+    parts = [p for p in text.replace(",", " ").replace("%", " ").split() if p]
+    if not parts:
+        return [10, 50, 100]
+    if len(parts) > STAGES_MAX or any(not p.isascii() or not p.isdigit()
+                                      or not 1 <= int(p) <= 100 for p in parts):
+        raise BadRequest(f"stages must be 1-{STAGES_MAX} whole percentages 1..100")
+    return sorted({int(p) for p in parts} | {100})
+
+
+def parse_device_list(text: str) -> list[str]:
+    """One ICCID (every device of the SIM) or ICCID/DEVICEID a line (or space-separated)."""
+    entries = text.split()
+    if len(entries) > 1000:
+        raise BadRequest("devices: at most 1000 ICCID or ICCID/DEVICEID")
+    out = set()
+    for entry in entries:
+        iccid, sep, device = entry.partition("/")
+        iccid = parse_iccid(iccid, force=True)
+        out.add(f"{iccid}/{parse_device_id(device)}" if sep else iccid)
+    return sorted(out)
+
+
+def start_rollout(store: Store, actor: Actor, label: str, body: str, *, stages: list[int],
+                  devices: list[str], max_failures: int, priority: int | None,
+                  require_json: bool | None, comment: str,
+                  service_json: bool) -> dict[str, Any]:
+    key, value = parse_label(label)
+    _, configs, rollouts = _fleet_ops(store)
+    raw = _label_body(configs, (key, value), body, require_json, service_json)
+    return rollouts.start(actor, key, value, raw, stages=stages, devices=devices,
+                          max_failures=max_failures, priority=priority,
+                          require_json=require_json, comment=parse_comment(comment or None))
+
+
+ROLLOUT_ACTIONS = ("pause", "resume", "abort")
+
+
+def change_rollout(store: Store, actor: Actor, rollout_id: int, action: str) -> dict[str, Any]:
+    """Pause, resume or abort (= roll back: the label's previous body is desired again)."""
+    if action not in ROLLOUT_ACTIONS:
+        raise BadRequest("action must be pause, resume or abort")
+    _, _, rollouts = _fleet_ops(store)
+    return dict(getattr(rollouts, action)(actor, rollout_id))

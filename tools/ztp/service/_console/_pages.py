@@ -65,6 +65,11 @@ MESSAGES = {
     "retried": "Rotation retried: it is sent at the next run.",
     "cancelled": "Rotation cancelled.", "signed_out": "Signed out.",
     "deleted": "Configuration deleted (a deletion version; the history stays).",
+    "fleet_saved": "Label configuration saved: every matching device gets it at once.",
+    "fleet_deleted": "Label configuration deleted: its devices fall to the next matching "
+    "label.", "rollout_started": "Rollout started.", "rollout_pause": "Rollout paused.",
+    "rollout_resume": "Rollout resumed.",
+    "rollout_abort": "Rollout aborted: the label's previous body is desired again.",
 }
 
 
