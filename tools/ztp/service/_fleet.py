@@ -30,7 +30,7 @@ from ._errors import BadRequest, Conflict, NotFound
 from ._fleet_models import LabelConfig, LabelConfigVersion, Rollout
 from ._models import ConfigSlot, ConfigVersion
 from ._reports import body_digest
-from ._schemas import DEFAULT_DEVICE
+from ._schemas import DEFAULT_DEVICE, parse_body
 from ._stages import in_stage
 
 __all__ = ["LabelConfigs", "LabelResolver", "Resolved", "parse_label", "slot_bodies"]
@@ -175,6 +175,22 @@ class LabelConfigs:
         q = select(LabelConfig).where(LabelConfig.label_key == key,
                                       LabelConfig.label_value == value)
         return self.s.scalar(q.with_for_update() if lock else q)
+
+    def checked_body(self, label: tuple[str, str], body: object, *,
+                     require_json: bool | None, service_json: bool) -> bytes:
+        """The body for ``label``, checked as per-SIM bodies are: 1-254 bytes of UTF-8, JSON
+        when asked, when the label configuration already requires it (then a 409: the
+        requirement is the stored configuration's, not the request's) or service-wide. One
+        check for the API route and the console, so they refuse the same bodies."""
+        existing = self.find(*label)
+        sticky = require_json is None and existing is not None and existing.require_json
+        try:
+            return parse_body(body, require_json=bool(require_json) or sticky or service_json)
+        except BadRequest as exc:
+            if sticky and exc.code == "invalid_json":
+                raise Conflict(f"{exc.detail} (require_json is set on this label "
+                               "configuration)", code="invalid_json") from None
+            raise
 
     def get_config(self, key: str, value: str, *, lock: bool = False) -> LabelConfig:
         c = self.find(key, value, lock=lock)

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.responses import Response
 
 from ._devices import DEVICE_STATES, Devices
-from ._errors import BadRequest, Conflict
+from ._errors import BadRequest
 from ._fleet import PRIORITY_MAX, LabelConfigs, parse_label
 from ._http import Call, Param, json_response, route
 from ._rollouts import Rollouts
@@ -23,7 +23,6 @@ from ._schemas import (
     S_STR,
     config_body,
     obj,
-    parse_body,
     parse_bool,
     parse_comment,
     parse_device_id,
@@ -134,19 +133,10 @@ def _label(call: Call) -> tuple[str, str]:
 
 def _raw_body(call: Call, body: dict[str, Any], configs: LabelConfigs,
               label: tuple[str, str]) -> tuple[bytes, bool | None]:
-    """The body, checked as per-SIM bodies are (1-254 bytes of UTF-8, JSON when required on
-    the request, on the label configuration or service-wide)."""
+    """The body and the request's require_json (``LabelConfigs.checked_body``)."""
     rj = parse_bool(body.get("require_json"), "require_json")
-    existing = configs.find(*label)
-    sticky = rj is None and existing is not None and existing.require_json
-    try:
-        raw = parse_body(body.get("body"),
-                         require_json=bool(rj) or sticky or call.settings.require_json)
-    except BadRequest as exc:
-        if sticky and exc.code == "invalid_json":  # the configuration's own requirement
-            raise Conflict(f"{exc.detail} (require_json is set on this label "
-                           "configuration)", code="invalid_json") from None
-        raise
+    raw = configs.checked_body(label, body.get("body"), require_json=rj,
+                               service_json=call.settings.require_json)
     return raw, rj
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from .._audit import Actor, audit_view
 from .._devices import Devices
-from .._errors import BadRequest, Conflict, NotFound, ServiceError
+from .._errors import BadRequest, NotFound, ServiceError
 from .._fleet import PRIORITY_MAX, LabelConfigs, parse_label
 from .._fleet_models import DeviceState
 from .._models import AuditEvent, ConfigSlot, ConfigVersion, Sim, SimKey
@@ -491,27 +491,13 @@ def parse_priority(text: str) -> int:
     return int(text)
 
 
-def _label_body(configs: LabelConfigs, label: tuple[str, str], body: str,
-                require_json: bool | None, service_json: bool) -> bytes:
-    """The body, checked as ``PUT /v1/label-configs`` checks it: 1-254 bytes of UTF-8, JSON
-    when asked, when the label configuration requires it, or service-wide."""
-    existing = configs.find(*label)
-    sticky = require_json is None and existing is not None and existing.require_json
-    try:
-        return parse_body(body, require_json=bool(require_json) or sticky or service_json)
-    except BadRequest as exc:
-        if sticky and exc.code == "invalid_json":
-            raise Conflict(f"{exc.detail} (require_json is set on this label "
-                           "configuration)", code="invalid_json") from None
-        raise
-
-
 def save_label_config(store: Store, actor: Actor, label: str, body: str, *, priority: int,
                       require_json: bool | None, comment: str,
                       service_json: bool) -> dict[str, Any]:
     key, value = parse_label(label)
     _, configs, _ = _fleet_ops(store)
-    raw = _label_body(configs, (key, value), body, require_json, service_json)
+    raw = configs.checked_body((key, value), body, require_json=require_json,
+                               service_json=service_json)
     return configs.set(actor, key, value, raw, priority=priority, require_json=require_json,
                        comment=parse_comment(comment or None))
 
@@ -565,7 +551,8 @@ def start_rollout(store: Store, actor: Actor, label: str, body: str, *, stages: 
                   service_json: bool) -> dict[str, Any]:
     key, value = parse_label(label)
     _, configs, rollouts = _fleet_ops(store)
-    raw = _label_body(configs, (key, value), body, require_json, service_json)
+    raw = configs.checked_body((key, value), body, require_json=require_json,
+                               service_json=service_json)
     return rollouts.start(actor, key, value, raw, stages=stages, devices=devices,
                           max_failures=max_failures, priority=priority,
                           require_json=require_json, comment=parse_comment(comment or None))
