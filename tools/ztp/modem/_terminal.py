@@ -149,6 +149,15 @@ class _Timer:
     deadline_ms: int
 
 
+def _without_channel(envelopes: deque[tuple[int | None, bytes]], channel: int,
+                     ) -> deque[tuple[int | None, bytes]]:
+    """The queued events minus those of a channel the card closed. They describe a link that
+    no longer exists: sent later, the card takes them for the next link it opens with that
+    channel number (a stale "link dropped" ends a fresh connection). CLOSE CHANNEL runs from
+    a FETCH answer, so no envelope is in flight then."""
+    return deque(e for e in envelopes if e[0] != channel)
+
+
 class ToolkitTerminal:
     """The modem's SIM Toolkit terminal (sans-I/O).
 
@@ -509,12 +518,7 @@ class ToolkitTerminal:
         if ch is None:
             return
         del self._channels[cmd.channel]
-        # events still queued for the closed channel describe a link that no longer exists;
-        # sent later they would be taken for the next link the card opens on that channel
-        # number (a stale "link dropped" ending a fresh connection). The one in flight stays.
-        keep = 1 if self._in_flight == "envelope" else 0
-        self._envelopes = deque([e for i, e in enumerate(self._envelopes)
-                                 if i < keep or e[0] != cmd.channel])
+        self._envelopes = _without_channel(self._envelopes, cmd.channel)
         self._actions.append(CloseLink(cmd.channel))
         self._answer(cmd, Result(GeneralResult.PERFORMED_SUCCESSFULLY))
 
