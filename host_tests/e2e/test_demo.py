@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,29 @@ def test_demo_runs_without_a_tty_and_twice_on_one_data_dir(tmp_path: Path):
                  "demo OK"):
         assert text in out, text
     assert "\x1b[" not in out  # no colour codes without a terminal
+    # one run: the device's report is stored on it, the service has none yet
+    assert "DEVICE pending" in out and "reported:  nothing yet" in out
+    assert (data / "device" / "report.json").exists()
     second = _demo("--data-dir", str(data), "-q", "--no-rerun")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already known to the service" in second.stdout
     assert "configuration unchanged (already in force)" in second.stdout
+    # the next run carried the first one's report: the service recorded it
+    digest = f"crc32:{zlib.crc32(DEMO_CONFIG.encode()):08x}"
+    assert "DEVICE in_sync" in second.stdout
+    assert (f"reported:  outcome applied, code 0, version 2021-05-31, digest {digest}"
+            in second.stdout)
+
+
+def test_demo_rerun_sends_the_report_and_shows_the_device_in_sync(tmp_path: Path):
+    r = _demo("--data-dir", str(tmp_path / "demo"), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    digest = f"crc32:{zlib.crc32(DEMO_CONFIG.encode()):08x}"
+    assert "re-run: the SIM fetched the same configuration" in r.stdout
+    assert "DEVICE in_sync" in r.stdout
+    assert f"delivered: digest {digest}" in r.stdout
+    assert (f"reported:  outcome applied, code 0, version 2021-05-31, digest {digest}"
+            in r.stdout)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -189,6 +189,22 @@ def test_commands_on_unknown_or_dropped_channels() -> None:
         ChannelStatus(ch, False, stk.CHANNEL_STATUS_LINK_DROPPED),)
 
 
+def test_events_of_a_closed_channel_are_not_sent_for_the_next_link_on_it() -> None:
+    # the remote closes while the card is busy with commands: the card closes the channel
+    # and opens the next link with the same channel number before the event could go
+    term = started()
+    ch = open_tcp(term)
+    term.link_closed(ch)
+    fetch(term, CloseChannel(2, ch))
+    assert term.next_event() == CloseLink(ch)
+    assert terminal_response(term).result.ok
+    assert term.pending_apdu() is None  # the "link dropped" of the closed link is gone
+    assert open_tcp(term) == ch
+    assert term.pending_apdu() is None  # nothing would end the fresh connection
+    term.link_data(ch, b"data")
+    assert envelope(term) == EventDownload(stk.Event.DATA_AVAILABLE, ChannelStatus(ch, True), 4)
+
+
 def test_no_envelope_inside_a_proactive_command() -> None:
     term = started()
     ch = open_tcp(term)

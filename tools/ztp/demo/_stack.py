@@ -71,11 +71,14 @@ class Stack(_RunningStack):
         label: str | None = None,
         poll_first_ms: int | None = None,
         poll_max_ms: int | None = None,
+        reports: bool = False,
     ) -> Outcome:
         """Run the firmware's lib/ once against the modem (pyserial on the pty), in a thread.
 
         ``poll_first_ms``/``poll_max_ms`` override the firmware's status poll schedule (None:
-        its default), for the provisioning benchmark.
+        its default), for the provisioning benchmark. ``reports``: the firmware keeps its
+        configuration report (config_dir/report.json) and sends it before the next fetch, as
+        the board does; a run carries the report of the run before it.
 
         Returns the firmware's outcome; never raises for a failed provisioning (``code``
         says it). Raises StackError if the pty cannot be opened.
@@ -112,7 +115,7 @@ class Stack(_RunningStack):
                                         attempts=attempts, poll_deadline_ms=poll_deadline_ms,
                                         reg_deadline_ms=reg_deadline_ms, log=on_log,
                                         at_hook=at_hook, poll_first_ms=poll_first_ms,
-                                        poll_max_ms=poll_max_ms)
+                                        poll_max_ms=poll_max_ms, reports=reports)
             finally:
                 ser.close()
 

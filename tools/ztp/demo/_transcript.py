@@ -224,3 +224,26 @@ class Transcript:
             c.print(Text("        config in force on the device (config.json):", style="bold"))
             for line in pretty.splitlines():
                 c.print(Text("          " + line, style="green"))
+
+    def device_state(self, view: dict[str, Any]) -> None:
+        """The device as the service recorded it (``GET /v1/devices/{iccid}/{device_id}``):
+        its state and the last report the firmware sent, so the loop from the configuration
+        delivered to the configuration the device says it holds is visible."""
+        c = self.console
+        state = str(view.get("state"))
+        style = {"in_sync": "bold green", "failed": "bold red"}.get(state, "bold yellow")
+        c.print(Text.assemble(("        DEVICE ", "bold"), (state, style),
+                              f" (service view of {view.get('iccid')}/{view.get('device_id')})"))
+        delivered = view.get("delivered") or {}
+        if delivered:
+            c.print(Text(f"          delivered: digest {delivered.get('digest')}, service "
+                         f"version {delivered.get('version')}"))
+        reported = view.get("reported")
+        if not reported:
+            c.print(Text("          reported:  nothing yet (the firmware sends its report "
+                         "with its next run)", style="yellow"))
+            return
+        rejected = f", rejected {reported['rejected']}" if reported.get("rejected") else ""
+        c.print(Text(f"          reported:  outcome {reported.get('outcome')}, code "
+                     f"{reported.get('code')}, version {reported.get('version')}, digest "
+                     f"{reported.get('digest')}{rejected}"))

@@ -58,7 +58,8 @@ def run_demo(
 
     async def main() -> int:
         async with Stack(options, listener=transcript) as stack:
-            first = await stack.provision()
+            # reports on, as the board: this run stores its report, the re-run sends it
+            first = await stack.provision(reports=True)
             transcript.heading("summary of the provisioning")
             transcript.summary(first)
             if not first.ok:
@@ -70,7 +71,9 @@ def run_demo(
             if rerun:
                 transcript.muted = True
                 second = await stack.provision(
-                    label="re-run of the firmware (same SIM, same configuration)")
+                    reports=True,
+                    label="re-run of the firmware (same SIM, same configuration; it sends "
+                          "the first run's report before the fetch)")
                 transcript.muted = False
                 if second.code != 1:
                     return fail(f"the re-run ended with {second.name} ({second.code}): "
@@ -78,6 +81,13 @@ def run_demo(
                 con.print(Text(f"        re-run: the SIM fetched the same configuration; the "
                                f"firmware did not apply it again (UNCHANGED, "
                                f"{second.elapsed_s:.1f} s)", style="green"))
+            # the loop closed: what the service recorded from the device's report
+            view = await asyncio.to_thread(stack.admin.device, options.iccid,
+                                           options.device_id.hex())
+            transcript.device_state(view)
+            if rerun and view.get("state") != "in_sync":
+                return fail(f"the service shows the device {view.get('state')} after its "
+                            f"report; expected in_sync", 3)
             return 0
 
     try:

@@ -79,6 +79,7 @@ def run_provisioning(
     clock: Any = None,
     poll_first_ms: int | None = None,
     poll_max_ms: int | None = None,
+    reports: bool = False,
 ) -> tuple[int, str]:
     """One provisioning with the firmware's own modules.
 
@@ -89,13 +90,16 @@ def run_provisioning(
         log: called with each log line; at_hook: called with (">" | "<" | "!", line bytes).
         poll_first_ms, poll_max_ms: the status poll schedule (None: the firmware's default;
             the provisioning benchmark compares schedules).
+        reports: keep the device's configuration report in config_dir/report.json and send it
+            as SAFE2 telemetry before the next fetch, as the board does (lib/ztpmain.py;
+            docs/device-report.md). Off by default: a run then sends no telemetry.
     Returns:
         (result code, detail); code 0 = applied, 1 = unchanged, else provision.E_*.
     """
     fw = load_firmware()
     config_dir.mkdir(parents=True, exist_ok=True)
     files = fw["fs"].OsFs()
-    applier = fw["apply"].Applier(files, str(config_dir), log)
+    applier = fw["apply"].Applier(files, str(config_dir), log, reports=reports)
 
     def alarm(effect: str, commit: bool) -> None:
         if effect not in ("On", "Off"):

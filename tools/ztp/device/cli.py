@@ -31,8 +31,11 @@ def _fmt_line(direction: str, line: bytes) -> str:
 @click.option("--poll-deadline", "poll_deadline_s", default=120.0, show_default=True,
               help="seconds to wait for the SIM to finish the request")
 @click.option("--transcript", is_flag=True, help="print every AT line sent and received")
+@click.option("--reports", is_flag=True,
+              help="as the board: keep the configuration report in --config-dir and send it "
+                   "to the service before the next fetch (docs/device-report.md)")
 def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None,
-               poll_deadline_s: float, transcript: bool) -> None:
+               poll_deadline_s: float, transcript: bool, reports: bool) -> None:
     """Run one provisioning with the firmware's lib/ through a serial port."""
     import serial
 
@@ -57,7 +60,7 @@ def device_cmd(port: str, baud: int, device_id_hex: str, config_dir: Path | None
         code, detail = run_provisioning(SerialUart(ser), device_id, config_dir,
                                         poll_deadline_ms=int(poll_deadline_s * 1000),
                                         log=lambda m: click.echo(f"ztp: {m}", err=True),
-                                        at_hook=hook)
+                                        at_hook=hook, reports=reports)
     except (serial.SerialException, OSError) as e:
         # the port went away mid-run (USB unplugged, TCP peer closed): a modem failure
         code, detail = 10, f"lost the modem port {port}: {e}"

@@ -149,6 +149,15 @@ class _Timer:
     deadline_ms: int
 
 
+def _without_channel(envelopes: deque[tuple[int | None, bytes]], channel: int,
+                     ) -> deque[tuple[int | None, bytes]]:
+    """The queued events minus those of a channel the card closed. They describe a link that
+    no longer exists: sent later, the card takes them for the next link it opens with that
+    channel number (a stale "link dropped" ends a fresh connection). CLOSE CHANNEL runs from
+    a FETCH answer, so no envelope is in flight then."""
+    return deque(e for e in envelopes if e[0] != channel)
+
+
 class ToolkitTerminal:
     """The modem's SIM Toolkit terminal (sans-I/O).
 
@@ -168,7 +177,7 @@ class ToolkitTerminal:
             lambda: True)
         self._channels: dict[int, _Channel] = {}
         self._timers: dict[int, _Timer] = {}
-        self._envelopes: deque[bytes] = deque()
+        self._envelopes: deque[tuple[int | None, bytes]] = deque()  # (channel, APDU)
         self._envelope_retry_at: int | None = None
         self._fetch_len: int | None = None
         self._tr: bytes | None = None  # TR APDU waiting to go to the card
@@ -248,7 +257,7 @@ class ToolkitTerminal:
             return stk.build_fetch_apdu(self._fetch_len)
         if kind == "status":
             return STATUS_APDU
-        return self._envelopes[0]
+        return self._envelopes[0][1]
 
     def card_response(self, response: bytes, now_ms: int) -> None:
         """The card's answer (data + SW1 SW2) to the APDU ``pending_apdu`` returned."""
@@ -332,7 +341,7 @@ class ToolkitTerminal:
             # §4.7 / §7.5.10: data available when data arrives into an empty Rx buffer.
             ch.rx_reported = True
             self._event(EventDownload(stk.Event.DATA_AVAILABLE, ch.status(),
-                                      min(len(ch.rx), 255)))
+                                      min(len(ch.rx), 255)), channel)
 
     def link_closed(self, channel: int) -> None:
         """The remote end closed (or the link dropped): channel status event (§7.5.11)."""
@@ -341,7 +350,7 @@ class ToolkitTerminal:
             return
         ch.established = False
         ch.dropped = True
-        self._event(EventDownload(stk.Event.CHANNEL_STATUS, ch.status()))
+        self._event(EventDownload(stk.Event.CHANNEL_STATUS, ch.status()), channel)
 
     def drop_all_links(self) -> None:
         """The bearer went away (network lost): every open channel drops."""
@@ -380,8 +389,8 @@ class ToolkitTerminal:
                 self._event(TimerExpiration(timer_id, elapsed_s))
 
     # ------------------------------------------------------------------ internals
-    def _event(self, env: stk.Envelope) -> None:
-        self._envelopes.append(stk.build_envelope_apdu(stk.build_envelope(env)))
+    def _event(self, env: stk.Envelope, channel: int | None = None) -> None:
+        self._envelopes.append((channel, stk.build_envelope_apdu(stk.build_envelope(env))))
 
     def _answer(self, cmd: stk.ProactiveCommand, result: Result, **kw: object) -> None:
         tr = TerminalResponse.for_command(cmd, result, **kw)
@@ -509,6 +518,7 @@ class ToolkitTerminal:
         if ch is None:
             return
         del self._channels[cmd.channel]
+        self._envelopes = _without_channel(self._envelopes, cmd.channel)
         self._actions.append(CloseLink(cmd.channel))
         self._answer(cmd, Result(GeneralResult.PERFORMED_SUCCESSFULLY))
 
