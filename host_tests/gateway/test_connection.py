@@ -110,3 +110,32 @@ def test_silent_client_cut_off_by_the_one_timer():
         await gw.service.aclose()
 
     asyncio.run(main())
+
+
+class GoneTransport(FakeTransport):
+    """The client reset the connection: half-closing our side fails as the socket does."""
+
+    def write_eof(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+
+def test_client_gone_before_our_half_close_is_a_plain_close(caplog):
+    # a SIM that closes its link right after our last record is normal on a cellular bearer:
+    # the connection ends quietly, not as a "connection_failed" error with a traceback
+    async def main():
+        limits = SessionLimits(handshake_timeout_s=0.05, idle_timeout_s=0.05)
+        gw = _gateway(session=limits, linger_s=1.0)
+        conn = gw._new_connection()
+        transport = GoneTransport()
+        conn.connection_made(transport)
+        async with asyncio.timeout(5):
+            while not transport.is_closing():
+                await asyncio.sleep(0.01)
+        assert transport.closed and not transport.aborted
+        conn.connection_lost(None)
+        assert gw.active == 0
+        await gw.service.aclose()
+
+    with caplog.at_level("INFO", logger="ztp.gateway"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.getMessage() == "connection_failed"]

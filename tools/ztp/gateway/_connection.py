@@ -200,7 +200,11 @@ class GatewayConnection(asyncio.Protocol):
             return
         self._linger_until = self._clock() + self._config.linger_s
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client already went (ENOTCONN): nothing left to drain
+                self._close()
+                return
         transport.resume_reading()
         self._arm()
 
