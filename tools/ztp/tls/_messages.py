@@ -585,18 +585,6 @@ def _client_hello_extensions(hello: ClientHello) -> dict[int, bytes]:
     return out
 
 
-def _push_ext(buf: Buffer, ext_type: int):
-    buf.push_uint16(ext_type)
-    return buf.push_block(2)
-
-
-def _push_ext_data(buf: Buffer, ext_type: int, data: bytes) -> None:
-    """One extension whose data is already encoded (a few bytes): one write, where
-    ``with _push_ext(...)`` costs six calls (ServerHello and EncryptedExtensions are built for
-    every handshake)."""
-    buf.push_bytes(_EXTENSION_HEADER.pack(ext_type, len(data)) + data)
-
-
 # -- ServerHello ------------------------------------------------------------------------------
 
 
@@ -639,29 +627,54 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
 
 
 def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
-    buf.push_uint8(HandshakeType.SERVER_HELLO)
-    with buf.push_block(3):
-        buf.push_uint16(hello.legacy_version)
-        buf.push_bytes(hello.random)
-        buf.push_opaque(1, hello.legacy_session_id_echo)
-        buf.push_uint16(hello.cipher_suite)
-        buf.push_uint8(hello.legacy_compression_method)
-        with buf.push_block(2):
-            if hello.supported_versions is not None:
-                _push_ext_data(
-                    buf, ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
-                )
-            if hello.key_share is not None:
-                with _push_ext(buf, ExtensionType.KEY_SHARE):
-                    _push_key_share_entry(buf, hello.key_share)
-            if hello.selected_group is not None:
-                with _push_ext(buf, ExtensionType.KEY_SHARE):
-                    buf.push_uint16(hello.selected_group)
-            if hello.cookie is not None:
-                with _push_ext(buf, ExtensionType.COOKIE):
-                    buf.push_opaque(2, hello.cookie)
-            if hello.pre_shared_key is not None:
-                _push_ext_data(buf, ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
+    # Extensions encoded first, then the whole message in one push: the server writes a
+    # ServerHello per handshake, and nested push_block contexts cost ~3x more (issue 14).
+    # Every length is that of bytes built here (the dataclass bounds the session id).
+    extensions = b""
+    if hello.supported_versions is not None:
+        extensions += _ext_bytes(
+            ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
+        )
+    if hello.key_share is not None:
+        entry = hello.key_share
+        extensions += _ext_bytes(
+            ExtensionType.KEY_SHARE,
+            _uint16(entry.group) + _uint16(len(entry.key_exchange)) + entry.key_exchange,
+        )
+    if hello.selected_group is not None:
+        extensions += _ext_bytes(ExtensionType.KEY_SHARE, _uint16(hello.selected_group))
+    if hello.cookie is not None:
+        extensions += _ext_bytes(ExtensionType.COOKIE, _uint16(len(hello.cookie)) + hello.cookie)
+    if hello.pre_shared_key is not None:
+        extensions += _ext_bytes(ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
+    session_id = hello.legacy_session_id_echo
+    body = b"".join(
+        (
+            _uint16(hello.legacy_version),
+            hello.random,
+            bytes((len(session_id),)),
+            session_id,
+            _uint16(hello.cipher_suite),
+            bytes((hello.legacy_compression_method,)),
+            _uint16(len(extensions)),
+            extensions,
+        )
+    )
+    buf.push_bytes(_handshake_header(HandshakeType.SERVER_HELLO, body) + body)
+
+
+def _ext_bytes(ext_type: int, data: bytes) -> bytes:
+    """One encoded Extension: type, uint16 length, data."""
+    if len(data) > 0xFFFF:
+        raise ValueError(f"extension {ext_type} of {len(data)} bytes")
+    return _EXTENSION_HEADER.pack(ext_type, len(data)) + data
+
+
+def _handshake_header(msg_type: HandshakeType, body: bytes) -> bytes:
+    """Handshake.msg_type and uint24 length (RFC 8446 §4)."""
+    if len(body) >= 1 << 24:
+        raise ValueError(f"handshake message of {len(body)} bytes")
+    return bytes((msg_type,)) + len(body).to_bytes(3, "big")
 
 
 # -- EncryptedExtensions ----------------------------------------------------------------------
@@ -695,22 +708,26 @@ def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
 
 
 def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
-    buf.push_uint8(HandshakeType.ENCRYPTED_EXTENSIONS)
-    with buf.push_block(3):
-        with buf.push_block(2):
-            if ee.server_name:
-                _push_ext_data(buf, ExtensionType.SERVER_NAME, b"")
-            if ee.max_fragment_length is not None:
-                _push_ext_data(
-                    buf, ExtensionType.MAX_FRAGMENT_LENGTH, bytes([ee.max_fragment_length])
-                )
-            if ee.supported_groups is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
-                    _push_list(buf, 2, 2, ee.supported_groups)
-            if ee.record_size_limit is not None:
-                _push_ext_data(buf, ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
-            if ee.early_data:
-                _push_ext_data(buf, ExtensionType.EARLY_DATA, b"")
+    # one push, as push_server_hello (every handshake writes one)
+    extensions = b""
+    if ee.server_name:
+        extensions += _ext_bytes(ExtensionType.SERVER_NAME, b"")
+    if ee.max_fragment_length is not None:
+        extensions += _ext_bytes(
+            ExtensionType.MAX_FRAGMENT_LENGTH, bytes((ee.max_fragment_length,))
+        )
+    if ee.supported_groups is not None:
+        groups = Buffer()
+        _push_list(groups, 2, 2, ee.supported_groups)
+        extensions += _ext_bytes(ExtensionType.SUPPORTED_GROUPS, groups.data)
+    if ee.record_size_limit is not None:
+        extensions += _ext_bytes(ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
+    if ee.early_data:
+        extensions += _ext_bytes(ExtensionType.EARLY_DATA, b"")
+    if len(extensions) > 0xFFFF:
+        raise ValueError(f"extensions of {len(extensions)} bytes")
+    body = _uint16(len(extensions)) + extensions
+    buf.push_bytes(_handshake_header(HandshakeType.ENCRYPTED_EXTENSIONS, body) + body)
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
