@@ -465,31 +465,34 @@ class _Connection:
         buf = self._handshake_buffer
         while buf:
             # fail on a message type this state does not accept before buffering its body
-            handler = self._handler_for(buf[0])
+            handler = self._handlers.get(buf[0])
+            if handler is None:
+                raise self._unexpected_handshake(buf[0])
             if len(buf) < 4:
                 return
-            length = int.from_bytes(buf[1:4], "big")
+            length = buf[1] << 16 | buf[2] << 8 | buf[3]  # uint24
             if length > self._max_handshake_message:
                 raise DecodeError(
                     f"handshake message of {length} bytes, limit {self._max_handshake_message}"
                 )
             if len(buf) < 4 + length:
                 return
-            message = bytes(buf[: 4 + length])
-            del buf[: 4 + length]
-            handler(message)
+            if len(buf) == 4 + length:  # the usual case: one whole message, one copy
+                message = bytes(buf)
+                buf.clear()
+            else:
+                message = bytes(buf[: 4 + length])
+                del buf[: 4 + length]
+            getattr(self, handler)(message)
             if self._error is not None or self._peer_closed is not None:
                 return
 
-    def _handler_for(self, msg_type: int) -> Callable[[bytes], None]:
-        handler = self._handlers.get(msg_type)
-        if handler is None:
-            try:
-                name = HandshakeType(msg_type).name
-            except ValueError:
-                name = f"handshake type {msg_type}"
-            raise UnexpectedMessage(f"{name} in state {self._state.name}")
-        return getattr(self, handler)
+    def _unexpected_handshake(self, msg_type: int) -> UnexpectedMessage:
+        try:
+            name = HandshakeType(msg_type).name
+        except ValueError:
+            name = f"handshake type {msg_type}"
+        return UnexpectedMessage(f"{name} in state {self._state.name}")
 
     def _on_key_update(self, message: bytes) -> None:
         """RFC 8446 §4.6.3: update the read key. An update_requested is answered with one
