@@ -362,19 +362,62 @@ def _pull_client_shares(buf: Buffer) -> tuple[KeyShareEntry, ...]:
     return tuple(entries)
 
 
-def _pull_offered_psks(buf: Buffer) -> OfferedPsks:
+def _parse_offered_psks(data: bytes) -> OfferedPsks:
+    """The pre_shared_key extension's data (RFC 8446 §4.2.11): PskIdentity identities<7..2^16-1>
+    (opaque identity<1..2^16-1>, uint32 obfuscated_ticket_age), PskBinderEntry
+    binders<33..2^16-1> (opaque <32..255>), and nothing after them.
+
+    The checks of reading it with ``pull_block``/``pull_opaque`` (every length within its
+    bounds and inside its block, each block consumed exactly), walked over the bytes with
+    indices: every ClientHello carries one (issue 14).
+    """
+    size = len(data)
     identities: list[PskIdentity] = []
-    with buf.pull_block(2, 7):
-        while not buf.eof():
-            identity = buf.pull_opaque(2, 1)
-            identities.append(PskIdentity(identity, buf.pull_uint32()))
+    pos = 2
+    if size < pos:
+        raise DecodeError(f"truncated: needed 2 bytes, {size} left")
+    end = pos + (data[0] << 8 | data[1])
+    if end - pos < 7:
+        raise DecodeError(f"vector length {end - pos} outside <7..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - pos} bytes, {size - pos} left")
+    while pos < end:
+        if end - pos < 2:
+            raise DecodeError(f"truncated: needed 2 bytes, {end - pos} left")
+        length = data[pos] << 8 | data[pos + 1]
+        if length == 0:
+            raise DecodeError("vector length 0 outside <1..65535>")
+        pos += 2
+        if end - pos < length + 4:  # the identity and its uint32 age
+            raise DecodeError(f"truncated: PSK identity of {length} bytes, {end - pos} left")
+        identity = data[pos : pos + length]
+        pos += length
+        age = data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3]
+        pos += 4
+        identities.append(PskIdentity(identity, age))
     binders: list[bytes] = []
-    with buf.pull_block(2, 33):
-        while not buf.eof():
-            binders.append(buf.pull_opaque(1, 32))
+    if size - pos < 2:
+        raise DecodeError(f"truncated: needed 2 bytes, {size - pos} left")
+    end = pos + 2 + (data[pos] << 8 | data[pos + 1])
+    pos += 2
+    if end - pos < 33:
+        raise DecodeError(f"vector length {end - pos} outside <33..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - pos} bytes, {size - pos} left")
+    while pos < end:
+        length = data[pos]
+        if length < 32:
+            raise DecodeError(f"vector length {length} outside <32..255>")
+        pos += 1
+        if end - pos < length:
+            raise DecodeError(f"truncated: binder of {length} bytes, {end - pos} left")
+        binders.append(data[pos : pos + length])
+        pos += length
     if len(binders) != len(identities):
         # RFC 8446 §4.2.11: binders and identities correspond one to one
         raise IllegalParameter(f"{len(identities)} PSK identities but {len(binders)} binders")
+    if end != size:
+        raise DecodeError(f"{size - end} trailing bytes in an extension")
     return OfferedPsks(tuple(identities), tuple(binders))
 
 
@@ -429,7 +472,6 @@ _CLIENT_HELLO_READERS = {
     ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
     ExtensionType.EARLY_DATA: ("early_data", _empty),
     ExtensionType.KEY_SHARE: ("key_share", _pull_client_shares),
-    ExtensionType.PRE_SHARED_KEY: ("pre_shared_key", _pull_offered_psks),
 }
 # ... and those that are one integer vector: type -> (field, _parse_list_ext arguments)
 _CLIENT_HELLO_LISTS = {
@@ -440,7 +482,10 @@ _CLIENT_HELLO_LISTS = {
     # PskKeyExchangeMode ke_modes<1..255>
     ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", (1, 1, 1, 255)),
 }
-assert _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() == _CLIENT_HELLO_TYPED
+assert (
+    _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() | {ExtensionType.PRE_SHARED_KEY}
+    == _CLIENT_HELLO_TYPED
+)
 
 
 def pull_client_hello(buf: Buffer) -> ClientHello:
@@ -466,6 +511,14 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
         raise DecodeError("ClientHello length does not match its contents")
     last = len(extensions) - 1
     for index, (ext_type, data) in enumerate(extensions):
+        if ext_type == ExtensionType.PRE_SHARED_KEY:
+            if index != last:
+                # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension
+                # in the ClientHello ... Servers MUST check that it is the last extension and
+                # otherwise fail the handshake with an "illegal_parameter" alert."
+                raise IllegalParameter("pre_shared_key is not the last extension")
+            fields["pre_shared_key"] = _parse_offered_psks(data)
+            continue
         typed = _CLIENT_HELLO_READERS.get(ext_type)
         if typed is None:
             listed = _CLIENT_HELLO_LISTS.get(ext_type)
@@ -474,11 +527,6 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
             else:
                 fields[listed[0]] = _parse_list_ext(data, *listed[1])
             continue
-        if ext_type == ExtensionType.PRE_SHARED_KEY and index != last:
-            # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
-            # the ClientHello ... Servers MUST check that it is the last extension and
-            # otherwise fail the handshake with an "illegal_parameter" alert."
-            raise IllegalParameter("pre_shared_key is not the last extension")
         name, reader = typed
         fields[name] = _parse_ext(data, reader)
     return _build(
