@@ -318,23 +318,49 @@ def _parse_ext(data: bytes, reader):
     return value
 
 
-def _pull_server_name_list(buf: Buffer) -> str:
+def _parse_server_name(data: bytes) -> str:
+    """The server_name extension's data (RFC 6066 §3): ServerName server_name_list<1..2^16-1>
+    (uint8 name_type, opaque HostName<1..2^16-1>), and nothing after it; the host_name.
+
+    The checks of reading it with ``pull_block``/``pull_opaque``, walked over the bytes with
+    indices as ``_parse_offered_psks`` (a SIM's ClientHello carries one).
+    """
+    size = len(data)
+    if size < 2:
+        raise DecodeError(f"truncated: needed 2 bytes, {size} left")
+    end = 2 + (data[0] << 8 | data[1])
+    if end == 2:
+        raise DecodeError("vector length 0 outside <1..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - 2} bytes, {size - 2} left")
     host: str | None = None
-    with buf.pull_block(2, 1):
-        while not buf.eof():
-            name_type = buf.pull_uint8()
-            name = buf.pull_opaque(2, 1)
-            if name_type != NameType.HOST_NAME:
-                continue
-            if host is not None:
-                # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
-                raise IllegalParameter("two host_name entries in server_name")
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise DecodeError("server_name host_name is not ASCII") from None
+    pos = 2
+    while pos < end:
+        name_type = data[pos]
+        pos += 1
+        if end - pos < 2:
+            raise DecodeError(f"truncated: needed 2 bytes, {end - pos} left")
+        length = data[pos] << 8 | data[pos + 1]
+        if length == 0:
+            raise DecodeError("vector length 0 outside <1..65535>")
+        pos += 2
+        if end - pos < length:
+            raise DecodeError(f"truncated: block of {length} bytes, {end - pos} left")
+        name = data[pos : pos + length]
+        pos += length
+        if name_type != NameType.HOST_NAME:
+            continue
+        if host is not None:
+            # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
+            raise IllegalParameter("two host_name entries in server_name")
+        try:
+            host = name.decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError("server_name host_name is not ASCII") from None
     if host is None:
         raise IllegalParameter("server_name without a host_name")
+    if end != size:
+        raise DecodeError(f"{size - end} trailing bytes in an extension")
     return host
 
 
@@ -465,9 +491,10 @@ def _parse_list_ext(
 
 # -- ClientHello ------------------------------------------------------------------------------
 
-# The ClientHello extensions with a typed field: type -> (field, reader of the extension data)
+# The ClientHello extensions with a typed field: type -> (field, reader of the extension data);
+# server_name and pre_shared_key, in every SIM's ClientHello, are read from their bytes
+# (_parse_server_name, _parse_offered_psks) by pull_client_hello itself
 _CLIENT_HELLO_READERS = {
-    ExtensionType.SERVER_NAME: ("server_name", _pull_server_name_list),
     ExtensionType.MAX_FRAGMENT_LENGTH: ("max_fragment_length", _pull_max_fragment_length),
     ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
     ExtensionType.EARLY_DATA: ("early_data", _empty),
@@ -483,7 +510,9 @@ _CLIENT_HELLO_LISTS = {
     ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", (1, 1, 1, 255)),
 }
 assert (
-    _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() | {ExtensionType.PRE_SHARED_KEY}
+    _CLIENT_HELLO_READERS.keys()
+    | _CLIENT_HELLO_LISTS.keys()
+    | {ExtensionType.PRE_SHARED_KEY, ExtensionType.SERVER_NAME}  # read by pull_client_hello
     == _CLIENT_HELLO_TYPED
 )
 
@@ -518,6 +547,9 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
                 # otherwise fail the handshake with an "illegal_parameter" alert."
                 raise IllegalParameter("pre_shared_key is not the last extension")
             fields["pre_shared_key"] = _parse_offered_psks(data)
+            continue
+        if ext_type == ExtensionType.SERVER_NAME:
+            fields["server_name"] = _parse_server_name(data)
             continue
         typed = _CLIENT_HELLO_READERS.get(ext_type)
         if typed is None:
