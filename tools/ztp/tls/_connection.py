@@ -571,6 +571,10 @@ class ClientState(Enum):
     CLOSED = "CLOSED"
     ERROR = "ERROR"
 
+    # identity hash, in C: Enum's own __hash__ is a Python call, and every state change looks
+    # the state up in the handler table (members are singletons, so equality is identity)
+    __hash__ = object.__hash__
+
 
 class ClientConnection(_Connection):
     """TLS 1.3 external-PSK client (the SIM's side)."""
@@ -836,6 +840,8 @@ class ServerState(Enum):
     CONNECTED = "CONNECTED"
     CLOSED = "CLOSED"
     ERROR = "ERROR"
+
+    __hash__ = object.__hash__  # as ClientState's
 
 
 @dataclass
