@@ -114,6 +114,18 @@ _INFO_DERIVED = _expand_info(b"derived", _EMPTY_HASH, HASH_LEN)
 _INFO_FINISHED = _expand_info(b"finished", b"", HASH_LEN)
 _INFO_KEY = _expand_info(b"key", b"", 16)  # AES-128: both suites of the profile
 _INFO_IV = _expand_info(b"iv", b"", 12)
+
+
+def _derive_info_prefix(label: bytes) -> bytes:
+    """The HkdfLabel of Derive-Secret(., label, messages) up to its 32-byte context, the
+    Transcript-Hash: ``KeySchedule._derive`` appends the hash and T(1)'s 0x01."""
+    return _expand_info(label, bytes(HASH_LEN), HASH_LEN)[: -1 - HASH_LEN]
+
+
+_PREFIX_C_HS = _derive_info_prefix(b"c hs traffic")
+_PREFIX_S_HS = _derive_info_prefix(b"s hs traffic")
+_PREFIX_C_AP = _derive_info_prefix(b"c ap traffic")
+_PREFIX_S_AP = _derive_info_prefix(b"s ap traffic")
 # HMAC keyed with HKDF-Extract's salt of zeros (the Early Secret's): its padded key is fixed
 _ZEROS_IPAD = _ZEROS.ljust(BLOCK_LEN, b"\x00").translate(_IPAD)
 _ZEROS_OPAD = _ZEROS.ljust(BLOCK_LEN, b"\x00").translate(_OPAD)
@@ -201,10 +213,10 @@ class KeySchedule:
         return self.secret
 
     def client_handshake_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"c hs traffic", self.transcript_hash())
+        return self._derive(_PREFIX_C_HS)  # Derive-Secret(., "c hs traffic", CH..SH)
 
     def server_handshake_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"s hs traffic", self.transcript_hash())
+        return self._derive(_PREFIX_S_HS)  # Derive-Secret(., "s hs traffic", CH..SH)
 
     def master_secret(self) -> bytes:
         """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
@@ -213,10 +225,10 @@ class KeySchedule:
         return self.secret
 
     def client_application_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"c ap traffic", self.transcript_hash())
+        return self._derive(_PREFIX_C_AP)  # Derive-Secret(., "c ap traffic", CH..server Fin)
 
     def server_application_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"s ap traffic", self.transcript_hash())
+        return self._derive(_PREFIX_S_AP)  # Derive-Secret(., "s ap traffic", CH..server Fin)
 
     def exporter_master_secret(self) -> bytes:
         return derive_secret(self._need_secret(), b"exp master", self.transcript_hash())
@@ -227,6 +239,12 @@ class KeySchedule:
     def finished_verify_data(self, base_key: bytes) -> bytes:
         """RFC 8446 §4.4.4: HMAC(finished_key, Transcript-Hash(handshake context))."""
         return hmac_sha256(hmac_sha256(base_key, _INFO_FINISHED), self.transcript_hash())
+
+    def _derive(self, info_prefix: bytes) -> bytes:
+        """Derive-Secret(current secret, label, messages so far) given the label's HkdfLabel
+        prefix (``_derive_info_prefix``): one HMAC with no label table lookup, for the four
+        traffic secrets of every handshake."""
+        return hmac_sha256(self._need_secret(), info_prefix + self.transcript_hash() + b"\x01")
 
     def _need_secret(self) -> bytes:
         if self.secret is None:
