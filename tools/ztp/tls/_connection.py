@@ -89,6 +89,9 @@ from ._messages import (
     OfferedPsks,
     PskIdentity,
     ServerHello,
+    encode_encrypted_extensions,
+    encode_finished,
+    encode_server_hello,
     pull_client_hello,
     pull_encrypted_extensions,
     pull_finished,
@@ -96,7 +99,6 @@ from ._messages import (
     pull_new_session_ticket,
     pull_server_hello,
     push_client_hello,
-    push_encrypted_extensions,
     push_finished,
     push_key_update,
     push_server_hello,
@@ -1117,17 +1119,16 @@ class ServerConnection(_Connection):
             private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
             shared_secret = _x25519(private_key, peer.key_exchange)
             server_share = KeyShareEntry(Group.X25519, private_key.public_key().public_bytes_raw())
-        server_hello = ServerHello(
-            random=self._rng(32),
-            legacy_session_id_echo=hello.legacy_session_id,
-            cipher_suite=pending.suite,
+        # the flight's messages encoded straight from their fields (encode_x checks them as
+        # the dataclasses do): one ServerHello, EE and Finished per handshake (issue 14)
+        wire = encode_server_hello(
+            self._rng(32),
+            hello.legacy_session_id,
+            pending.suite,
             supported_versions=TLS_1_3,
             key_share=server_share,
             pre_shared_key=index,
         )
-        buf = Buffer()
-        push_server_hello(buf, server_hello)
-        wire = buf.data
         ks.update_transcript(wire)
         self._send(ContentType.HANDSHAKE, wire)
         if hello.legacy_session_id and not self._sent_ccs:
@@ -1141,14 +1142,9 @@ class ServerConnection(_Connection):
         self._set_read_cipher(self._client_hs_secret)
         self._set_write_cipher(server_hs)
 
-        ee = self._encrypted_extensions(hello)
-        buf = Buffer()
-        push_encrypted_extensions(buf, ee)
-        encrypted_extensions = buf.data
+        encrypted_extensions = self._encrypted_extensions(hello)
         ks.update_transcript(encrypted_extensions)
-        buf = Buffer()
-        push_finished(buf, Finished(ks.finished_verify_data(server_hs)))
-        finished = buf.data
+        finished = encode_finished(ks.finished_verify_data(server_hs))
         ks.update_transcript(finished)
         self._send(ContentType.HANDSHAKE, encrypted_extensions + finished)
         ks.master_secret()
@@ -1163,7 +1159,8 @@ class ServerConnection(_Connection):
         )
         self._set_state(ServerState.EXPECT_FINISHED)
 
-    def _encrypted_extensions(self, hello: ClientHello) -> EncryptedExtensions:
+    def _encrypted_extensions(self, hello: ClientHello) -> bytes:
+        """Our EncryptedExtensions message (and the record limits it announces)."""
         records = self._records
         record_size_limit = None
         mfl = None
@@ -1177,7 +1174,7 @@ class ServerConnection(_Connection):
             size = MAX_FRAGMENT_LENGTHS[mfl]
             records.max_fragment_out = size
             records.max_inner_plaintext_in = size + 1
-        return EncryptedExtensions(
+        return encode_encrypted_extensions(
             server_name=hello.server_name is not None,
             max_fragment_length=mfl,
             record_size_limit=record_size_limit,

@@ -707,40 +707,75 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
 
 
 def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
-    # Extensions encoded first, then the whole message in one push: the server writes a
-    # ServerHello per handshake, and nested push_block contexts cost ~3x more (issue 14).
-    # Every length is that of bytes built here (the dataclass bounds the session id).
-    extensions = b""
-    if hello.supported_versions is not None:
-        extensions += _ext_bytes(
-            ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
+    buf.push_bytes(
+        encode_server_hello(
+            hello.random,
+            hello.legacy_session_id_echo,
+            hello.cipher_suite,
+            legacy_version=hello.legacy_version,
+            legacy_compression_method=hello.legacy_compression_method,
+            supported_versions=hello.supported_versions,
+            key_share=hello.key_share,
+            selected_group=hello.selected_group,
+            cookie=hello.cookie,
+            pre_shared_key=hello.pre_shared_key,
         )
-    if hello.key_share is not None:
-        entry = hello.key_share
+    )
+
+
+def encode_server_hello(
+    random: bytes,
+    legacy_session_id_echo: bytes,
+    cipher_suite: int,
+    *,
+    legacy_version: int = TLS_1_2,
+    legacy_compression_method: int = 0,
+    supported_versions: int | None = None,
+    key_share: KeyShareEntry | None = None,
+    selected_group: int | None = None,
+    cookie: bytes | None = None,
+    pre_shared_key: int | None = None,
+) -> bytes:
+    """The ServerHello handshake message with these fields (those of ``ServerHello``, checked
+    as it checks them), as ``push_server_hello`` writes it.
+
+    The server's own flight calls this directly rather than building a ``ServerHello`` first:
+    a frozen dataclass costs one ``object.__setattr__`` per field, and the server writes one
+    per handshake (issue 14). Extensions are encoded first, then the message in one piece.
+    """
+    if len(random) != 32:
+        raise ValueError("random is 32 bytes")
+    if len(legacy_session_id_echo) > 32:
+        raise ValueError("legacy_session_id_echo <0..32>")
+    extensions = b""
+    if supported_versions is not None:
+        extensions += _ext_bytes(ExtensionType.SUPPORTED_VERSIONS, _uint16(supported_versions))
+    if key_share is not None:
         extensions += _ext_bytes(
             ExtensionType.KEY_SHARE,
-            _uint16(entry.group) + _uint16(len(entry.key_exchange)) + entry.key_exchange,
+            _uint16(key_share.group)
+            + _uint16(len(key_share.key_exchange))
+            + key_share.key_exchange,
         )
-    if hello.selected_group is not None:
-        extensions += _ext_bytes(ExtensionType.KEY_SHARE, _uint16(hello.selected_group))
-    if hello.cookie is not None:
-        extensions += _ext_bytes(ExtensionType.COOKIE, _uint16(len(hello.cookie)) + hello.cookie)
-    if hello.pre_shared_key is not None:
-        extensions += _ext_bytes(ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
-    session_id = hello.legacy_session_id_echo
+    if selected_group is not None:
+        extensions += _ext_bytes(ExtensionType.KEY_SHARE, _uint16(selected_group))
+    if cookie is not None:
+        extensions += _ext_bytes(ExtensionType.COOKIE, _uint16(len(cookie)) + cookie)
+    if pre_shared_key is not None:
+        extensions += _ext_bytes(ExtensionType.PRE_SHARED_KEY, _uint16(pre_shared_key))
     body = b"".join(
         (
-            _uint16(hello.legacy_version),
-            hello.random,
-            bytes((len(session_id),)),
-            session_id,
-            _uint16(hello.cipher_suite),
-            bytes((hello.legacy_compression_method,)),
+            _uint16(legacy_version),
+            random,
+            bytes((len(legacy_session_id_echo),)),
+            legacy_session_id_echo,
+            _uint16(cipher_suite),
+            bytes((legacy_compression_method,)),
             _uint16(len(extensions)),
             extensions,
         )
     )
-    buf.push_bytes(_handshake_header(HandshakeType.SERVER_HELLO, body) + body)
+    return _handshake_header(HandshakeType.SERVER_HELLO, body) + body
 
 
 def _ext_bytes(ext_type: int, data: bytes) -> bytes:
@@ -788,26 +823,45 @@ def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
 
 
 def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
-    # one push, as push_server_hello (every handshake writes one)
-    extensions = b""
-    if ee.server_name:
-        extensions += _ext_bytes(ExtensionType.SERVER_NAME, b"")
-    if ee.max_fragment_length is not None:
-        extensions += _ext_bytes(
-            ExtensionType.MAX_FRAGMENT_LENGTH, bytes((ee.max_fragment_length,))
+    buf.push_bytes(
+        encode_encrypted_extensions(
+            server_name=ee.server_name,
+            max_fragment_length=ee.max_fragment_length,
+            supported_groups=ee.supported_groups,
+            record_size_limit=ee.record_size_limit,
+            early_data=ee.early_data,
         )
-    if ee.supported_groups is not None:
+    )
+
+
+def encode_encrypted_extensions(
+    *,
+    server_name: bool = False,
+    max_fragment_length: int | None = None,
+    supported_groups: tuple[int, ...] | None = None,
+    record_size_limit: int | None = None,
+    early_data: bool = False,
+) -> bytes:
+    """The EncryptedExtensions message with these fields (those of ``EncryptedExtensions``),
+    as ``push_encrypted_extensions`` writes it; the server's flight calls it directly, as
+    ``encode_server_hello``."""
+    extensions = b""
+    if server_name:
+        extensions += _ext_bytes(ExtensionType.SERVER_NAME, b"")
+    if max_fragment_length is not None:
+        extensions += _ext_bytes(ExtensionType.MAX_FRAGMENT_LENGTH, bytes((max_fragment_length,)))
+    if supported_groups is not None:
         groups = Buffer()
-        _push_list(groups, 2, 2, ee.supported_groups)
+        _push_list(groups, 2, 2, supported_groups)
         extensions += _ext_bytes(ExtensionType.SUPPORTED_GROUPS, groups.data)
-    if ee.record_size_limit is not None:
-        extensions += _ext_bytes(ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
-    if ee.early_data:
+    if record_size_limit is not None:
+        extensions += _ext_bytes(ExtensionType.RECORD_SIZE_LIMIT, _uint16(record_size_limit))
+    if early_data:
         extensions += _ext_bytes(ExtensionType.EARLY_DATA, b"")
     if len(extensions) > 0xFFFF:
         raise ValueError(f"extensions of {len(extensions)} bytes")
     body = _uint16(len(extensions)) + extensions
-    buf.push_bytes(_handshake_header(HandshakeType.ENCRYPTED_EXTENSIONS, body) + body)
+    return _handshake_header(HandshakeType.ENCRYPTED_EXTENSIONS, body) + body
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
@@ -819,8 +873,12 @@ def pull_finished(buf: Buffer) -> Finished:
 
 
 def push_finished(buf: Buffer, finished: Finished) -> None:
-    buf.push_uint8(HandshakeType.FINISHED)
-    buf.push_opaque(3, finished.verify_data)
+    buf.push_bytes(encode_finished(finished.verify_data))
+
+
+def encode_finished(verify_data: bytes) -> bytes:
+    """The Finished message (RFC 8446 §4.4.4), as ``push_finished`` writes it."""
+    return _handshake_header(HandshakeType.FINISHED, verify_data) + verify_data
 
 
 def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
