@@ -89,6 +89,9 @@ from ._messages import (
     OfferedPsks,
     PskIdentity,
     ServerHello,
+    encode_encrypted_extensions,
+    encode_finished,
+    encode_server_hello,
     pull_client_hello,
     pull_encrypted_extensions,
     pull_finished,
@@ -96,7 +99,6 @@ from ._messages import (
     pull_new_session_ticket,
     pull_server_hello,
     push_client_hello,
-    push_encrypted_extensions,
     push_finished,
     push_key_update,
     push_server_hello,
@@ -465,31 +467,34 @@ class _Connection:
         buf = self._handshake_buffer
         while buf:
             # fail on a message type this state does not accept before buffering its body
-            handler = self._handler_for(buf[0])
+            handler = self._handlers.get(buf[0])
+            if handler is None:
+                raise self._unexpected_handshake(buf[0])
             if len(buf) < 4:
                 return
-            length = int.from_bytes(buf[1:4], "big")
+            length = buf[1] << 16 | buf[2] << 8 | buf[3]  # uint24
             if length > self._max_handshake_message:
                 raise DecodeError(
                     f"handshake message of {length} bytes, limit {self._max_handshake_message}"
                 )
             if len(buf) < 4 + length:
                 return
-            message = bytes(buf[: 4 + length])
-            del buf[: 4 + length]
-            handler(message)
+            if len(buf) == 4 + length:  # the usual case: one whole message, one copy
+                message = bytes(buf)
+                buf.clear()
+            else:
+                message = bytes(buf[: 4 + length])
+                del buf[: 4 + length]
+            getattr(self, handler)(message)
             if self._error is not None or self._peer_closed is not None:
                 return
 
-    def _handler_for(self, msg_type: int) -> Callable[[bytes], None]:
-        handler = self._handlers.get(msg_type)
-        if handler is None:
-            try:
-                name = HandshakeType(msg_type).name
-            except ValueError:
-                name = f"handshake type {msg_type}"
-            raise UnexpectedMessage(f"{name} in state {self._state.name}")
-        return getattr(self, handler)
+    def _unexpected_handshake(self, msg_type: int) -> UnexpectedMessage:
+        try:
+            name = HandshakeType(msg_type).name
+        except ValueError:
+            name = f"handshake type {msg_type}"
+        return UnexpectedMessage(f"{name} in state {self._state.name}")
 
     def _on_key_update(self, message: bytes) -> None:
         """RFC 8446 §4.6.3: update the read key. An update_requested is answered with one
@@ -567,6 +572,10 @@ class ClientState(Enum):
     CONNECTED = "CONNECTED"
     CLOSED = "CLOSED"
     ERROR = "ERROR"
+
+    # identity hash, in C: Enum's own __hash__ is a Python call, and every state change looks
+    # the state up in the handler table (members are singletons, so equality is identity)
+    __hash__ = object.__hash__
 
 
 class ClientConnection(_Connection):
@@ -833,6 +842,8 @@ class ServerState(Enum):
     CONNECTED = "CONNECTED"
     CLOSED = "CLOSED"
     ERROR = "ERROR"
+
+    __hash__ = object.__hash__  # as ClientState's
 
 
 @dataclass
@@ -1108,17 +1119,16 @@ class ServerConnection(_Connection):
             private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
             shared_secret = _x25519(private_key, peer.key_exchange)
             server_share = KeyShareEntry(Group.X25519, private_key.public_key().public_bytes_raw())
-        server_hello = ServerHello(
-            random=self._rng(32),
-            legacy_session_id_echo=hello.legacy_session_id,
-            cipher_suite=pending.suite,
+        # the flight's messages encoded straight from their fields (encode_x checks them as
+        # the dataclasses do): one ServerHello, EE and Finished per handshake (issue 14)
+        wire = encode_server_hello(
+            self._rng(32),
+            hello.legacy_session_id,
+            pending.suite,
             supported_versions=TLS_1_3,
             key_share=server_share,
             pre_shared_key=index,
         )
-        buf = Buffer()
-        push_server_hello(buf, server_hello)
-        wire = buf.data
         ks.update_transcript(wire)
         self._send(ContentType.HANDSHAKE, wire)
         if hello.legacy_session_id and not self._sent_ccs:
@@ -1132,14 +1142,9 @@ class ServerConnection(_Connection):
         self._set_read_cipher(self._client_hs_secret)
         self._set_write_cipher(server_hs)
 
-        ee = self._encrypted_extensions(hello)
-        buf = Buffer()
-        push_encrypted_extensions(buf, ee)
-        encrypted_extensions = buf.data
+        encrypted_extensions = self._encrypted_extensions(hello)
         ks.update_transcript(encrypted_extensions)
-        buf = Buffer()
-        push_finished(buf, Finished(ks.finished_verify_data(server_hs)))
-        finished = buf.data
+        finished = encode_finished(ks.finished_verify_data(server_hs))
         ks.update_transcript(finished)
         self._send(ContentType.HANDSHAKE, encrypted_extensions + finished)
         ks.master_secret()
@@ -1154,7 +1159,8 @@ class ServerConnection(_Connection):
         )
         self._set_state(ServerState.EXPECT_FINISHED)
 
-    def _encrypted_extensions(self, hello: ClientHello) -> EncryptedExtensions:
+    def _encrypted_extensions(self, hello: ClientHello) -> bytes:
+        """Our EncryptedExtensions message (and the record limits it announces)."""
         records = self._records
         record_size_limit = None
         mfl = None
@@ -1168,7 +1174,7 @@ class ServerConnection(_Connection):
             size = MAX_FRAGMENT_LENGTHS[mfl]
             records.max_fragment_out = size
             records.max_inner_plaintext_in = size + 1
-        return EncryptedExtensions(
+        return encode_encrypted_extensions(
             server_name=hello.server_name is not None,
             max_fragment_length=mfl,
             record_size_limit=record_size_limit,

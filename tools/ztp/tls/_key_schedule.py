@@ -93,22 +93,70 @@ def derive_secret(secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
 _EMPTY_HASH = hashlib.sha256(b"").digest()
 
 
+def _expand_info(label: bytes, context: bytes, length: int) -> bytes:
+    """HkdfLabel + T(1)'s counter byte 0x01: the HMAC message of ``hkdf_expand_label`` for
+    ``length`` <= 32. Built once at import for the labels whose context is fixed, so their
+    derivations are one ``hmac_sha256`` call with a constant message (issue 14: a server
+    handshake makes 17 of them)."""
+    full_label = b"tls13 " + label
+    return (
+        length.to_bytes(2, "big")
+        + bytes([len(full_label)])
+        + full_label
+        + bytes([len(context)])
+        + context
+        + b"\x01"
+    )
+
+
+_INFO_EXT_BINDER = _expand_info(b"ext binder", _EMPTY_HASH, HASH_LEN)  # Derive-Secret(., ., "")
+_INFO_DERIVED = _expand_info(b"derived", _EMPTY_HASH, HASH_LEN)
+_INFO_FINISHED = _expand_info(b"finished", b"", HASH_LEN)
+_INFO_KEY = _expand_info(b"key", b"", 16)  # AES-128: both suites of the profile
+_INFO_IV = _expand_info(b"iv", b"", 12)
+
+
+def _derive_info_prefix(label: bytes) -> bytes:
+    """The HkdfLabel of Derive-Secret(., label, messages) up to its 32-byte context, the
+    Transcript-Hash: ``KeySchedule._derive`` appends the hash and T(1)'s 0x01."""
+    return _expand_info(label, bytes(HASH_LEN), HASH_LEN)[: -1 - HASH_LEN]
+
+
+_PREFIX_C_HS = _derive_info_prefix(b"c hs traffic")
+_PREFIX_S_HS = _derive_info_prefix(b"s hs traffic")
+_PREFIX_C_AP = _derive_info_prefix(b"c ap traffic")
+_PREFIX_S_AP = _derive_info_prefix(b"s ap traffic")
+# HMAC keyed with HKDF-Extract's salt of zeros (the Early Secret's): its padded key is fixed
+_ZEROS_IPAD = _ZEROS.ljust(BLOCK_LEN, b"\x00").translate(_IPAD)
+_ZEROS_OPAD = _ZEROS.ljust(BLOCK_LEN, b"\x00").translate(_OPAD)
+
+
 def empty_hash() -> bytes:
     return _EMPTY_HASH
 
 
 def early_secret(psk: bytes) -> bytes:
-    """RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK)."""
-    return hkdf_extract(_ZEROS, psk)
+    """RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK): ``hmac_sha256(zeros, psk)`` with
+    the salt's padded key computed once (every binder candidate, dummies too, starts here)."""
+    return _sha256(_ZEROS_OPAD + _sha256(_ZEROS_IPAD + psk).digest()).digest()
 
 
 def finished_key(base_key: bytes) -> bytes:
     """RFC 8446 §4.4.4."""
-    return hkdf_expand_label(base_key, b"finished", b"", HASH_LEN)
+    return hmac_sha256(base_key, _INFO_FINISHED)
 
 
 def traffic_keys(secret: bytes, key_length: int = 16, iv_length: int = 12) -> tuple[bytes, bytes]:
     """RFC 8446 §7.3: (write_key, write_iv)."""
+    if key_length == 16 and iv_length == 12 and len(secret) <= BLOCK_LEN:
+        # the profile's (AES-128): two ``hmac_sha256`` written out with the key padded once
+        # and constant HkdfLabels (four record ciphers per handshake)
+        key = secret.ljust(BLOCK_LEN, b"\x00")
+        ipad, opad = key.translate(_IPAD), key.translate(_OPAD)
+        return (
+            _sha256(opad + _sha256(ipad + _INFO_KEY).digest()).digest()[:16],
+            _sha256(opad + _sha256(ipad + _INFO_IV).digest()).digest()[:12],
+        )
     return (
         hkdf_expand_label(secret, b"key", b"", key_length),
         hkdf_expand_label(secret, b"iv", b"", iv_length),
@@ -156,31 +204,31 @@ class KeySchedule:
 
     def binder_key(self) -> bytes:
         """Derive-Secret(Early Secret, "ext binder", "") (external PSK, RFC 8446 §7.1)."""
-        return derive_secret(self._need_secret(), b"ext binder", _EMPTY_HASH)
+        return hmac_sha256(self._need_secret(), _INFO_EXT_BINDER)
 
     def handshake_secret(self, shared_secret: bytes | None) -> bytes:
         """Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE or 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
-        self.secret = hkdf_extract(salt, shared_secret if shared_secret is not None else _ZEROS)
+        salt = hmac_sha256(self._need_secret(), _INFO_DERIVED)  # Derive-Secret(., "derived", "")
+        self.secret = hmac_sha256(salt, shared_secret if shared_secret is not None else _ZEROS)
         return self.secret
 
     def client_handshake_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"c hs traffic", self.transcript_hash())
+        return self._derive(_PREFIX_C_HS)  # Derive-Secret(., "c hs traffic", CH..SH)
 
     def server_handshake_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"s hs traffic", self.transcript_hash())
+        return self._derive(_PREFIX_S_HS)  # Derive-Secret(., "s hs traffic", CH..SH)
 
     def master_secret(self) -> bytes:
         """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
-        salt = derive_secret(self._need_secret(), b"derived", _EMPTY_HASH)
-        self.secret = hkdf_extract(salt, _ZEROS)
+        salt = hmac_sha256(self._need_secret(), _INFO_DERIVED)  # Derive-Secret(., "derived", "")
+        self.secret = hmac_sha256(salt, _ZEROS)
         return self.secret
 
     def client_application_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"c ap traffic", self.transcript_hash())
+        return self._derive(_PREFIX_C_AP)  # Derive-Secret(., "c ap traffic", CH..server Fin)
 
     def server_application_traffic_secret(self) -> bytes:
-        return derive_secret(self._need_secret(), b"s ap traffic", self.transcript_hash())
+        return self._derive(_PREFIX_S_AP)  # Derive-Secret(., "s ap traffic", CH..server Fin)
 
     def exporter_master_secret(self) -> bytes:
         return derive_secret(self._need_secret(), b"exp master", self.transcript_hash())
@@ -190,7 +238,13 @@ class KeySchedule:
 
     def finished_verify_data(self, base_key: bytes) -> bytes:
         """RFC 8446 §4.4.4: HMAC(finished_key, Transcript-Hash(handshake context))."""
-        return hmac_sha256(finished_key(base_key), self.transcript_hash())
+        return hmac_sha256(hmac_sha256(base_key, _INFO_FINISHED), self.transcript_hash())
+
+    def _derive(self, info_prefix: bytes) -> bytes:
+        """Derive-Secret(current secret, label, messages so far) given the label's HkdfLabel
+        prefix (``_derive_info_prefix``): one HMAC with no label table lookup, for the four
+        traffic secrets of every handshake."""
+        return hmac_sha256(self._need_secret(), info_prefix + self.transcript_hash() + b"\x01")
 
     def _need_secret(self) -> bytes:
         if self.secret is None:
@@ -226,5 +280,8 @@ def binder_from_early_secret(
     """``compute_binder`` given the Early Secret and Transcript-Hash(Truncate(CH)): the server
     hashes the truncated ClientHello once for all its candidate keys, and keeps the Early
     Secret of the key that verified."""
-    binder_key = derive_secret(early, label, _EMPTY_HASH)  # Derive-Secret(., "ext binder", "")
-    return hmac_sha256(finished_key(binder_key), truncated_hash)
+    if label == b"ext binder":
+        binder_key = hmac_sha256(early, _INFO_EXT_BINDER)  # Derive-Secret(., "ext binder", "")
+    else:
+        binder_key = derive_secret(early, label, _EMPTY_HASH)
+    return hmac_sha256(hmac_sha256(binder_key, _INFO_FINISHED), truncated_hash)  # §4.4.4

@@ -318,23 +318,49 @@ def _parse_ext(data: bytes, reader):
     return value
 
 
-def _pull_server_name_list(buf: Buffer) -> str:
+def _parse_server_name(data: bytes) -> str:
+    """The server_name extension's data (RFC 6066 §3): ServerName server_name_list<1..2^16-1>
+    (uint8 name_type, opaque HostName<1..2^16-1>), and nothing after it; the host_name.
+
+    The checks of reading it with ``pull_block``/``pull_opaque``, walked over the bytes with
+    indices as ``_parse_offered_psks`` (a SIM's ClientHello carries one).
+    """
+    size = len(data)
+    if size < 2:
+        raise DecodeError(f"truncated: needed 2 bytes, {size} left")
+    end = 2 + (data[0] << 8 | data[1])
+    if end == 2:
+        raise DecodeError("vector length 0 outside <1..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - 2} bytes, {size - 2} left")
     host: str | None = None
-    with buf.pull_block(2, 1):
-        while not buf.eof():
-            name_type = buf.pull_uint8()
-            name = buf.pull_opaque(2, 1)
-            if name_type != NameType.HOST_NAME:
-                continue
-            if host is not None:
-                # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
-                raise IllegalParameter("two host_name entries in server_name")
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError:
-                raise DecodeError("server_name host_name is not ASCII") from None
+    pos = 2
+    while pos < end:
+        name_type = data[pos]
+        pos += 1
+        if end - pos < 2:
+            raise DecodeError(f"truncated: needed 2 bytes, {end - pos} left")
+        length = data[pos] << 8 | data[pos + 1]
+        if length == 0:
+            raise DecodeError("vector length 0 outside <1..65535>")
+        pos += 2
+        if end - pos < length:
+            raise DecodeError(f"truncated: block of {length} bytes, {end - pos} left")
+        name = data[pos : pos + length]
+        pos += length
+        if name_type != NameType.HOST_NAME:
+            continue
+        if host is not None:
+            # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
+            raise IllegalParameter("two host_name entries in server_name")
+        try:
+            host = name.decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError("server_name host_name is not ASCII") from None
     if host is None:
         raise IllegalParameter("server_name without a host_name")
+    if end != size:
+        raise DecodeError(f"{size - end} trailing bytes in an extension")
     return host
 
 
@@ -362,19 +388,62 @@ def _pull_client_shares(buf: Buffer) -> tuple[KeyShareEntry, ...]:
     return tuple(entries)
 
 
-def _pull_offered_psks(buf: Buffer) -> OfferedPsks:
+def _parse_offered_psks(data: bytes) -> OfferedPsks:
+    """The pre_shared_key extension's data (RFC 8446 §4.2.11): PskIdentity identities<7..2^16-1>
+    (opaque identity<1..2^16-1>, uint32 obfuscated_ticket_age), PskBinderEntry
+    binders<33..2^16-1> (opaque <32..255>), and nothing after them.
+
+    The checks of reading it with ``pull_block``/``pull_opaque`` (every length within its
+    bounds and inside its block, each block consumed exactly), walked over the bytes with
+    indices: every ClientHello carries one (issue 14).
+    """
+    size = len(data)
     identities: list[PskIdentity] = []
-    with buf.pull_block(2, 7):
-        while not buf.eof():
-            identity = buf.pull_opaque(2, 1)
-            identities.append(PskIdentity(identity, buf.pull_uint32()))
+    pos = 2
+    if size < pos:
+        raise DecodeError(f"truncated: needed 2 bytes, {size} left")
+    end = pos + (data[0] << 8 | data[1])
+    if end - pos < 7:
+        raise DecodeError(f"vector length {end - pos} outside <7..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - pos} bytes, {size - pos} left")
+    while pos < end:
+        if end - pos < 2:
+            raise DecodeError(f"truncated: needed 2 bytes, {end - pos} left")
+        length = data[pos] << 8 | data[pos + 1]
+        if length == 0:
+            raise DecodeError("vector length 0 outside <1..65535>")
+        pos += 2
+        if end - pos < length + 4:  # the identity and its uint32 age
+            raise DecodeError(f"truncated: PSK identity of {length} bytes, {end - pos} left")
+        identity = data[pos : pos + length]
+        pos += length
+        age = data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3]
+        pos += 4
+        identities.append(PskIdentity(identity, age))
     binders: list[bytes] = []
-    with buf.pull_block(2, 33):
-        while not buf.eof():
-            binders.append(buf.pull_opaque(1, 32))
+    if size - pos < 2:
+        raise DecodeError(f"truncated: needed 2 bytes, {size - pos} left")
+    end = pos + 2 + (data[pos] << 8 | data[pos + 1])
+    pos += 2
+    if end - pos < 33:
+        raise DecodeError(f"vector length {end - pos} outside <33..65535>")
+    if end > size:
+        raise DecodeError(f"truncated: block of {end - pos} bytes, {size - pos} left")
+    while pos < end:
+        length = data[pos]
+        if length < 32:
+            raise DecodeError(f"vector length {length} outside <32..255>")
+        pos += 1
+        if end - pos < length:
+            raise DecodeError(f"truncated: binder of {length} bytes, {end - pos} left")
+        binders.append(data[pos : pos + length])
+        pos += length
     if len(binders) != len(identities):
         # RFC 8446 §4.2.11: binders and identities correspond one to one
         raise IllegalParameter(f"{len(identities)} PSK identities but {len(binders)} binders")
+    if end != size:
+        raise DecodeError(f"{size - end} trailing bytes in an extension")
     return OfferedPsks(tuple(identities), tuple(binders))
 
 
@@ -422,14 +491,14 @@ def _parse_list_ext(
 
 # -- ClientHello ------------------------------------------------------------------------------
 
-# The ClientHello extensions with a typed field: type -> (field, reader of the extension data)
+# The ClientHello extensions with a typed field: type -> (field, reader of the extension data);
+# server_name and pre_shared_key, in every SIM's ClientHello, are read from their bytes
+# (_parse_server_name, _parse_offered_psks) by pull_client_hello itself
 _CLIENT_HELLO_READERS = {
-    ExtensionType.SERVER_NAME: ("server_name", _pull_server_name_list),
     ExtensionType.MAX_FRAGMENT_LENGTH: ("max_fragment_length", _pull_max_fragment_length),
     ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", _pull_record_size_limit),
     ExtensionType.EARLY_DATA: ("early_data", _empty),
     ExtensionType.KEY_SHARE: ("key_share", _pull_client_shares),
-    ExtensionType.PRE_SHARED_KEY: ("pre_shared_key", _pull_offered_psks),
 }
 # ... and those that are one integer vector: type -> (field, _parse_list_ext arguments)
 _CLIENT_HELLO_LISTS = {
@@ -440,7 +509,12 @@ _CLIENT_HELLO_LISTS = {
     # PskKeyExchangeMode ke_modes<1..255>
     ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", (1, 1, 1, 255)),
 }
-assert _CLIENT_HELLO_READERS.keys() | _CLIENT_HELLO_LISTS.keys() == _CLIENT_HELLO_TYPED
+assert (
+    _CLIENT_HELLO_READERS.keys()
+    | _CLIENT_HELLO_LISTS.keys()
+    | {ExtensionType.PRE_SHARED_KEY, ExtensionType.SERVER_NAME}  # read by pull_client_hello
+    == _CLIENT_HELLO_TYPED
+)
 
 
 def pull_client_hello(buf: Buffer) -> ClientHello:
@@ -466,6 +540,17 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
         raise DecodeError("ClientHello length does not match its contents")
     last = len(extensions) - 1
     for index, (ext_type, data) in enumerate(extensions):
+        if ext_type == ExtensionType.PRE_SHARED_KEY:
+            if index != last:
+                # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension
+                # in the ClientHello ... Servers MUST check that it is the last extension and
+                # otherwise fail the handshake with an "illegal_parameter" alert."
+                raise IllegalParameter("pre_shared_key is not the last extension")
+            fields["pre_shared_key"] = _parse_offered_psks(data)
+            continue
+        if ext_type == ExtensionType.SERVER_NAME:
+            fields["server_name"] = _parse_server_name(data)
+            continue
         typed = _CLIENT_HELLO_READERS.get(ext_type)
         if typed is None:
             listed = _CLIENT_HELLO_LISTS.get(ext_type)
@@ -474,11 +559,6 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
             else:
                 fields[listed[0]] = _parse_list_ext(data, *listed[1])
             continue
-        if ext_type == ExtensionType.PRE_SHARED_KEY and index != last:
-            # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension in
-            # the ClientHello ... Servers MUST check that it is the last extension and
-            # otherwise fail the handshake with an "illegal_parameter" alert."
-            raise IllegalParameter("pre_shared_key is not the last extension")
         name, reader = typed
         fields[name] = _parse_ext(data, reader)
     return _build(
@@ -585,18 +665,6 @@ def _client_hello_extensions(hello: ClientHello) -> dict[int, bytes]:
     return out
 
 
-def _push_ext(buf: Buffer, ext_type: int):
-    buf.push_uint16(ext_type)
-    return buf.push_block(2)
-
-
-def _push_ext_data(buf: Buffer, ext_type: int, data: bytes) -> None:
-    """One extension whose data is already encoded (a few bytes): one write, where
-    ``with _push_ext(...)`` costs six calls (ServerHello and EncryptedExtensions are built for
-    every handshake)."""
-    buf.push_bytes(_EXTENSION_HEADER.pack(ext_type, len(data)) + data)
-
-
 # -- ServerHello ------------------------------------------------------------------------------
 
 
@@ -639,29 +707,89 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
 
 
 def push_server_hello(buf: Buffer, hello: ServerHello) -> None:
-    buf.push_uint8(HandshakeType.SERVER_HELLO)
-    with buf.push_block(3):
-        buf.push_uint16(hello.legacy_version)
-        buf.push_bytes(hello.random)
-        buf.push_opaque(1, hello.legacy_session_id_echo)
-        buf.push_uint16(hello.cipher_suite)
-        buf.push_uint8(hello.legacy_compression_method)
-        with buf.push_block(2):
-            if hello.supported_versions is not None:
-                _push_ext_data(
-                    buf, ExtensionType.SUPPORTED_VERSIONS, _uint16(hello.supported_versions)
-                )
-            if hello.key_share is not None:
-                with _push_ext(buf, ExtensionType.KEY_SHARE):
-                    _push_key_share_entry(buf, hello.key_share)
-            if hello.selected_group is not None:
-                with _push_ext(buf, ExtensionType.KEY_SHARE):
-                    buf.push_uint16(hello.selected_group)
-            if hello.cookie is not None:
-                with _push_ext(buf, ExtensionType.COOKIE):
-                    buf.push_opaque(2, hello.cookie)
-            if hello.pre_shared_key is not None:
-                _push_ext_data(buf, ExtensionType.PRE_SHARED_KEY, _uint16(hello.pre_shared_key))
+    buf.push_bytes(
+        encode_server_hello(
+            hello.random,
+            hello.legacy_session_id_echo,
+            hello.cipher_suite,
+            legacy_version=hello.legacy_version,
+            legacy_compression_method=hello.legacy_compression_method,
+            supported_versions=hello.supported_versions,
+            key_share=hello.key_share,
+            selected_group=hello.selected_group,
+            cookie=hello.cookie,
+            pre_shared_key=hello.pre_shared_key,
+        )
+    )
+
+
+def encode_server_hello(
+    random: bytes,
+    legacy_session_id_echo: bytes,
+    cipher_suite: int,
+    *,
+    legacy_version: int = TLS_1_2,
+    legacy_compression_method: int = 0,
+    supported_versions: int | None = None,
+    key_share: KeyShareEntry | None = None,
+    selected_group: int | None = None,
+    cookie: bytes | None = None,
+    pre_shared_key: int | None = None,
+) -> bytes:
+    """The ServerHello handshake message with these fields (those of ``ServerHello``, checked
+    as it checks them), as ``push_server_hello`` writes it.
+
+    The server's own flight calls this directly rather than building a ``ServerHello`` first:
+    a frozen dataclass costs one ``object.__setattr__`` per field, and the server writes one
+    per handshake (issue 14). Extensions are encoded first, then the message in one piece.
+    """
+    if len(random) != 32:
+        raise ValueError("random is 32 bytes")
+    if len(legacy_session_id_echo) > 32:
+        raise ValueError("legacy_session_id_echo <0..32>")
+    extensions = b""
+    if supported_versions is not None:
+        extensions += _ext_bytes(ExtensionType.SUPPORTED_VERSIONS, _uint16(supported_versions))
+    if key_share is not None:
+        extensions += _ext_bytes(
+            ExtensionType.KEY_SHARE,
+            _uint16(key_share.group)
+            + _uint16(len(key_share.key_exchange))
+            + key_share.key_exchange,
+        )
+    if selected_group is not None:
+        extensions += _ext_bytes(ExtensionType.KEY_SHARE, _uint16(selected_group))
+    if cookie is not None:
+        extensions += _ext_bytes(ExtensionType.COOKIE, _uint16(len(cookie)) + cookie)
+    if pre_shared_key is not None:
+        extensions += _ext_bytes(ExtensionType.PRE_SHARED_KEY, _uint16(pre_shared_key))
+    body = b"".join(
+        (
+            _uint16(legacy_version),
+            random,
+            bytes((len(legacy_session_id_echo),)),
+            legacy_session_id_echo,
+            _uint16(cipher_suite),
+            bytes((legacy_compression_method,)),
+            _uint16(len(extensions)),
+            extensions,
+        )
+    )
+    return _handshake_header(HandshakeType.SERVER_HELLO, body) + body
+
+
+def _ext_bytes(ext_type: int, data: bytes) -> bytes:
+    """One encoded Extension: type, uint16 length, data."""
+    if len(data) > 0xFFFF:
+        raise ValueError(f"extension {ext_type} of {len(data)} bytes")
+    return _EXTENSION_HEADER.pack(ext_type, len(data)) + data
+
+
+def _handshake_header(msg_type: HandshakeType, body: bytes) -> bytes:
+    """Handshake.msg_type and uint24 length (RFC 8446 §4)."""
+    if len(body) >= 1 << 24:
+        raise ValueError(f"handshake message of {len(body)} bytes")
+    return bytes((msg_type,)) + len(body).to_bytes(3, "big")
 
 
 # -- EncryptedExtensions ----------------------------------------------------------------------
@@ -695,22 +823,45 @@ def pull_encrypted_extensions(buf: Buffer) -> EncryptedExtensions:
 
 
 def push_encrypted_extensions(buf: Buffer, ee: EncryptedExtensions) -> None:
-    buf.push_uint8(HandshakeType.ENCRYPTED_EXTENSIONS)
-    with buf.push_block(3):
-        with buf.push_block(2):
-            if ee.server_name:
-                _push_ext_data(buf, ExtensionType.SERVER_NAME, b"")
-            if ee.max_fragment_length is not None:
-                _push_ext_data(
-                    buf, ExtensionType.MAX_FRAGMENT_LENGTH, bytes([ee.max_fragment_length])
-                )
-            if ee.supported_groups is not None:
-                with _push_ext(buf, ExtensionType.SUPPORTED_GROUPS):
-                    _push_list(buf, 2, 2, ee.supported_groups)
-            if ee.record_size_limit is not None:
-                _push_ext_data(buf, ExtensionType.RECORD_SIZE_LIMIT, _uint16(ee.record_size_limit))
-            if ee.early_data:
-                _push_ext_data(buf, ExtensionType.EARLY_DATA, b"")
+    buf.push_bytes(
+        encode_encrypted_extensions(
+            server_name=ee.server_name,
+            max_fragment_length=ee.max_fragment_length,
+            supported_groups=ee.supported_groups,
+            record_size_limit=ee.record_size_limit,
+            early_data=ee.early_data,
+        )
+    )
+
+
+def encode_encrypted_extensions(
+    *,
+    server_name: bool = False,
+    max_fragment_length: int | None = None,
+    supported_groups: tuple[int, ...] | None = None,
+    record_size_limit: int | None = None,
+    early_data: bool = False,
+) -> bytes:
+    """The EncryptedExtensions message with these fields (those of ``EncryptedExtensions``),
+    as ``push_encrypted_extensions`` writes it; the server's flight calls it directly, as
+    ``encode_server_hello``."""
+    extensions = b""
+    if server_name:
+        extensions += _ext_bytes(ExtensionType.SERVER_NAME, b"")
+    if max_fragment_length is not None:
+        extensions += _ext_bytes(ExtensionType.MAX_FRAGMENT_LENGTH, bytes((max_fragment_length,)))
+    if supported_groups is not None:
+        groups = Buffer()
+        _push_list(groups, 2, 2, supported_groups)
+        extensions += _ext_bytes(ExtensionType.SUPPORTED_GROUPS, groups.data)
+    if record_size_limit is not None:
+        extensions += _ext_bytes(ExtensionType.RECORD_SIZE_LIMIT, _uint16(record_size_limit))
+    if early_data:
+        extensions += _ext_bytes(ExtensionType.EARLY_DATA, b"")
+    if len(extensions) > 0xFFFF:
+        raise ValueError(f"extensions of {len(extensions)} bytes")
+    body = _uint16(len(extensions)) + extensions
+    return _handshake_header(HandshakeType.ENCRYPTED_EXTENSIONS, body) + body
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
@@ -722,8 +873,12 @@ def pull_finished(buf: Buffer) -> Finished:
 
 
 def push_finished(buf: Buffer, finished: Finished) -> None:
-    buf.push_uint8(HandshakeType.FINISHED)
-    buf.push_opaque(3, finished.verify_data)
+    buf.push_bytes(encode_finished(finished.verify_data))
+
+
+def encode_finished(verify_data: bytes) -> bytes:
+    """The Finished message (RFC 8446 §4.4.4), as ``push_finished`` writes it."""
+    return _handshake_header(HandshakeType.FINISHED, verify_data) + verify_data
 
 
 def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:

@@ -145,7 +145,8 @@ class RecordLayer:
                 if self.eof:
                     raise DecodeError("connection closed inside a record")
                 return None
-            header = bytes(buffer[:HEADER_LENGTH])
+            if protected:  # the header is the AEAD's additional data
+                header = bytes(buffer[:HEADER_LENGTH])
             fragment = bytes(buffer[HEADER_LENGTH : HEADER_LENGTH + length])
             del buffer[: HEADER_LENGTH + length]
             if not protected:
