@@ -64,7 +64,8 @@ class Card:
         self.iccid = make_iccid(index)
         self.device_id = f"{index:08x}"
         self.sim = VirtualSim(CardState.create(self.iccid, PSK, "127.0.0.1", port))
-        self.modem = VirtualModem(self.sim, network=network)
+        # the card takes no simulated time (as the e2e conftest's sim_cost=None)
+        self.modem = VirtualModem(self.sim, network=network, apply_card_cost=False)
         self.cla = 0
         self.bodies: list[bytes] = []  # every body this card read, in order
 
