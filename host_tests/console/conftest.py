@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from ztp.service import Database, ServiceClient, Settings, bootstrap_credentials, create_app
+from ztp.service import Database, ServiceClient, Settings
 from ztp.service._console import create_user
 
 from ..service.conftest import (  # noqa: F401  (pg_cluster: the PostgreSQL fixture)
@@ -23,6 +23,7 @@ from ..service.conftest import (  # noqa: F401  (pg_cluster: the PostgreSQL fixt
     _create_pg_db,
     make_settings,
     pg_cluster,
+    running_service,
 )
 
 PASSWORD = "correct horse battery"
@@ -91,16 +92,8 @@ def _hasher():
 
 @contextmanager
 def _console_on(url: str) -> Iterator[ConsoleApp]:
-    clock = FakeClock()
-    st = make_settings(url, clock)
-    creds = bootstrap_credentials(st)
-    app = create_app(st)
-    with TestClient(app) as http:
-        admin = ServiceClient(http=http)
-        admin.login(creds.admin_id, creds.admin_secret)
-        gateway = ServiceClient(http=http)
-        gateway.login(creds.gateway_id, creds.gateway_secret)
-        yield ConsoleApp(st, clock, app, admin, gateway)
+    with running_service(url) as s:
+        yield ConsoleApp(s.settings, s.clock, s.app, s.admin, s.gateway)
 
 
 @pytest.fixture

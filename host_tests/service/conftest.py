@@ -157,8 +157,10 @@ def make_settings(db_url: str, clock: FakeClock, **kw: object) -> Settings:
                     or MasterKeyring.generate(), fast_hashing=True, clock_ms=clock, **kw)
 
 
-@pytest.fixture
-def svc(db_url: str) -> Iterator[Svc]:
+@contextmanager
+def running_service(db_url: str) -> Iterator[Svc]:
+    """The service app on ``db_url`` in a TestClient, with an admin and a gateway logged in:
+    the one setup the service and console tests share."""
     clock = FakeClock()
     st = make_settings(db_url, clock)
     creds = bootstrap_credentials(st)
@@ -169,6 +171,12 @@ def svc(db_url: str) -> Iterator[Svc]:
         gateway = ServiceClient(http=http)
         gateway.login(creds.gateway_id, creds.gateway_secret)
         yield Svc(st, clock, app, http, creds, admin, gateway)
+
+
+@pytest.fixture
+def svc(db_url: str) -> Iterator[Svc]:
+    with running_service(db_url) as s:
+        yield s
 
 
 @contextmanager
