@@ -21,6 +21,7 @@ from ._service import ServiceClient, ServiceError, UpstreamResponse
 __all__ = [
     "NEED_DATA",
     "Admitted",
+    "EVENT_LOOPS",
     "ConnectionAdmission",
     "ForwardRequest",
     "Gateway",
@@ -47,7 +48,9 @@ __all__ = [
     "address_key",
     "build_response",
     "check_request",
+    "event_loop_factory",
     "log_event",
+    "run_event_loop",
     "setup_logging",
     "start_metrics_server",
     "wait_for_signal",
@@ -59,6 +62,9 @@ _LAZY = {
     "GatewaySession": "._session",
     "SessionLimits": "._session",
     # the run-time helpers of the commands that run a gateway (they need click)
+    "EVENT_LOOPS": ".cli",
+    "event_loop_factory": ".cli",
+    "run_event_loop": ".cli",
     "setup_logging": ".cli",
     "start_metrics_server": ".cli",
     "wait_for_signal": ".cli",
