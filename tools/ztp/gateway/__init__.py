@@ -12,7 +12,7 @@ from typing import Any
 from ._admission import Admitted, ConnectionAdmission, LogThrottle, Refused, address_key
 from ._http import NEED_DATA, HttpError, HttpLimits, Request, RequestReader, build_response
 from ._limits import RateLimit, RateLimiter
-from ._log import JsonFormatter, log_event
+from ._log import JsonFormatter, JsonLinesHandler, flush_logs, log_event
 from ._metrics import GatewayMetrics
 from ._policy import ForwardRequest, RequestRejected, check_request
 from ._psk_cache import PskCache, PskChangeWatcher, PskKey
@@ -31,6 +31,7 @@ __all__ = [
     "HttpError",
     "HttpLimits",
     "JsonFormatter",
+    "JsonLinesHandler",
     "LogThrottle",
     "PskCache",
     "PskChangeWatcher",
@@ -49,6 +50,7 @@ __all__ = [
     "build_response",
     "check_request",
     "event_loop_factory",
+    "flush_logs",
     "log_event",
     "run_event_loop",
     "setup_logging",

@@ -21,7 +21,7 @@ import click
 from ztp.listen import bind_listener, parse_hostport
 
 from ._limits import RateLimit
-from ._log import JsonFormatter, log_event
+from ._log import JsonLinesHandler, flush_logs, log_event
 
 __all__ = [
     "EVENT_LOOPS",
@@ -125,12 +125,15 @@ def read_credentials_file(path: Path) -> tuple[str, str]:
 
 
 def setup_logging(level: str = "info", json_logs: bool = True) -> None:
-    """The ``ztp`` loggers to stderr at ``level``, one JSON object per line (``json_logs``),
-    as a gateway process logs; replaces their handlers, so calling it again is harmless."""
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.setFormatter(JsonFormatter())
+    """The ``ztp`` loggers to stderr at ``level``, one JSON object per line (``json_logs``:
+    :class:`~._log.JsonLinesHandler`, written in batches at most 50 ms late, warnings at
+    once), as a gateway process logs; replaces their handlers (after writing what they hold),
+    so calling it again is harmless."""
+    handler: logging.Handler
+    handler = JsonLinesHandler(sys.stderr) if json_logs else logging.StreamHandler(sys.stderr)
     root = logging.getLogger("ztp")
+    for old in root.handlers:
+        old.flush()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
@@ -165,6 +168,7 @@ async def run_gateway(
         if metrics_server is not None:
             metrics_server.shutdown()  # type: ignore[attr-defined]
             metrics_server.server_close()  # type: ignore[attr-defined]
+        flush_logs()
 
 
 async def wait_for_signal(gateway: object) -> None:
