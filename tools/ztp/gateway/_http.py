@@ -63,6 +63,8 @@ REASONS: dict[int, str] = {
 
 # RFC 9110 §5.6.2: token = 1*tchar
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# control characters a header value must not hold (HTAB is allowed): RFC 9110 §5.5
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP/(\d)\.(\d)")
 # request-target in origin-form (RFC 9112 §3.2.1); visible ASCII only.
@@ -258,7 +260,7 @@ class RequestReader:
             if not sep or not _TOKEN.fullmatch(name):
                 raise HttpError(400, f"malformed header line {line[:80]!r}")
             value = value.strip(b" \t")
-            if any(c < 0x20 and c != 0x09 or c == 0x7F for c in value):
+            if _CTL.search(value):
                 raise HttpError(400, f"control character in header {name.decode()!r}")
             headers.append((name.decode("ascii").lower(), value))
         names = [n for n, _ in headers]
