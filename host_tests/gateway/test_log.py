@@ -46,8 +46,17 @@ def test_formatter_writes_what_json_dumps_writes(fields):
         extra={"event": "some_event", "fields": fields},
     )  # fmt: skip
     line = JsonFormatter().format(record)
-    assert line == _reference(record, fields)
+    reference = _reference(record, fields)
     assert "\n" not in line
+    if "ts" in fields:
+        assert line == reference
+        return
+    # the same text, but ts with exactly 3 decimals (1.5 -> "1.500")
+    ts = json.loads(line)["ts"]
+    assert ts == round(record.created, 3)
+    head = '{"ts": '
+    assert line.startswith(head + f"{ts:.3f}, ")
+    assert line[len(head) + len(f"{ts:.3f}") :] == reference[len(head) + len(repr(ts)) :]
 
 
 def test_exception_name_and_plain_records():
@@ -68,6 +77,9 @@ def test_exception_name_and_plain_records():
 def test_json_line_matches_the_formatter():
     assert json_line(12.34567, logging.INFO, "ztp.gateway", "e", {"a": 1}) == (
         '{"ts": 12.346, "level": "info", "logger": "ztp.gateway", "event": "e", "a": 1}'
+    )
+    assert json_line(1796697070.9996, logging.DEBUG, "x", None, None).startswith(
+        '{"ts": 1796697071.000, "level": "debug", "logger": "x", "event": null'
     )
 
 

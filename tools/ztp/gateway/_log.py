@@ -67,32 +67,50 @@ def json_line(
     exception: str | None = None,
 ) -> str:
     """``{"ts": ..., "level": ..., "logger": ..., "event": ..., **fields}`` on one line."""
-    level = _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
     if fields and not _HEAD_KEYS.isdisjoint(fields):  # a field replaces a head key in place
+        level = _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
         out: dict[str, Any] = {
             "ts": round(created, 3), "level": level, "logger": name, "event": event, **fields,
         }  # fmt: skip
         if exception is not None:
             out["exception"] = exception
         return _encode(out)  # type: ignore[no-any-return]
-    parts = [
-        '{"ts": ',
-        float.__repr__(round(created, 3)),
-        ', "level": ',
-        _quote(level),
-        ', "logger": ',
-        _quote(name),
-        ', "event": ',
-        _value(event),
-    ]
+    middle = _MIDDLES.get((levelno, name))
+    if middle is None:
+        middle = _middle(levelno, name)
+    second, millis = divmod(int(created * 1000.0 + 0.5), 1000)
+    parts = ['{"ts": ', str(second), _MILLIS[millis], middle, _value(event)]
     if fields:
         for key, value in fields.items():
-            text = _quote(value) if type(value) is str else _value(value)
-            parts += (", ", _quote(key), ": ", text)
+            parts.append(_KEYS.get(key) or _key(key))
+            parts.append(_quote(value) if type(value) is str else _value(value))
     if exception is not None:
         parts += (', "exception": ', _quote(exception))
     parts.append("}")
     return "".join(parts)
+
+
+# The constant pieces of a line, spelled once: ', "level": "info", "logger": "ztp.gateway",
+# "event": ' per level and logger, ', "identity": ' per field name (both sets are small).
+_MIDDLES: dict[tuple[int, str], str] = {}
+# ts: seconds with 3 decimals (round() and a float repr cost more than the rest of a line)
+_MILLIS = [f".{i:03d}" for i in range(1000)]
+_KEYS: dict[str, str] = {}
+
+
+def _middle(levelno: int, name: str) -> str:
+    level = _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
+    middle = f', "level": {_quote(level)}, "logger": {_quote(name)}, "event": '
+    if len(_MIDDLES) < 64:
+        _MIDDLES[(levelno, name)] = middle
+    return middle
+
+
+def _key(key: str) -> str:
+    text = f", {_quote(key)}: "
+    if len(_KEYS) < 256:
+        _KEYS[key] = text
+    return text
 
 
 class JsonFormatter(logging.Formatter):
