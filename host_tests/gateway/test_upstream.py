@@ -346,6 +346,10 @@ def test_wait_for_a_connection_counts_against_the_deadline():
     "method, target, headers",
     [
         ("GET", "/", [("X-A", "a\nb")]),
+        ("GET", "/", [("X-A", "a\r\nX-B: b")]),
+        ("GET", "/", [("X-A", "a\r")]),
+        ("GET", "/", [("X-A: b\r\nX-B", "b")]),
+        ("GET", "/", [("X-A", "b"), ("", "c")]),
         ("GET", "/", [("X-A", "a\x00b")]),
         ("GET", "/", [("X A", "b")]),
         ("GET", "/a b", []),

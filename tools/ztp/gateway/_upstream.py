@@ -49,9 +49,11 @@ __all__ = ["UpstreamError", "UpstreamPool", "UpstreamReply"]
 
 _MAX_HEAD = 16 * 1024  # answer status line + headers at most 16 KiB (h11's default cap)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2
-# RFC 9110 §5.5 field-value: visible characters, SP and HTAB (non-ASCII goes out as UTF-8,
-# obs-text); no CR, LF, NUL or other control characters
-_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Header lines "name: value\r\n": name a token (RFC 9110 §5.6.2), value a field-value
+# (§5.5: visible characters, SP and HTAB; non-ASCII goes out as UTF-8, obs-text) with no CR,
+# LF, NUL or other control character. A block of one line per field that matches, with as
+# many LFs as fields (a CR LF inside a value would make two lines), is all valid fields.
+_HEADER_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
 _TARGET = re.compile(r"/[\x21-\x7e]*")  # origin-form, visible ASCII (RFC 9112 §3.2.1)
 
 
@@ -366,18 +368,15 @@ class UpstreamPool:
             raise UpstreamError(
                 f"LocalProtocolError: invalid request line for {_where(method, target)[:80]!r}"
             )
-        lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\n", self._host_line]
-        for name, value in headers:
-            if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-                raise UpstreamError(
-                    f"{_where(method, target)}: LocalProtocolError: invalid request header"
-                )
-            lines.append(f"{name}: {value}\r\n")
+        fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        if not _HEADER_LINES.fullmatch(fields) or fields.count("\n") != len(headers):
+            raise UpstreamError(
+                f"{_where(method, target)}: LocalProtocolError: invalid request header"
+            )
+        head = f"{method} {self._prefix}{target} HTTP/1.1\r\n{self._host_line}{fields}"
         if body is not None:
-            lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-            return "".join(lines).encode() + body
-        lines.append("\r\n")
-        return "".join(lines).encode()
+            return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        return f"{head}\r\n".encode()
 
     def _take(self) -> _Connection | None:
         now = self._clock()
