@@ -26,7 +26,7 @@ from ztp.iccid import IccidError, parse_ef_iccid
 from ._admission import LogThrottle
 from ._config import GatewayConfig
 from ._limits import RateLimiter
-from ._log import log_event
+from ._log import log_event, logger
 from ._metrics import GatewayMetrics
 from ._psk_cache import PskCache, PskKey
 from ._service import ServiceClient, ServiceError
@@ -245,6 +245,8 @@ class Exchanges:
                 return
             fields["suppressed"] = suppressed
         level = logging.DEBUG if ev.reason == "responded" else logging.WARNING
+        if not logger.isEnabledFor(level):
+            return  # an answered exchange at info: its fields are not even built
         log_event(
             level,
             "connection_closed",
