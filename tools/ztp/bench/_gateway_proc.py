@@ -5,10 +5,12 @@ Production code path (``Gateway`` + ``ServiceClient``), defaults everywhere exce
 psk_ke only (the OpenSSL load generator also offers psk_dhe_ke, which the default preference
 would pick; SIMs offer psk_ke only), and the per-address / per-identity rate limits and the
 connection cap raised, because the load comes from one address at thousands of exchanges
-per second. Logs its JSON lines at the default level (info), to stderr, as ``ztp gateway``
-does. Without CREDENTIALS_JSON it sends a fixed bearer token (the benchmark's backend takes
-any); with it (``{"gateway_id": ..., "gateway_secret": ...}``) it logs in to a real
-``ztp service serve`` as ``ztp gateway --credentials-file`` does. Prints the port.
+per second. Logs its JSON lines at the default level (info), to stderr, and runs on the event
+loop ``ztp gateway`` picks (uvloop when installed; ``ZTP_EVENT_LOOP=asyncio`` for asyncio's),
+as ``ztp gateway`` does. Without CREDENTIALS_JSON it sends a fixed bearer token (the
+benchmark's backend takes any); with it (``{"gateway_id": ..., "gateway_secret": ...}``) it
+logs in to a real ``ztp service serve`` as ``ztp gateway --credentials-file`` does. Prints the
+port.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import json
 import signal
 import sys
 
-from ztp.gateway import Gateway, GatewayConfig, RateLimit, ServiceClient, setup_logging
+from ztp.gateway import (
+    Gateway,
+    GatewayConfig,
+    RateLimit,
+    ServiceClient,
+    run_event_loop,
+    setup_logging,
+)
 from ztp.tls import KeyExchangeMode
 
 
@@ -52,4 +61,4 @@ async def _main(url: str, credentials_path: str | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
+    run_event_loop(_main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -12,7 +12,7 @@ from typing import Any
 from ._admission import Admitted, ConnectionAdmission, LogThrottle, Refused, address_key
 from ._http import NEED_DATA, HttpError, HttpLimits, Request, RequestReader, build_response
 from ._limits import RateLimit, RateLimiter
-from ._log import JsonFormatter, log_event
+from ._log import JsonFormatter, JsonLinesHandler, flush_logs, log_event
 from ._metrics import GatewayMetrics
 from ._policy import ForwardRequest, RequestRejected, check_request
 from ._psk_cache import PskCache, PskChangeWatcher, PskKey
@@ -21,6 +21,7 @@ from ._service import ServiceClient, ServiceError, UpstreamResponse
 __all__ = [
     "NEED_DATA",
     "Admitted",
+    "EVENT_LOOPS",
     "ConnectionAdmission",
     "ForwardRequest",
     "Gateway",
@@ -30,6 +31,7 @@ __all__ = [
     "HttpError",
     "HttpLimits",
     "JsonFormatter",
+    "JsonLinesHandler",
     "LogThrottle",
     "PskCache",
     "PskChangeWatcher",
@@ -47,7 +49,10 @@ __all__ = [
     "address_key",
     "build_response",
     "check_request",
+    "event_loop_factory",
+    "flush_logs",
     "log_event",
+    "run_event_loop",
     "setup_logging",
     "start_metrics_server",
     "wait_for_signal",
@@ -59,6 +64,9 @@ _LAZY = {
     "GatewaySession": "._session",
     "SessionLimits": "._session",
     # the run-time helpers of the commands that run a gateway (they need click)
+    "EVENT_LOOPS": ".cli",
+    "event_loop_factory": ".cli",
+    "run_event_loop": ".cli",
     "setup_logging": ".cli",
     "start_metrics_server": ".cli",
     "wait_for_signal": ".cli",

@@ -43,9 +43,22 @@ __all__ = [
 ]
 
 
+_KEYS: dict[str, str] = {}  # address_key's answers: one parse per address, not per connection
+_MAX_KEYS = 4096
+
+
 def address_key(host: str) -> str:
     """The key one client is limited under: the IPv4 address (also when IPv4-mapped), or the
     IPv6 /64 it belongs to. Anything unparsable is its own key."""
+    key = _KEYS.get(host)
+    if key is None:
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()  # many addresses: start over rather than grow
+        key = _KEYS[host] = _address_key(host)
+    return key
+
+
+def _address_key(host: str) -> str:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

@@ -78,8 +78,8 @@ class GatewayConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a TCP stream transport: asyncio's, or uvloop's (which does not subclass Transport)
+        self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.addr = str(peer[0]) if peer else "?"
         self.key = address_key(self.addr)

@@ -19,12 +19,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from prometheus_client import Counter
+
 from ztp.iccid import IccidError, parse_ef_iccid
 
 from ._admission import LogThrottle
 from ._config import GatewayConfig
 from ._limits import RateLimiter
-from ._log import log_event
+from ._log import log_event, logger
 from ._metrics import GatewayMetrics
 from ._psk_cache import PskCache, PskKey
 from ._service import ServiceClient, ServiceError
@@ -53,6 +55,14 @@ class Exchanges:
         self.identity_limiter = RateLimiter(config.identity_rate)
         self.log_throttle = LogThrottle(config.log_interval_s)
         self._clock = clock
+        # the children every exchange updates, bound once (labels() validates and locks)
+        self._lookups = {
+            result: metrics.labelled(metrics.psk_lookups, result)
+            for result in ("hit", "miss", "unknown", "not_iccid", "error")
+        }
+        self._forward_seconds = metrics.labelled(metrics.upstream_seconds, "forward")
+        self._psk_seconds = metrics.labelled(metrics.upstream_seconds, "psk")
+        self._requests: dict[int, Counter] = {}  # by status
 
     # -- PSK lookups --------------------------------------------------------------------
 
@@ -62,17 +72,18 @@ class Exchanges:
         out: Psks = {}
         results = []
         for identity in identities:
-            if not _is_iccid(identity):  # no SIM has it: unknown, without asking the service
+            # only EF_ICCID values are ever cached: a hit needs no parse
+            hit, keys = self.psk_cache.cached(identity)
+            if hit:
+                out[identity] = keys
+                results.append("hit" if keys is not None else "unknown")
+            elif not _is_iccid(identity):  # no SIM has it: unknown, without asking the service
                 out[identity] = None
                 results.append("not_iccid")
-                continue
-            hit, keys = self.psk_cache.cached(identity)
-            if not hit:
+            else:
                 return None
-            out[identity] = keys
-            results.append("hit" if keys is not None else "unknown")
         for result in results:  # counted once the whole ClientHello is answered from here
-            self._count_lookup(result)
+            self._lookups[result].inc()
         return out
 
     async def lookup(self, identities: tuple[bytes, ...]) -> Psks | None:
@@ -92,7 +103,7 @@ class Exchanges:
         try:
             results = await asyncio.gather(*(one(i) for i in identities))
         except ServiceError as exc:
-            self.metrics.labelled(self.metrics.psk_lookups, "error").inc()
+            self._lookups["error"].inc()
             log_event(
                 logging.ERROR,
                 "psk_lookup_failed",
@@ -103,7 +114,7 @@ class Exchanges:
         return dict(zip(identities, results, strict=True))
 
     def _count_lookup(self, result: str) -> None:
-        self.metrics.labelled(self.metrics.psk_lookups, result).inc()
+        self._lookups[result].inc()
 
     async def fetch_psks(self, identity: bytes) -> tuple[PskKey, ...] | None:
         """The PSK cache's fetch: the service's answer, timed (without the cache's floor)."""
@@ -111,9 +122,7 @@ class Exchanges:
         try:
             return await self.service.get_psks(identity)
         finally:
-            self.metrics.labelled(self.metrics.upstream_seconds, "psk").observe(
-                self._clock() - started
-            )
+            self._psk_seconds.observe(self._clock() - started)
 
     # -- the exchange -------------------------------------------------------------------
 
@@ -143,15 +152,16 @@ class Exchanges:
         """Send the checked request with the session's verified identity; answer the SIM."""
         identity = session.identity
         assert identity is not None
+        request = ev.request
         started = self._clock()
         try:
-            resp = await self.service.forward(ev.request, identity, session.psk_tag)
+            resp = await self.service.forward(request, identity, session.psk_tag)
         except ServiceError as exc:
             log_event(
                 logging.ERROR,
                 "forward_failed",
-                identity=identity.hex(),
-                path=ev.request.path.split("?")[0],
+                identity=request.iccid_hex,
+                path=request.path.split("?")[0],
                 error=str(exc),
                 status=exc.status,
             )
@@ -159,13 +169,13 @@ class Exchanges:
             return
         finally:
             now = self._clock()
-            self.metrics.labelled(self.metrics.upstream_seconds, "forward").observe(now - started)
+            self._forward_seconds.observe(now - started)
         log_event(
             logging.INFO,
             "request_forwarded",
-            identity=identity.hex(),
-            method=ev.request.method,
-            path=ev.request.path.split("?")[0],
+            identity=request.iccid_hex,  # the verified identity (check_request bound it)
+            method=request.method,
+            path=request.path.split("?")[0],
             status=resp.status,
             body_bytes=len(resp.body),
         )
@@ -213,7 +223,10 @@ class Exchanges:
         status = session.response_status
         if ev.reason == "responded":
             assert status is not None
-            m.labelled(m.requests, str(status)).inc()
+            requests = self._requests.get(status)
+            if requests is None:  # statuses are few (the service's and ours): bounded
+                requests = self._requests[status] = m.labelled(m.requests, str(status))
+            requests.inc()
         elif session.identity is None:  # the handshake did not complete
             m.labelled(m.handshake_failures, ev.alert or ev.reason).inc()
         else:  # verified SIM, but no complete exchange: alert, EOF, close_notify, timeout
@@ -232,6 +245,8 @@ class Exchanges:
                 return
             fields["suppressed"] = suppressed
         level = logging.DEBUG if ev.reason == "responded" else logging.WARNING
+        if not logger.isEnabledFor(level):
+            return  # an answered exchange at info: its fields are not even built
         log_event(
             level,
             "connection_closed",

@@ -63,6 +63,8 @@ REASONS: dict[int, str] = {
 
 # RFC 9110 §5.6.2: token = 1*tchar
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# control characters a header value must not hold (HTAB is allowed): RFC 9110 §5.5
+_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP/(\d)\.(\d)")
 # request-target in origin-form (RFC 9112 §3.2.1); visible ASCII only.
@@ -211,17 +213,18 @@ class RequestReader:
     def _find_head_end(self) -> tuple[int, int] | None:
         """(end of the last header line, start of the body), or None if not complete."""
         # Leading empty lines before the request line: RFC 9112 §2.2 says SHOULD ignore one.
-        while self._buf[:2] == b"\r\n" or self._buf[:1] == b"\n":
-            del self._buf[: 2 if self._buf[:1] == b"\r" else 1]
+        buf = self._buf
+        if buf and buf[0] in b"\r\n":
+            while buf[:2] == b"\r\n" or buf[:1] == b"\n":
+                del buf[: 2 if buf[:1] == b"\r" else 1]
+        # the first LF (before ``limit``) followed by LF or CR LF ends the head
         limit = self.limits.max_head + 4
-        i = self._buf.find(b"\n", 0, limit)
-        while i != -1:
-            nxt = i + 1
-            if self._buf[nxt : nxt + 1] == b"\n":
-                return i, nxt + 1
-            if self._buf[nxt : nxt + 2] == b"\r\n":
-                return i, nxt + 2
-            i = self._buf.find(b"\n", nxt, limit)
+        lf_lf = buf.find(b"\n\n", 0, limit + 1)
+        lf_crlf = buf.find(b"\n\r\n", 0, limit + 2)
+        if lf_crlf != -1 and (lf_lf == -1 or lf_crlf < lf_lf):
+            return lf_crlf, lf_crlf + 3
+        if lf_lf != -1:
+            return lf_lf, lf_lf + 2
         return None
 
     def _check_incomplete_head(self) -> None:
@@ -250,21 +253,26 @@ class RequestReader:
                 431, f"{len(header_lines)} header lines, limit {self.limits.max_headers}"
             )
         headers: list[tuple[str, bytes]] = []
+        lengths: list[bytes] = []
+        transfer_encoding = False
         for line in header_lines:
-            if line[:1] in (b" ", b"\t"):
-                # RFC 9112 §5.2: obs-fold; a server MUST reject it or replace it. We reject.
-                raise HttpError(400, "obsolete header line folding is not accepted")
             name, sep, value = line.partition(b":")
             if not sep or not _TOKEN.fullmatch(name):
+                if line[:1] in (b" ", b"\t"):
+                    # RFC 9112 §5.2: obs-fold; a server MUST reject it or replace it. We reject.
+                    raise HttpError(400, "obsolete header line folding is not accepted")
                 raise HttpError(400, f"malformed header line {line[:80]!r}")
             value = value.strip(b" \t")
-            if any(c < 0x20 and c != 0x09 or c == 0x7F for c in value):
+            if _CTL.search(value):
                 raise HttpError(400, f"control character in header {name.decode()!r}")
-            headers.append((name.decode("ascii").lower(), value))
-        names = [n for n, _ in headers]
-        if "transfer-encoding" in names:
+            lname = name.decode("ascii").lower()
+            headers.append((lname, value))
+            if lname == "content-length":
+                lengths.append(value)
+            elif lname == "transfer-encoding":
+                transfer_encoding = True
+        if transfer_encoding:
             raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
-        lengths = [v for n, v in headers if n == "content-length"]
         if len(lengths) > 1:
             # RFC 9112 §6.3 item 5: differing or repeated lengths are unrecoverable here.
             raise HttpError(400, "more than one Content-Length header")
@@ -280,7 +288,7 @@ class RequestReader:
         return (
             method.decode("ascii"),
             target.decode("ascii"),
-            f"{major.decode()}.{minor.decode()}",
+            (major + b"." + minor).decode("ascii"),
             tuple(headers),
         )
 

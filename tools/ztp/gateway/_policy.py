@@ -105,12 +105,18 @@ def check_request(request: Request, identity: bytes) -> ForwardRequest:
             f"request names iccid {requested.hex()}, verified identity is {identity.hex()}",
             {"requested_iccid": requested.hex(), "route": route, "device_id": device_hex.lower()},
         )
-    content_type = request.header("content-type")
+    device_hex = device_hex.lower()
+    iccid_hex = identity.hex()
+    if route == "data":
+        content_type = request.header("content-type")
+        return ForwardRequest(
+            request.method,
+            f"/v1/data/{device_hex}?iccid={iccid_hex}",
+            device_hex,
+            iccid_hex,
+            request.body,
+            content_type.decode("latin-1") if content_type else None,
+        )
     return ForwardRequest(
-        method=request.method,
-        path=f"/v1/{route}/{device_hex.lower()}?iccid={identity.hex()}",
-        device_id_hex=device_hex.lower(),
-        iccid_hex=identity.hex(),
-        body=request.body if route == "data" else b"",
-        content_type=content_type.decode("latin-1") if content_type and route == "data" else None,
+        request.method, f"/v1/config/{device_hex}?iccid={iccid_hex}", device_hex, iccid_hex
     )

@@ -92,6 +92,8 @@ class Gateway:
         self._exchanges = Exchanges(service, self.config, self.metrics, self.psk_cache, clock)
         self._tls_config = self.config.tls_config()  # immutable: one for all connections
         self._admission = ConnectionAdmission(self.config.max_connections, self.config.address_rate)
+        # read when scraped: nothing to update per connection
+        self.metrics.connections_active.set_function(lambda: self._admission.active)
         self._server: asyncio.Server | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._connections: set[GatewayConnection] = set()
@@ -211,7 +213,6 @@ class Gateway:
             self._reject(decision.reason, conn.key)
             return False
         self._connections.add(conn)
-        self.metrics.connections_active.set(self._admission.active)
         if decision.evict is not None:
             self._evict(decision.evict, decision.evict_address or "?")  # type: ignore[arg-type]
         return True
@@ -223,7 +224,6 @@ class Gateway:
         if conn in self._connections:
             self._connections.discard(conn)
             self._admission.release(conn)
-            self.metrics.connections_active.set(self._admission.active)
 
     def _reject(self, reason: str, key: str) -> None:
         self.metrics.labelled(self.metrics.connections_rejected, reason).inc()

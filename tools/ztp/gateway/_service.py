@@ -7,8 +7,8 @@ records in its audit rows. Answers are parsed strictly:
 a malformed answer is a :class:`ServiceError`, never a half-understood key list.
 
 The two calls on the per-connection path (key lookups and forwarding) go through
-:class:`~._upstream.UpstreamPool` (h11, keep-alive; see its module comment for why); the rest
-through httpx. When a test injects an httpx ``transport``, or the environment sets an HTTP
+:class:`~._upstream.UpstreamPool` (httptools, keep-alive; see its module comment for why); the
+rest through httpx. When a test injects an httpx ``transport``, or the environment sets an HTTP
 proxy that httpx would use, everything goes through httpx.
 """
 
@@ -25,7 +25,7 @@ import httpx
 
 from ._policy import ForwardRequest
 from ._psk_cache import PskKey
-from ._upstream import UpstreamError, UpstreamPool
+from ._upstream import UpstreamError, UpstreamPool, UpstreamReply
 
 __all__ = ["ServiceClient", "ServiceError", "UpstreamResponse"]
 
@@ -51,13 +51,6 @@ class UpstreamResponse:
     status: int
     body: bytes = field(default=b"", repr=False)  # a config body may hold device secrets
     content_type: str | None = None
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status_code: int
-    content_type: str | None
-    content: bytes = field(repr=False)
 
 
 def _unhex(value: Any, what: str) -> bytes:
@@ -128,73 +121,86 @@ class ServiceClient:
             if self._token is not None and self._token != stale:
                 return  # another request already refreshed it
             client_id, secret = self._credentials
-            resp = await self._send(
-                "POST",
-                "/v1/auth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": client_id,
-                    "client_secret": secret,
-                    "scope": "gateway",
-                },
-            )
-            if resp.status_code != 200:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": "gateway",
+            }
+            resp = await self._send("POST", "/v1/auth/token", [], None, {"data": form})
+            if resp.status != 200:
                 raise ServiceError(
-                    f"POST /v1/auth/token: gateway login refused ({resp.status_code})"
+                    f"POST /v1/auth/token: gateway login refused ({resp.status})"
                 )
             token = self._json(resp, "POST /v1/auth/token").get("access_token")
             if not isinstance(token, str) or not token or "\n" in token:
                 raise ServiceError("POST /v1/auth/token: no access_token in the answer")
             self._token = token
 
-    async def _request(self, method: str, url: str, **kwargs: Any) -> _Answer:
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        **kwargs: Any,
+    ) -> UpstreamReply:
+        """``method url`` with the gateway's token and name; a 401 with client credentials
+        logs in again and retries once. ``kwargs`` (httpx's ``params``, ``json``, ``data``)
+        send it through httpx; without them it goes through the keep-alive pool."""
         if self._token is None:
             await self._login(None)
         token = self._token
         # every call names this gateway: the service records it in the audit rows' gateway
         # column (the credential's client id goes in the actor column)
-        headers = {
-            **kwargs.pop("headers", {}),
-            "Authorization": f"Bearer {token}",
-            "X-ZTP-Gateway": self.gateway_name,
-        }
-        resp = await self._send(method, url, headers=headers, **kwargs)
-        if resp.status_code == 401 and self._credentials is not None:
+        sent = [
+            *(headers or ()),
+            ("Authorization", f"Bearer {token}"),
+            ("X-ZTP-Gateway", self.gateway_name),
+        ]
+        resp = await self._send(method, url, sent, content, kwargs)
+        if resp.status == 401 and self._credentials is not None:
             await self._login(token)  # expired: log in again and retry once
-            headers["Authorization"] = f"Bearer {self._token}"
-            resp = await self._send(method, url, headers=headers, **kwargs)
+            sent[-2] = ("Authorization", f"Bearer {self._token}")
+            resp = await self._send(method, url, sent, content, kwargs)
         return resp
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> _Answer:
-        where = f"{method} {url.split('?')[0]}"
-        if self._pool is not None and kwargs.keys() <= {"headers", "content"}:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes | None,
+        kwargs: dict[str, Any],
+    ) -> UpstreamReply:
+        if self._pool is not None and not kwargs:
             try:
-                reply = await self._pool.request(
-                    method,
-                    url,
-                    list(kwargs.get("headers", {}).items()),
-                    kwargs.get("content"),
-                    self.max_response,
+                return await self._pool.request(
+                    method, url, headers, content, self.max_response
                 )
             except UpstreamError as exc:
                 raise ServiceError(str(exc), 504 if exc.timed_out else 502) from None
-            return _Answer(reply.status, reply.content_type, reply.body)
+        where = f"{method} {url.split('?')[0]}"
         try:
-            async with self._client.stream(method, url, **kwargs) as resp:
+            async with self._client.stream(
+                method, url, headers=headers, content=content, **kwargs
+            ) as resp:
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
                     if len(body) > self.max_response:
                         raise ServiceError(f"{where}: answer exceeds {self.max_response} bytes")
-                return _Answer(resp.status_code, resp.headers.get("content-type"), bytes(body))
+                return UpstreamReply(
+                    resp.status_code, resp.headers.get("content-type"), bytes(body)
+                )
         except httpx.TimeoutException as exc:
             raise ServiceError(f"{where}: timed out ({exc.__class__.__name__})", 504) from None
         except httpx.HTTPError as exc:
             raise ServiceError(f"{where}: {exc.__class__.__name__}: {exc}") from None
 
-    def _json(self, resp: _Answer, what: str) -> dict[str, Any]:
+    def _json(self, resp: UpstreamReply, what: str) -> dict[str, Any]:
         try:
-            data = json.loads(resp.content)
+            data = json.loads(resp.body)
         except ValueError:
             raise ServiceError(f"{what}: answer is not JSON") from None
         if not isinstance(data, dict):
@@ -209,10 +215,10 @@ class ServiceClient:
         """
         what = f"GET /v1/gateway/psks/{identity.hex()}"
         resp = await self._request("GET", f"/v1/gateway/psks/{identity.hex()}")
-        if resp.status_code == 404:
+        if resp.status == 404:
             return None
-        if resp.status_code != 200:
-            raise ServiceError(f"{what}: expected 200 or 404, got {resp.status_code}")
+        if resp.status != 200:
+            raise ServiceError(f"{what}: expected 200 or 404, got {resp.status}")
         data = self._json(resp, what)
         if _unhex(data.get("identity"), "identity") != identity:
             raise ServiceError(f"{what}: answer is for another identity")
@@ -233,8 +239,8 @@ class ServiceClient:
         """(last event number, identities whose keys changed after event ``after``)."""
         what = "GET /v1/gateway/psk-changes"
         resp = await self._request("GET", "/v1/gateway/psk-changes", params={"after": after})
-        if resp.status_code != 200:
-            raise ServiceError(f"{what}: expected 200, got {resp.status_code}")
+        if resp.status != 200:
+            raise ServiceError(f"{what}: expected 200, got {resp.status}")
         data = self._json(resp, what)
         last, identities = data.get("last"), data.get("identities")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
@@ -251,8 +257,8 @@ class ServiceClient:
             "/v1/gateway/events",
             json={"kind": kind, "identity": identity.hex(), "detail": detail},
         )
-        if not 200 <= resp.status_code < 300:
-            raise ServiceError(f"POST /v1/gateway/events: got {resp.status_code}")
+        if not 200 <= resp.status < 300:
+            raise ServiceError(f"POST /v1/gateway/events: got {resp.status}")
 
     async def forward(
         self, request: ForwardRequest, identity: bytes, key_tag: str
@@ -265,16 +271,16 @@ class ServiceClient:
             ServiceError: unreachable (502), timed out (504), 401 (the gateway's own token was
                 refused: not the SIM's fault, 502) or a 5xx (502).
         """
-        headers = {"X-ZTP-Identity": identity.hex(), "X-ZTP-Key-Tag": key_tag}
+        headers = [("X-ZTP-Identity", identity.hex()), ("X-ZTP-Key-Tag", key_tag)]
         if request.content_type:
-            headers["Content-Type"] = request.content_type
+            headers.append(("Content-Type", request.content_type))
         resp = await self._request(
             request.method,
             request.path,
-            headers=headers,
-            content=request.body if request.method == "POST" else None,
+            headers,
+            request.body if request.method == "POST" else None,
         )
-        if resp.status_code == 401 or resp.status_code >= 500 or resp.status_code < 200:
+        if resp.status == 401 or resp.status >= 500 or resp.status < 200:
             where = f"{request.method} {request.path.split('?')[0]}"
-            raise ServiceError(f"{where}: service answered {resp.status_code}")
-        return UpstreamResponse(resp.status_code, resp.content, resp.content_type)
+            raise ServiceError(f"{where}: service answered {resp.status}")
+        return UpstreamResponse(resp.status, resp.body, resp.content_type)
