@@ -3,7 +3,6 @@ defaults (a ``ztp.stack.Stack`` without the modem)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -95,7 +94,13 @@ def serve_command(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ztp.gateway import GatewayConfig, setup_logging, start_metrics_server, wait_for_signal
+    from ztp.gateway import (
+        GatewayConfig,
+        run_event_loop,
+        setup_logging,
+        start_metrics_server,
+        wait_for_signal,
+    )
     from ztp.service import (
         CREDENTIALS_FILE,
         CredentialsError,
@@ -188,7 +193,8 @@ def serve_command(
                 metrics_server.shutdown()  # type: ignore[attr-defined]
                 metrics_server.server_close()  # type: ignore[attr-defined]
 
-    asyncio.run(main())
+    # the gateway's event loop (uvloop when installed): service and gateway share it here
+    run_event_loop(main())
 
 
 def _database_error(database_url: str, exc: Exception) -> click.ClickException:
