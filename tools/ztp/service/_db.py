@@ -24,7 +24,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ._files import private_sqlite
@@ -59,9 +59,8 @@ class Database:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(ztp_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(ztp_write=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # Re-entrant: a nested write in one thread behaves as before (busy timeout).
         self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
 
@@ -75,6 +74,16 @@ class Database:
         """A write transaction: committed on normal exit, rolled back on any exception."""
         with self._write_lock or nullcontext(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a Core connection, without an ORM session (the device hot
+        path: ``_prepared``): committed on normal exit, rolled back on any exception or by
+        ``conn.rollback()`` inside the block. The same lock and ``BEGIN IMMEDIATE`` as
+        :meth:`write`."""
+        with self._write_lock or nullcontext(), self._write_engine.connect() as conn, \
+                conn.begin():
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
