@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ._models import AuditEvent
-from ._prepared import Prepared
+from ._prepared import DriverTransaction, Prepared
 
 __all__ = ["AUDIT_INSERT", "Actor", "AuditLog", "audit_row", "audit_view", "insert_audit_now"]
 
@@ -54,7 +54,7 @@ def audit_row(
             "version": version, "detail_json": json.dumps(detail or {}, sort_keys=True)}
 
 
-def insert_audit_now(conn: Connection, now_ms: int, actor: Actor, action: str,
+def insert_audit_now(conn: Connection | DriverTransaction, now_ms: int, actor: Actor, action: str,
                      **fields: Any) -> None:
     """One audit event as one INSERT on ``conn``, in its transaction (the hot paths: no ORM
     unit of work, the statement prepared once: ``_prepared``)."""

@@ -24,10 +24,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ._files import private_sqlite
+from ._prepared import DriverTransaction
 
 __all__ = ["Database", "downgrade", "migrate"]
 
@@ -76,14 +77,27 @@ class Database:
             yield session
 
     @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """A write transaction on a Core connection, without an ORM session (the device hot
-        path: ``_prepared``): committed on normal exit, rolled back on any exception or by
-        ``conn.rollback()`` inside the block. The same lock and ``BEGIN IMMEDIATE`` as
-        :meth:`write`."""
-        with self._write_lock or nullcontext(), self._write_engine.connect() as conn, \
-                conn.begin():
-            yield conn
+    def write_connection(self) -> Iterator[DriverTransaction]:
+        """A write transaction on a driver connection of the pool, for statements of
+        ``_prepared`` only (the device hot path): committed on normal exit, rolled back on
+        any exception or by ``tx.rollback()`` inside the block. The same lock and
+        ``BEGIN IMMEDIATE`` as :meth:`write` (PostgreSQL: the driver begins implicitly)."""
+        with self._write_lock or nullcontext():
+            pooled = self.engine.raw_connection()
+            try:
+                tx = DriverTransaction(self.engine.dialect, pooled.dbapi_connection)
+                if self.is_sqlite:
+                    pooled.dbapi_connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield tx
+                except BaseException:
+                    tx.rollback()
+                    raise
+                if tx.active:
+                    tx.active = False
+                    pooled.dbapi_connection.commit()
+            finally:
+                pooled.close()  # back to the pool (which resets it: a rollback)
 
     def dispose(self) -> None:
         self.engine.dispose()

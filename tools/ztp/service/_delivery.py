@@ -28,7 +28,7 @@ from ._fleet import LabelResolver, Resolved
 from ._keys import KeyIntegrityError
 from ._models import ConfigSlot, ConfigVersion, Sim, SimKey, Telemetry
 from ._ota_models import OtaRotation
-from ._prepared import Prepared
+from ._prepared import DriverTransaction, Prepared
 from ._reports import Report
 from ._rotation_rules import OPEN_STATES, RotationRules
 from ._schemas import DEFAULT_DEVICE, parse_event_kind, parse_identity_hex
@@ -84,8 +84,8 @@ class NoOwnConfig:
 
 
 def deliver_fast(
-    conn: Connection, now_ms: int, actor: Actor, identity_hex: str, device_id: str,
-    key_tag: str,
+    conn: Connection | DriverTransaction, now_ms: int, actor: Actor, identity_hex: str,
+    device_id: str, key_tag: str,
 ) -> tuple[bytes, int, str] | NoOwnConfig | object:
     """The common delivery in one SELECT (+ one UPDATE the first time) + the audit row and
     the device state, on ``conn`` in its transaction: an active SIM in the device it was last

@@ -25,7 +25,7 @@ from ._errors import NotFound
 from ._fleet import Audit, LabelResolver, Resolved, resolve_device, slot_bodies
 from ._fleet_models import DeviceState
 from ._models import Sim, SimLabel
-from ._prepared import Prepared
+from ._prepared import DriverTransaction, Prepared
 from ._reports import FAILED_OUTCOMES, Report
 from ._rollouts import Rollouts
 
@@ -63,7 +63,7 @@ def _upsert(conn: Connection, sim_id: int, device_id: str, now_ms: int,
         index_elements=["sim_id", "device_id"], set_={"last_seen_ms": now_ms, **changes}))
 
 
-def note_delivery(conn: Connection, now_ms: int, sim_id: int, device_id: str,
+def note_delivery(conn: Connection | DriverTransaction, now_ms: int, sim_id: int, device_id: str,
                   delivered: Resolved | None) -> None:
     """A configuration request: the device is seen; ``delivered`` is what it was given
     (None: nothing, it keeps what it holds)."""

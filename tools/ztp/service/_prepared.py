@@ -1,5 +1,6 @@
 """Statements of the per-request hot paths, compiled once per database dialect and run on
-the driver's cursor, inside the caller's SQLAlchemy transaction.
+the driver's cursor, inside the caller's transaction (a SQLAlchemy Connection's, or a
+:class:`DriverTransaction`).
 
 Why: SQLAlchemy Core spends about 45 us on each execution of the device lookup even when its
 compiled cache hits (it derives the statement's cache key and builds an execution context and
@@ -24,7 +25,31 @@ from typing import Any
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import Executable
 
-__all__ = ["Prepared"]
+__all__ = ["DriverTransaction", "Prepared"]
+
+
+class DriverTransaction:
+    """A transaction on a driver connection checked out of the engine's pool, for the hot
+    paths that run only :class:`Prepared` statements (``Database.write_connection``).
+    SQLAlchemy's Connection would add about 40 us per request for its begin/commit events
+    and bookkeeping; this is what it would do, without them."""
+
+    def __init__(self, dialect: Dialect, dbapi_connection: Any) -> None:
+        self.dialect = dialect
+        self.dbapi_connection = dbapi_connection
+        self.active = True
+
+    def rollback(self) -> None:
+        """Undo everything of this transaction now (the block then ends without a commit)."""
+        if self.active:
+            self.active = False
+            self.dbapi_connection.rollback()
+
+
+def _dbapi(conn: Connection | DriverTransaction) -> Any:
+    if isinstance(conn, DriverTransaction):
+        return conn.dbapi_connection
+    return conn.connection.dbapi_connection
 
 
 class _Compiled:
@@ -69,7 +94,7 @@ class Prepared:
         columns = getattr(stmt, "selected_columns", None)
         self._row = namedtuple("Row", columns.keys()) if columns is not None else None  # type: ignore[misc]
 
-    def _compiled(self, conn: Connection) -> _Compiled:
+    def _compiled(self, conn: Connection | DriverTransaction) -> _Compiled:
         dialect = conn.dialect
         found = self._by_dialect.get(dialect.name)
         if found is None:
@@ -80,13 +105,13 @@ class Prepared:
                         self._stmt, self._names, dialect)
         return found
 
-    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+    def _execute(self, conn: Connection | DriverTransaction, params: Mapping[str, Any]) -> Any:
         compiled = self._compiled(conn)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _dbapi(conn).cursor()
         cursor.execute(compiled.sql, compiled.args(params))
         return cursor
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+    def rows(self, conn: Connection | DriverTransaction, params: Mapping[str, Any]) -> list[Any]:
         """The rows of a SELECT, as named tuples (attributes: the selected column keys)."""
         assert self._row is not None, "rows() of a statement that selects nothing"
         cursor = self._execute(conn, params)
@@ -95,7 +120,7 @@ class Prepared:
         finally:
             cursor.close()
 
-    def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
+    def run(self, conn: Connection | DriverTransaction, params: Mapping[str, Any]) -> int:
         """Run an INSERT or UPDATE; the number of rows it matched (driver rowcount)."""
         cursor = self._execute(conn, params)
         try:

@@ -704,10 +704,10 @@ def device_config_fast(state: AppState, request: Request, principal: Principal,
         return None  # answered by the usual path
     if iccid_hex != identity:
         return None  # an alert: the usual path records it
-    with state.db.write_connection() as conn:
-        found = deliver_fast(conn, now_ms, actor, identity, device, tag)
+    with state.db.write_connection() as tx:
+        found = deliver_fast(tx, now_ms, actor, identity, device, tag)
         if not isinstance(found, tuple):
-            conn.rollback()  # e.g. a first-device UPDATE before a label configuration
+            tx.rollback()  # e.g. a first-device UPDATE before a label configuration
             return None
     return _config_response(device, found)
 
