@@ -39,7 +39,7 @@ from ._settings import Settings
 from ._store import Store
 from ._throttle import LoginThrottle
 
-__all__ = ["ROUTES", "Call", "RouteSpec", "error_response", "route"]
+__all__ = ["ROUTES", "Call", "RouteSpec", "WouldWait", "error_response", "route"]
 
 DEFAULT_BODY_MAX = 64 * 1024
 IMPORT_BODY_MAX = 8 * 1024 * 1024
@@ -100,11 +100,18 @@ class RouteSpec:
     fast: FastHandler | None = None
 
 
-# A route's optional fast path: (state, request, principal from the token cache, now_ms) ->
-# the response, or None to run the route as usual (``_run``). It answers only the common
-# case, and declines anything else before writing: the usual path then gives the answer
-# (errors, alerts, refusals) exactly as it would have without the fast path.
-FastHandler = Callable[["AppState", Request, Principal, int], "Response | None"]
+# A route's optional fast path: (state, request, principal from the token cache, now_ms,
+# wait) -> the response, or None to run the route as usual (``_run``). It answers only the
+# common case, and declines anything else before writing: the usual path then gives the
+# answer (errors, alerts, refusals) exactly as it would have without the fast path. On
+# SQLite the event loop tries it first with ``wait=False`` (no thread handoffs: two context
+# switches a request); it raises :class:`WouldWait` instead of waiting for the write lock,
+# and a handler thread then runs it with ``wait=True``.
+FastHandler = Callable[["AppState", Request, Principal, int, bool], "Response | None"]
+
+
+class WouldWait(Exception):
+    """A fast path called with ``wait=False`` would have had to wait (for the write lock)."""
 
 
 ROUTES: list[RouteSpec] = []
@@ -310,16 +317,24 @@ def _cached_principal(state: AppState, request: Request, now_ms: int,
     return principal if principal is not None and principal.has(scope) else None
 
 
-def _run_fast(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Response:
-    """The route's fast path when it takes the request, else :func:`_run`."""
+def _fast(state: AppState, spec: RouteSpec, request: Request, wait: bool) -> Response | None:
+    """The route's fast path for a caller whose token is cached, else None.
+
+    Raises:
+        WouldWait: ``wait`` is False and the fast path would have waited.
+    """
     assert spec.fast is not None
     now_ms = state.settings.clock_ms()
     principal = _cached_principal(state, request, now_ms, spec.scope)
-    if principal is not None:
-        response = spec.fast(state, request, principal, now_ms)
-        if response is not None:
-            return response
-    return _run(state, spec, request, body)
+    if principal is None:
+        return None
+    return spec.fast(state, request, principal, now_ms, wait)
+
+
+def _run_fast(state: AppState, spec: RouteSpec, request: Request, body: bytes) -> Response:
+    """The route's fast path when it takes the request, else :func:`_run` (in a thread)."""
+    response = _fast(state, spec, request, wait=True)
+    return response if response is not None else _run(state, spec, request, body)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -337,11 +352,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def make_endpoint(state: AppState, spec: RouteSpec) -> Callable[[Request], Any]:
-    run = _run if spec.fast is None else _run_fast
+    inline = spec.fast is not None and state.db.is_sqlite
 
     async def endpoint(request: Request) -> Response:
         try:
             body = await _read_body(request, spec.body_max)
+            run = _run if spec.fast is None else _run_fast
+            if inline:
+                try:
+                    response = _fast(state, spec, request, wait=False)
+                except WouldWait:
+                    pass  # a handler thread waits for the lock, then tries again
+                else:
+                    if response is not None:
+                        return response
+                    run = _run  # declined: the usual path
             return await asyncio.get_running_loop().run_in_executor(
                 state.handlers, run, state, spec, request, body)
         except ServiceError as exc:

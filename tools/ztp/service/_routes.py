@@ -33,6 +33,7 @@ from ._http import (
     AppState,
     Call,
     Param,
+    WouldWait,
     basic_credentials,
     error_response,
     json_response,
@@ -694,17 +695,23 @@ def _config_response(device: str, found: tuple[bytes, int, str] | None) -> Respo
 
 
 def device_config_fast(state: AppState, request: Request, principal: Principal,
-                       now_ms: int) -> Response | None:
+                       now_ms: int, wait: bool) -> Response | None:
     """The usual configuration request (well-formed, the SIM named as the gateway verified
-    it, a configuration of its own or default) in one Core transaction; None otherwise, and
-    then nothing was written (:func:`~._delivery.deliver_fast`)."""
+    it, a configuration of its own or default) in one driver transaction; None otherwise,
+    and then nothing was written (:func:`~._delivery.deliver_fast`).
+
+    Raises:
+        WouldWait: ``wait`` is False and the write lock is taken.
+    """
     try:
         actor, identity, iccid_hex, device, tag = _device_headers_of(request, principal)
     except ServiceError:
         return None  # answered by the usual path
     if iccid_hex != identity:
         return None  # an alert: the usual path records it
-    with state.db.write_connection() as tx:
+    with state.db.write_connection(wait=wait) as tx:
+        if tx is None:
+            raise WouldWait
         found = deliver_fast(tx, now_ms, actor, identity, device, tag)
         if not isinstance(found, tuple):
             tx.rollback()  # e.g. a first-device UPDATE before a label configuration
