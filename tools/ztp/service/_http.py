@@ -39,7 +39,8 @@ from ._settings import Settings
 from ._store import Store
 from ._throttle import LoginThrottle
 
-__all__ = ["ROUTES", "Call", "RouteSpec", "WouldWait", "error_response", "route"]
+__all__ = ["ROUTES", "Call", "RouteSpec", "WouldWait", "error_response", "header_map", "route",
+           "single_query"]
 
 DEFAULT_BODY_MAX = 64 * 1024
 IMPORT_BODY_MAX = 8 * 1024 * 1024
@@ -303,7 +304,7 @@ def _cached_principal(state: AppState, request: Request, now_ms: int,
     """The caller's principal if its bearer token is in the token cache and holds ``scope``;
     None for anything else (no or malformed header, a miss, a revoked or expired token, a
     missing scope): then ``_run`` authenticates and answers as usual."""
-    header = request.headers.get("authorization")
+    header = header_map(request).get("authorization")
     if not header or scope is None:
         return None
     scheme, _, token = header.partition(" ")
@@ -337,8 +338,35 @@ def _run_fast(state: AppState, spec: RouteSpec, request: Request, body: bytes) -
     return response if response is not None else _run(state, spec, request, body)
 
 
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers by (lowercase) name, built once per request: the first of a
+    repeated header, as ``request.headers.get`` answers (which scans the whole list on every
+    call; the device hot path asks for five headers)."""
+    found: dict[str, str] | None = request.scope.get("ztp.headers")
+    if found is None:
+        found = {}
+        for name, value in request.scope["headers"]:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        request.scope["ztp.headers"] = found
+    return found
+
+
+def single_query(request: Request, name: str) -> list[str]:
+    """``request.query_params.getlist(name)``, without parsing the query string into a
+    multi-dict when it is the usual one, ``name=value`` with nothing to unquote."""
+    raw: bytes = request.scope.get("query_string", b"")
+    key, sep, value = raw.partition(b"=")
+    if sep and key == name.encode() and not any(c in raw for c in b"&;%+"):
+        return [value.decode("latin-1")]
+    return request.query_params.getlist(name)
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    headers = header_map(request)
+    declared = headers.get("content-length")
+    if declared is None and "transfer-encoding" not in headers \
+            and request.scope["method"] in ("GET", "HEAD"):
+        return b""  # no body (RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding)
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; at most {limit} allowed")
     chunks: list[bytes] = []

@@ -36,8 +36,10 @@ from ._http import (
     WouldWait,
     basic_credentials,
     error_response,
+    header_map,
     json_response,
     route,
+    single_query,
 )
 from ._reports import REPORT_SCHEMA, parse_report
 from ._schemas import (
@@ -648,7 +650,7 @@ def _gateway_actor(call: Call) -> Actor:
 
 
 def _gateway_actor_of(request: Request, principal: Principal) -> Actor:
-    name = request.headers.get("x-ztp-gateway")
+    name = header_map(request).get("x-ztp-gateway")
     gateway = parse_gateway_name(name) if name is not None else principal.client_id
     return Actor(principal.client_id, gateway)
 
@@ -666,13 +668,14 @@ def _device_headers_of(request: Request, principal: Principal
         BadRequest: a header, the iccid parameter or the device id is missing or malformed.
     """
     actor = _gateway_actor_of(request, principal)
-    ident = request.headers.get("x-ztp-identity")
+    headers = header_map(request)
+    ident = headers.get("x-ztp-identity")
     if ident is None:
         raise BadRequest("missing X-ZTP-Identity header (the verified PSK identity)")
     identity = parse_identity_hex(ident, "X-ZTP-Identity")
-    tag_header = request.headers.get("x-ztp-key-tag")
+    tag_header = headers.get("x-ztp-key-tag")
     tag = parse_tag(tag_header) if tag_header is not None else ""
-    iccid_params = request.query_params.getlist("iccid")
+    iccid_params = single_query(request, "iccid")
     if len(iccid_params) > 1:
         raise BadRequest("query parameter 'iccid' given more than once")
     if not iccid_params:
