@@ -139,7 +139,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     # their patterns (checked here).
     paths = sorted(by_path, key=lambda path: (path not in _HOT_PATHS, path.count("{")))
     routes: list[Any] = [Route(path, _PathApp(by_path[path])) for path in paths]
-    for hot in routes[:len(_HOT_PATHS)]:
+    for hot in (r for r in routes if r.path in _HOT_PATHS):
         clash = [p for p in paths if p != hot.path and hot.path_regex.match(p)]
         assert not clash, f"{hot.path} would shadow {clash}"
     routes.append(Mount("/console", routes=console_routes(state)))  # docs/console.md
