@@ -7,10 +7,15 @@ elsewhere act within ``token_cache_s``.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from pathlib import Path
+
 import pytest
 from sqlalchemy import create_engine, text
 from ztp.service import ServiceClientError
 from ztp.service._auth import Principal, TokenCache
+from ztp.service._db import Database, migrate
 from ztp.service._errors import Unauthorized
 
 from .conftest import ICCID, IDENTITY_HEX, PSK, Svc
@@ -105,3 +110,39 @@ def test_fast_psk_lookup_audits_tags(svc: Svc) -> None:
     assert [k["tag"] for k in svc.gateway.gateway_psks(IDENTITY_HEX)["keys"]] == ["1", "7"]
     (event,) = svc.admin.audit(action="psk.lookup")
     assert event["detail"] == {"tags": ["1", "7"]} and event["iccid"] == ICCID
+
+
+def test_the_event_loop_never_waits_for_the_write_lock(tmp_path: Path) -> None:
+    """``write_connection(wait=False)`` (the event loop's attempt at the device fast path)
+    yields None at once while another writer holds the lock, of this process or of another
+    one sharing the SQLite file; then a handler thread runs the request as before."""
+    db = Database(f"sqlite:///{tmp_path}/ztp.db")
+    migrate(db)
+    try:
+        other = sqlite3.connect(tmp_path / "ztp.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer
+        with db.write_connection(wait=False) as tx:
+            assert tx is None
+        other.execute("ROLLBACK")
+        other.close()
+        holding, release = threading.Event(), threading.Event()
+
+        def writer() -> None:  # a handler thread of this process in a write transaction
+            with db.write():
+                holding.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        assert holding.wait(30)
+        with db.write_connection(wait=False) as tx:
+            assert tx is None
+        release.set()
+        thread.join(30)
+        with db.write_connection(wait=False) as tx:
+            assert tx is not None
+            tx.dbapi_connection.execute("DELETE FROM audit_event")
+        with db.write_connection(wait=False) as tx:  # committed, and the lock released
+            assert tx is not None
+    finally:
+        db.dispose()

@@ -2,11 +2,12 @@
 
 Rows: our gateway (``_gateway_proc``, logging in with a gateway credential, as
 ``ztp gateway --credentials-file``) on the server CPU in front of a real ``ztp service serve``
-(uvicorn, SQLite in a temporary data directory, default log level) on the client CPU, beside
-the load generators; and stunnel on the server CPU in front of the benchmark's trivial backend
-(``_backend``) on the client CPU, as in the gateway rows. Each exchange is the same (connect,
-TLS psk_ke/CCM, ``GET /v1/config/...``, answer, close), and the service answers it from its
-database: 100 SIMs imported with their PSKs and a configuration each, through the operator API.
+(uvicorn, SQLite in a temporary data directory, default log level and access log) on the
+client CPU, beside the load generators; and stunnel on the server CPU in front of the
+benchmark's trivial backend (``_backend``) on the client CPU, as in the gateway rows. Each
+exchange is the same (connect, TLS psk_ke/CCM, ``GET /v1/config/...``, answer, close), and the
+service answers it from its database: 100 SIMs imported with their PSKs and a configuration
+each, through the operator API.
 
 The figures are exchanges/s (goal of issue 14: ours >= stunnel's) and CPU-us per exchange
 summed over both processes of the path (gateway + service; stunnel + backend). The load

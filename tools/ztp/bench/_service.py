@@ -283,7 +283,8 @@ def run(
         f"import over HTTP as `ztp sims import` does: the key file checked whole, then "
         f"requests of {batch:,} rows, each one transaction; configurations likewise "
         "(POST /v1/configs/import)",
-        "lookups: `ztp service serve` (one uvicorn process, h11) on loopback; a C load "
+        "lookups: `ztp service serve` (one uvicorn process; httptools and uvloop when "
+        "installed) on loopback; a C load "
         f"generator with {concurrency} keep-alive connections; random SIMs, so most config "
         "lookups are their SIM's first (the device is noted: an UPDATE besides the audit "
         "INSERT); every delivery and PSK lookup is audited",

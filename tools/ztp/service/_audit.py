@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ._models import AuditEvent
+from ._prepared import DriverTransaction, Prepared
 
-__all__ = ["AUDIT_INSERT", "Actor", "AuditLog", "audit_view"]
+__all__ = ["AUDIT_INSERT", "Actor", "AuditLog", "audit_row", "audit_view", "insert_audit_now"]
 
-AUDIT_INSERT = AuditEvent.__table__.insert()  # Core statement of the hot paths and imports
+AUDIT_INSERT = AuditEvent.__table__.insert()  # Core statement of the imports
+_AUDIT_COLUMNS = ("at_ms", "actor", "gateway", "action", "severity", "iccid", "device_id",
+                  "version", "detail_json")
+_AUDIT_PREPARED = Prepared(AUDIT_INSERT, _AUDIT_COLUMNS)  # the hot paths' (_prepared)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,25 @@ def audit_view(e: AuditEvent) -> dict[str, Any]:
             "detail": json.loads(e.detail_json)}
 
 
+def audit_row(
+    now_ms: int, actor: Actor, action: str, *, iccid: str | None = None,
+    device_id: str | None = None, version: int | None = None, severity: str = "info",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one event, for an INSERT or an ORM row: one place decides how
+    an event is stored."""
+    return {"at_ms": now_ms, "actor": actor.client_id, "gateway": actor.gateway,
+            "action": action, "severity": severity, "iccid": iccid, "device_id": device_id,
+            "version": version, "detail_json": json.dumps(detail or {}, sort_keys=True)}
+
+
+def insert_audit_now(conn: Connection | DriverTransaction, now_ms: int, actor: Actor, action: str,
+                     **fields: Any) -> None:
+    """One audit event as one INSERT on ``conn``, in its transaction (the hot paths: no ORM
+    unit of work, the statement prepared once: ``_prepared``)."""
+    _AUDIT_PREPARED.run(conn, audit_row(now_ms, actor, action, **fields))
+
+
 class AuditLog:
     """Audit events of one transaction (``now_ms`` from the injected clock)."""
 
@@ -50,11 +74,9 @@ class AuditLog:
         device_id: str | None = None, version: int | None = None,
         severity: str = "info", detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The column values of one event, for a bulk INSERT (imports) or an ORM row: one
-        place decides how an event is stored."""
-        return dict(at_ms=self.now_ms, actor=actor.client_id, gateway=actor.gateway,
-                    action=action, severity=severity, iccid=iccid, device_id=device_id,
-                    version=version, detail_json=json.dumps(detail or {}, sort_keys=True))
+        """:func:`audit_row` at this transaction's ``now_ms`` (bulk INSERTs of the imports)."""
+        return audit_row(self.now_ms, actor, action, iccid=iccid, device_id=device_id,
+                         version=version, severity=severity, detail=detail)
 
     def record(
         self,
@@ -88,8 +110,8 @@ class AuditLog:
     ) -> None:
         """:meth:`record` as one INSERT at once (no ORM unit of work): the hot paths, where
         a request costs one SELECT, this INSERT and the commit."""
-        self.s.connection().execute(AUDIT_INSERT, self.row(
-            actor, action, iccid=iccid, device_id=device_id, version=version, detail=detail))
+        insert_audit_now(self.s.connection(), self.now_ms, actor, action, iccid=iccid,
+                         device_id=device_id, version=version, detail=detail)
 
     def replay(self, kept: Sequence[dict[str, Any]]) -> None:
         """Write the :attr:`kept` events of a failed transaction into this one, so that a

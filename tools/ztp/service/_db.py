@@ -16,6 +16,7 @@ a million SIMs in memory.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,6 +29,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ._files import private_sqlite
+from ._prepared import DriverTransaction
 
 __all__ = ["Database", "downgrade", "migrate"]
 
@@ -59,11 +61,11 @@ class Database:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(ztp_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(ztp_write=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # Re-entrant: a nested write in one thread behaves as before (busy timeout).
         self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        self._nowait: Any | None = None  # see _nowait_connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -76,8 +78,76 @@ class Database:
         with self._write_lock or nullcontext(), self._write() as session, session.begin():
             yield session
 
+    @contextmanager
+    def write_connection(self, *, wait: bool = True) -> Iterator[DriverTransaction | None]:
+        """A write transaction on a driver connection, for statements of ``_prepared`` only
+        (the device hot path): committed on normal exit, rolled back on any exception or by
+        ``tx.rollback()`` inside the block. The same lock and ``BEGIN IMMEDIATE`` as
+        :meth:`write` (PostgreSQL: the driver begins implicitly).
+
+        ``wait=False`` (the event loop's own attempt, SQLite only): yields None at once
+        instead of waiting, when another writer of this process holds the lock or another
+        process holds SQLite's write lock (busy timeout 0), and always on PostgreSQL (a
+        network round trip). The caller then tries again from a thread, with ``wait=True``.
+        """
+        if wait:
+            with self._write_lock or nullcontext():
+                pooled = self.engine.raw_connection()
+                try:
+                    with _finish(self._begin(pooled.dbapi_connection)) as tx:
+                        yield tx
+                finally:
+                    pooled.close()  # back to the pool (which resets it: a rollback)
+            return
+        lock = self._write_lock
+        if lock is None or not lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            try:
+                tx: DriverTransaction | None = self._begin(self._nowait_connection())
+            except sqlite3.OperationalError:  # "database is locked": another process writes
+                tx = None
+            if tx is None:
+                yield None
+            else:
+                with _finish(tx) as tx:
+                    yield tx
+        finally:
+            lock.release()
+
+    def _begin(self, dbapi_connection: Any) -> DriverTransaction:
+        if self.is_sqlite:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+        return DriverTransaction(self.engine.dialect, dbapi_connection)
+
+    def _nowait_connection(self) -> Any:
+        """The connection of ``write_connection(wait=False)``, kept out of the pool: used
+        only under the write lock, with a busy timeout of 0."""
+        if self._nowait is None:
+            self._nowait = self.engine.raw_connection()
+            self._nowait.dbapi_connection.execute("PRAGMA busy_timeout=0")
+        return self._nowait.dbapi_connection
+
     def dispose(self) -> None:
+        with self._write_lock or nullcontext():
+            if self._nowait is not None:
+                self._nowait.invalidate()  # closed, not returned: its busy timeout is 0
+                self._nowait = None
         self.engine.dispose()
+
+
+@contextmanager
+def _finish(tx: DriverTransaction) -> Iterator[DriverTransaction]:
+    """Commit ``tx`` when the block ends normally (unless it rolled back), else roll back."""
+    try:
+        yield tx
+    except BaseException:
+        tx.rollback()
+        raise
+    if tx.active:
+        tx.active = False
+        tx.dbapi_connection.commit()
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 
 from ..iccid import iccid_from_hex
-from ._audit import Actor
+from ._audit import Actor, insert_audit_now
 from ._configs import Configs
 from ._context import StoreContext
 from ._devices import Devices, note_delivery
@@ -26,17 +28,18 @@ from ._fleet import LabelResolver, Resolved
 from ._keys import KeyIntegrityError
 from ._models import ConfigSlot, ConfigVersion, Sim, SimKey, Telemetry
 from ._ota_models import OtaRotation
+from ._prepared import DriverTransaction, Prepared
 from ._reports import Report
 from ._rotation_rules import OPEN_STATES, RotationRules
 from ._schemas import DEFAULT_DEVICE, parse_event_kind, parse_identity_hex
 from ._settings import TELEMETRY_BODY_MAX
 from ._sims import Keys, sim_row
 
-__all__ = ["Delivery"]
+__all__ = ["FULL_PATH", "Delivery", "NoOwnConfig", "deliver_fast"]
 
-# The device and PSK lookups run for every SIM request: their statements are built once with
-# bind parameters (SQLAlchemy then reuses the compiled form) and run on the connection
-# (Core), so a request costs one SELECT, one audit INSERT and the commit.
+# The device and PSK lookups run for every SIM request: their statements are compiled once
+# per dialect and run on the driver (``_prepared``), so a request costs one SELECT, one audit
+# INSERT, the device-state upsert and the commit, with little Python around them.
 #
 # The SIM's state and binding, its configuration for the device and its default (the current
 # versions: up to two rows), and whether an open OTA rotation waits for the key tag the
@@ -44,7 +47,7 @@ __all__ = ["Delivery"]
 _ROTATION_WAITS = select(OtaRotation.id).where(
     OtaRotation.sim_id == Sim.id, OtaRotation.state.in_(OPEN_STATES),
     OtaRotation.new_tag == bindparam("tag")).exists()
-_DEVICE_LOOKUP = (
+_DEVICE_LOOKUP = Prepared(
     select(Sim.id, Sim.iccid, Sim.state, Sim.bind_first_device, Sim.bound_device_id,
            Sim.last_device_id, _ROTATION_WAITS.label("rotation"), ConfigSlot.device_key,
            ConfigVersion.version, ConfigVersion.body)
@@ -52,23 +55,78 @@ _DEVICE_LOOKUP = (
                & ConfigSlot.device_key.in_([bindparam("device"), bindparam("default")]))
     .outerjoin(ConfigVersion, (ConfigVersion.slot_id == ConfigSlot.id)
                & (ConfigVersion.version == ConfigSlot.current_version))
-    .where(Sim.identity_hex == bindparam("ident"))
-)
-_PSK_LOOKUP = (
+    .where(Sim.identity_hex == bindparam("ident")),
+    ("ident", "device", "default", "tag"))
+_PSK_LOOKUP = Prepared(
     select(Sim.iccid, Sim.state, SimKey.tag, SimKey.master_version, SimKey.sealed)
     .outerjoin(SimKey, (SimKey.sim_id == Sim.id) & (SimKey.kind == "psk")
                & (SimKey.state == "active"))
     .where(Sim.identity_hex == bindparam("ident"))
-    .order_by(SimKey.id)
-)
+    .order_by(SimKey.id),
+    ("ident",))
 # First device seen by an unbound SIM: compare-and-set, so a concurrent request that set it
 # first sends this one down the full (locking) path.
-_SET_FIRST_DEVICE = (
+_SET_FIRST_DEVICE = Prepared(
     update(Sim).where(Sim.id == bindparam("sim_id"), Sim.last_device_id.is_(None),
                       Sim.state == "active", Sim.bind_first_device.is_(False))
-    .values(last_device_id=bindparam("device"))
-)
-_FULL_PATH = object()  # the fast path declines; the caller runs the full one
+    .values(last_device_id=bindparam("device")),
+    ("sim_id", "device"))
+FULL_PATH = object()  # the fast path declines; the caller runs the full one
+
+
+@dataclass(frozen=True)
+class NoOwnConfig:
+    """The fast path found an active SIM in its device but no configuration of its own or
+    default: label configurations (or a miss) decide, on the caller's session."""
+
+    sim_id: int
+    iccid: str
+
+
+def deliver_fast(
+    conn: Connection | DriverTransaction, now_ms: int, actor: Actor, identity_hex: str,
+    device_id: str, key_tag: str,
+) -> tuple[bytes, int, str] | NoOwnConfig | object:
+    """The common delivery in one SELECT (+ one UPDATE the first time) + the audit row and
+    the device state, on ``conn`` in its transaction: an active SIM in the device it was last
+    seen in (or seen for the first time, unbound), no rotation to confirm, a configuration of
+    its own or a default. Anything else (unknown or suspended SIM, binding, a move, a
+    rotation) returns :data:`FULL_PATH` before writing anything: the caller runs the locking
+    path, which records the alerts. Same answers and audit records as the full path.
+
+    Returns:
+        ``(body, version, slot)``; :class:`NoOwnConfig` (the first-device UPDATE may be
+        done: the caller goes on in the same transaction or rolls it back); ``FULL_PATH``.
+    """
+    rows = _DEVICE_LOOKUP.rows(conn, {
+        "ident": identity_hex, "device": device_id, "default": DEFAULT_DEVICE,
+        "tag": key_tag})
+    if not rows:
+        return FULL_PATH
+    first = rows[0]
+    if first.state != "active" or first.rotation:
+        return FULL_PATH
+    if first.bind_first_device:
+        if first.bound_device_id != device_id or first.last_device_id != device_id:
+            return FULL_PATH
+    elif first.last_device_id != device_id:
+        if first.last_device_id is not None:
+            return FULL_PATH  # a move: alerted by the full path
+        if _SET_FIRST_DEVICE.run(conn, {"sim_id": first.id, "device": device_id}) != 1:
+            return FULL_PATH
+    slots = {r.device_key: r for r in rows if r.device_key is not None}
+    for device_key in (device_id, DEFAULT_DEVICE):
+        r = slots.get(device_key)
+        if r is not None and r.body is not None:
+            body = bytes(r.body)
+            insert_audit_now(conn, now_ms, actor, "config.deliver", iccid=first.iccid,
+                             device_id=device_id, version=r.version,
+                             detail={"slot": device_key, "key_tag": key_tag,
+                                     "bytes": len(body)})
+            note_delivery(conn, now_ms, first.id, device_id, Resolved(
+                DEFAULT_DEVICE if device_key == DEFAULT_DEVICE else "device", r.version, body))
+            return body, r.version, device_key
+    return NoOwnConfig(first.id, first.iccid)
 
 
 class Delivery:
@@ -92,7 +150,7 @@ class Delivery:
         """
         # Fast path: an active SIM whose active PSKs all open (one SELECT). Anything else
         # (unknown, suspended, no key, a key failing to open: alerts) takes the full path.
-        rows = self.s.connection().execute(_PSK_LOOKUP, {"ident": identity_hex}).all()
+        rows = _PSK_LOOKUP.rows(self.s.connection(), {"ident": identity_hex})
         if rows and rows[0].state == "active" and rows[0].tag is not None:
             try:
                 keys = [(r.tag, self._ctx.keyring.open(r.sealed, iccid=r.iccid, kind="psk",
@@ -187,7 +245,7 @@ class Delivery:
         """
         if iccid_hex == identity_hex:
             fast = self._deliver_fast(actor, identity_hex, device_id, key_tag)
-            if fast is not _FULL_PATH:
+            if fast is not FULL_PATH:
                 return fast  # type: ignore[return-value]
         self._before_key_use(identity_hex, key_tag)
         sim = self._device_request(actor, identity_hex, iccid_hex, device_id)
@@ -210,43 +268,15 @@ class Delivery:
     def _deliver_fast(
         self, actor: Actor, identity_hex: str, device_id: str, key_tag: str,
     ) -> tuple[bytes, int, str] | None | object:
-        """The common delivery in one SELECT (+ one UPDATE the first time) + the audit row:
-        an active SIM in the device it was last seen in (or seen for the first time,
-        unbound), no rotation to confirm. Whatever else (unknown or suspended SIM, binding,
-        a move, a rotation) returns ``_FULL_PATH``: the caller runs the locking path, which
-        records the alerts. Same answers and audit records as the full path."""
-        conn = self.s.connection()
-        rows = conn.execute(_DEVICE_LOOKUP, {
-            "ident": identity_hex, "device": device_id, "default": DEFAULT_DEVICE,
-            "tag": key_tag}).all()
-        if not rows:
-            return _FULL_PATH
-        first = rows[0]
-        if first.state != "active" or first.rotation:
-            return _FULL_PATH
-        if first.bind_first_device:
-            if first.bound_device_id != device_id or first.last_device_id != device_id:
-                return _FULL_PATH
-        elif first.last_device_id != device_id:
-            if first.last_device_id is not None:
-                return _FULL_PATH  # a move: alerted by the full path
-            done = conn.execute(_SET_FIRST_DEVICE, {"sim_id": first.id, "device": device_id})
-            if done.rowcount != 1:
-                return _FULL_PATH
-        slots = {r.device_key: r for r in rows if r.device_key is not None}
-        for device_key in (device_id, DEFAULT_DEVICE):
-            r = slots.get(device_key)
-            if r is not None and r.body is not None:
-                self._audit.record_now(actor, "config.deliver", iccid=first.iccid,
-                                       device_id=device_id, version=r.version,
-                                       detail={"slot": device_key, "key_tag": key_tag,
-                                               "bytes": len(r.body)})
-                self._note_delivery(first.id, device_id, Resolved(
-                    DEFAULT_DEVICE if device_key == DEFAULT_DEVICE else "device", r.version,
-                    bytes(r.body)))
-                return bytes(r.body), r.version, device_key
-        labels_json = conn.execute(select(Sim.labels_json).where(Sim.id == first.id)).scalar()
-        return self._deliver_by_label(actor, first.id, first.iccid, labels_json or "{}",
+        """:func:`deliver_fast`, then the label configurations for a SIM with none of its
+        own (``FULL_PATH``: the caller runs the locking path)."""
+        found = deliver_fast(self.s.connection(), self._ctx.now_ms, actor, identity_hex,
+                             device_id, key_tag)
+        if not isinstance(found, NoOwnConfig):
+            return found
+        labels_json = self.s.connection().execute(
+            select(Sim.labels_json).where(Sim.id == found.sim_id)).scalar()
+        return self._deliver_by_label(actor, found.sim_id, found.iccid, labels_json or "{}",
                                       device_id, key_tag, self._audit.record_now)
 
     def _note_delivery(self, sim_id: int, device_id: str, delivered: Resolved | None) -> None:

@@ -25,6 +25,7 @@ from ._errors import NotFound
 from ._fleet import Audit, LabelResolver, Resolved, resolve_device, slot_bodies
 from ._fleet_models import DeviceState
 from ._models import Sim, SimLabel
+from ._prepared import DriverTransaction, Prepared
 from ._reports import FAILED_OUTCOMES, Report
 from ._rollouts import Rollouts
 
@@ -32,6 +33,23 @@ __all__ = ["DEVICE_STATES", "Devices", "device_state_name", "note_delivery"]
 
 DEVICE_STATES = ("in_sync", "pending", "failed", "unmanaged")
 _STATE_TABLE = DeviceState.__table__
+_DELIVERED = ("delivered_source", "delivered_version", "delivered_digest", "delivered_ms")
+
+
+def _seen_upsert(dialect: Any, changed: tuple[str, ...]) -> Prepared:
+    """The device's row inserted, or its ``last_seen_ms`` and ``changed`` columns updated
+    (to the values the INSERT would have written), in one statement."""
+    insert = dialect.insert(_STATE_TABLE)
+    return Prepared(
+        insert.on_conflict_do_update(
+            index_elements=["sim_id", "device_id"],
+            set_={c: insert.excluded[c] for c in ("last_seen_ms", *changed)}),
+        ("sim_id", "device_id", "first_seen_ms", "last_seen_ms", *changed))
+
+
+# note_delivery runs on every configuration request: (seen, seen + delivered) per dialect
+_NOTE_DELIVERY = {name: (_seen_upsert(d, ()), _seen_upsert(d, _DELIVERED))
+                  for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
 
 
 def _upsert(conn: Connection, sim_id: int, device_id: str, now_ms: int,
@@ -45,16 +63,20 @@ def _upsert(conn: Connection, sim_id: int, device_id: str, now_ms: int,
         index_elements=["sim_id", "device_id"], set_={"last_seen_ms": now_ms, **changes}))
 
 
-def note_delivery(conn: Connection, now_ms: int, sim_id: int, device_id: str,
+def note_delivery(conn: Connection | DriverTransaction, now_ms: int, sim_id: int, device_id: str,
                   delivered: Resolved | None) -> None:
     """A configuration request: the device is seen; ``delivered`` is what it was given
     (None: nothing, it keeps what it holds)."""
-    changes: dict[str, Any] = {}
-    if delivered is not None:
-        changes = {"delivered_source": delivered.source,
-                   "delivered_version": delivered.version,
-                   "delivered_digest": delivered.digest, "delivered_ms": now_ms}
-    _upsert(conn, sim_id, device_id, now_ms, changes)
+    seen, seen_delivered = _NOTE_DELIVERY[conn.dialect.name]
+    params: dict[str, Any] = {"sim_id": sim_id, "device_id": device_id,
+                              "first_seen_ms": now_ms, "last_seen_ms": now_ms}
+    if delivered is None:
+        seen.run(conn, params)
+    else:
+        seen_delivered.run(conn, {
+            **params, "delivered_source": delivered.source,
+            "delivered_version": delivered.version, "delivered_digest": delivered.digest,
+            "delivered_ms": now_ms})
 
 
 def device_state_name(d: DeviceState, desired: Resolved | None) -> str:

@@ -9,6 +9,8 @@ those would create a time series per SIM.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 __all__ = ["ServiceMetrics"]
@@ -44,16 +46,28 @@ class ServiceMetrics:
             "ztp_service_config_deliveries",
             "device configuration requests (GET /v1/config/...) by result (delivered, "
             "no_config, refused, limited, error)", ["result"], registry=r)
+        # (operation, status) -> the series it updates; bounded: operations x statuses
+        self._children: dict[tuple[str, int], tuple[tuple[Any, ...], Any]] = {}
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
         """Count one answered request of route ``operation`` (an operationId)."""
-        self.requests.labels(operation, str(status)).inc()
-        self.request_seconds.labels(operation).observe(seconds)
+        children = self._children.get((operation, status))
+        if children is None:
+            children = self._children[(operation, status)] = self._label(operation, status)
+        for counter in children[0]:
+            counter.inc()
+        children[1].observe(seconds)
+
+    def _label(self, operation: str, status: int) -> tuple[tuple[Any, ...], Any]:
+        """The labelled series one (operation, status) updates, looked up once: labels()
+        takes a lock and checks its arguments on every call, a few us per request."""
+        counters = [self.requests.labels(operation, str(status))]
         results = _RESULTS.get(operation)
         if results is not None:
             result = results.get(status, "error" if status >= 500 else "refused")
             counter = self.psk_lookups if operation == _PSK_LOOKUP else self.config_deliveries
-            counter.labels(result).inc()
+            counters.append(counter.labels(result))
+        return tuple(counters), self.request_seconds.labels(operation)
 
     def exposition(self) -> bytes:
         """The text exposition format (what ``/metrics`` serves)."""

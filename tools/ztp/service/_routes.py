@@ -11,11 +11,12 @@ import re
 from typing import Any
 
 from sqlalchemy import text
+from starlette.requests import Request
 from starlette.responses import Response
 
-from ..iccid import iccid_from_hex
 from ._audit import Actor
 from ._auth import (
+    Principal,
     check_client,
     create_client,
     disable_client,
@@ -25,15 +26,20 @@ from ._auth import (
     revoke_token,
     validate_client_id,
 )
-from ._errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from ._delivery import deliver_fast
+from ._errors import BadRequest, NotFound, PayloadTooLarge, ServiceError, Unauthorized
 from ._http import (
     IMPORT_BODY_MAX,
+    AppState,
     Call,
     Param,
+    WouldWait,
     basic_credentials,
     error_response,
+    header_map,
     json_response,
     route,
+    single_query,
 )
 from ._reports import REPORT_SCHEMA, parse_report
 from ._schemas import (
@@ -640,35 +646,48 @@ def gateway_events(call: Call) -> Response:
 
 def _gateway_actor(call: Call) -> Actor:
     assert call.principal is not None
-    name = call.request.headers.get("x-ztp-gateway")
-    gateway = parse_gateway_name(name) if name is not None else call.principal.client_id
-    return Actor(call.principal.client_id, gateway)
+    return _gateway_actor_of(call.request, call.principal)
+
+
+def _gateway_actor_of(request: Request, principal: Principal) -> Actor:
+    name = header_map(request).get("x-ztp-gateway")
+    gateway = parse_gateway_name(name) if name is not None else principal.client_id
+    return Actor(principal.client_id, gateway)
 
 
 def _device_headers(call: Call) -> tuple[Actor, str, str, str, str]:
-    actor = _gateway_actor(call)
-    ident = call.request.headers.get("x-ztp-identity")
+    assert call.principal is not None
+    return _device_headers_of(call.request, call.principal)
+
+
+def _device_headers_of(request: Request, principal: Principal
+                       ) -> tuple[Actor, str, str, str, str]:
+    """(actor, identity, iccid param, device, key tag) of a device request, checked.
+
+    Raises:
+        BadRequest: a header, the iccid parameter or the device id is missing or malformed.
+    """
+    actor = _gateway_actor_of(request, principal)
+    headers = header_map(request)
+    ident = headers.get("x-ztp-identity")
     if ident is None:
         raise BadRequest("missing X-ZTP-Identity header (the verified PSK identity)")
     identity = parse_identity_hex(ident, "X-ZTP-Identity")
-    tag_header = call.request.headers.get("x-ztp-key-tag")
+    tag_header = headers.get("x-ztp-key-tag")
     tag = parse_tag(tag_header) if tag_header is not None else ""
-    iccid_param = call.query("iccid")
-    if iccid_param is None:
+    iccid_params = single_query(request, "iccid")
+    if len(iccid_params) > 1:
+        raise BadRequest("query parameter 'iccid' given more than once")
+    if not iccid_params:
         raise BadRequest("missing query parameter iccid")
-    iccid_hex = parse_identity_hex(iccid_param, "iccid")
-    device = parse_device_id(call.path("device_id_hex"))
-    iccid_from_hex(identity)  # validated above; kept for clarity of the error path
+    # the usual request names the SIM twice, the same way: checked once
+    iccid_hex = identity if iccid_params[0] == ident else parse_identity_hex(iccid_params[0],
+                                                                             "iccid")
+    device = parse_device_id(request.path_params["device_id_hex"])
     return actor, identity, iccid_hex, device, tag
 
 
-@route("GET", "/v1/config/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
-       summary="A device's configuration, as the SIM asks for it through the gateway",
-       query=(Q_ICCID_HEX,), headers=(H_IDENTITY, H_KEY_TAG, H_GATEWAY),
-       responses={"200": ("the body bytes", "application/octet-stream", S_STR)})
-def device_config(call: Call) -> Response:
-    actor, identity, iccid_hex, device, tag = _device_headers(call)
-    found = call.store.delivery.deliver_config(actor, identity, iccid_hex, device, tag)
+def _config_response(device: str, found: tuple[bytes, int, str] | None) -> Response:
     if found is None:
         # Returned, not raised: the miss and any first-device binding still commit.
         return error_response(NotFound(f"no configuration for device {device}",
@@ -676,6 +695,42 @@ def device_config(call: Call) -> Response:
     body, version, slot = found
     return Response(body, media_type="application/octet-stream",
                     headers={"X-ZTP-Config-Version": str(version), "X-ZTP-Config-Slot": slot})
+
+
+def device_config_fast(state: AppState, request: Request, principal: Principal,
+                       now_ms: int, wait: bool) -> Response | None:
+    """The usual configuration request (well-formed, the SIM named as the gateway verified
+    it, a configuration of its own or default) in one driver transaction; None otherwise,
+    and then nothing was written (:func:`~._delivery.deliver_fast`).
+
+    Raises:
+        WouldWait: ``wait`` is False and the write lock is taken.
+    """
+    try:
+        actor, identity, iccid_hex, device, tag = _device_headers_of(request, principal)
+    except ServiceError:
+        return None  # answered by the usual path
+    if iccid_hex != identity:
+        return None  # an alert: the usual path records it
+    with state.db.write_connection(wait=wait) as tx:
+        if tx is None:
+            raise WouldWait
+        found = deliver_fast(tx, now_ms, actor, identity, device, tag)
+        if not isinstance(found, tuple):
+            tx.rollback()  # e.g. a first-device UPDATE before a label configuration
+            return None
+    return _config_response(device, found)
+
+
+@route("GET", "/v1/config/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
+       summary="A device's configuration, as the SIM asks for it through the gateway",
+       query=(Q_ICCID_HEX,), headers=(H_IDENTITY, H_KEY_TAG, H_GATEWAY),
+       responses={"200": ("the body bytes", "application/octet-stream", S_STR)},
+       fast=device_config_fast)
+def device_config(call: Call) -> Response:
+    actor, identity, iccid_hex, device, tag = _device_headers(call)
+    found = call.store.delivery.deliver_config(actor, identity, iccid_hex, device, tag)
+    return _config_response(device, found)
 
 
 @route("POST", "/v1/data/{device_id_hex}", tx="write", scope="gateway", tags=("device",),
