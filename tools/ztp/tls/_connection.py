@@ -65,7 +65,9 @@ from ._events import (
 from ._key_schedule import (
     KeySchedule,
     binder_from_early_secret,
+    binder_secrets,
     early_secret,
+    hmac_sha256,
     message_hash,
     next_traffic_secret,
 )
@@ -856,6 +858,10 @@ class ServerState(Enum):
     __hash__ = object.__hash__  # as ClientState's
 
 
+# the server's dummy binder keys (ServerConfig.max_psk_candidates): random, made once per
+# process, cached in BINDER_SECRETS like real keys (see _finish_client_hello)
+_DUMMY_PSKS = tuple(os.urandom(32) for _ in range(8))
+
 _EXPECT_CLIENT_HELLO = ServerState.EXPECT_CLIENT_HELLO  # module constants, as _HANDSHAKE
 _WAIT_PSKS = ServerState.WAIT_PSKS
 _EXPECT_FINISHED = ServerState.EXPECT_FINISHED
@@ -1106,14 +1112,19 @@ class ServerConnection(_Connection):
                 limit,
             )
         keys += [None] * (limit - len(keys))
-        # os.urandom, not rng: replayed runs keep their byte stream; a dummy never matches
-        dummy = os.urandom(32)
+        # A dummy key from the pool, picked with os.urandom, not rng (replayed runs keep their
+        # byte stream); a dummy is never accepted, even if it matched. Real keys and dummies
+        # go through the same cached lookup of their Early Secret and binder finished key, so
+        # each candidate costs one lookup and one HMAC, known identity or not (issue 14).
+        dummy = _DUMMY_PSKS[os.urandom(1)[0] % len(_DUMMY_PSKS)]
         truncated_hash = hashlib.sha256(truncated).digest()  # the same for every candidate
         matched: PskCandidate | None = None
         matched_early = b""
         for candidate in keys:
-            early = early_secret(dummy if candidate is None else candidate.key)
-            ok = hmac.compare_digest(binder_from_early_secret(early, truncated_hash), binder)
+            early, binder_finished_key = binder_secrets(
+                dummy if candidate is None else candidate.key
+            )
+            ok = hmac.compare_digest(hmac_sha256(binder_finished_key, truncated_hash), binder)
             if ok and matched is None and candidate is not None:
                 matched, matched_early = candidate, early
         if index is None or matched is None:

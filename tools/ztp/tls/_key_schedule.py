@@ -274,6 +274,59 @@ def compute_binder(
     )
 
 
+class BinderSecretCache:
+    """PSK -> (Early Secret, the binder's finished key): the three HMACs of an external PSK's
+    binder that depend on the key alone (RFC 8446 §7.1 Early Secret and "ext binder",
+    §4.4.4 finished key), kept for keys seen before, so a binder is one HMAC more.
+
+    The server checks every candidate, its dummy keys too, through one of these: the dummies
+    come from a fixed pool and go through the same lookup, so a known identity costs what an
+    unknown one does (issue 14). Keyed by the key bytes, so a rotated key never meets a stale
+    entry; bounded (the oldest entry goes first once ``max_entries`` are held); its repr shows
+    the size only.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[bytes, bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:  # never the keys or secrets
+        return f"BinderSecretCache({len(self._entries)}/{self.max_entries} entries)"
+
+    def secrets(self, psk: bytes) -> tuple[bytes, bytes]:
+        """(Early Secret, finished_key(Derive-Secret(Early Secret, "ext binder", "")))."""
+        entries = self._entries
+        found = entries.get(psk)
+        if found is not None:
+            return found
+        early = early_secret(psk)
+        found = (early, hmac_sha256(hmac_sha256(early, _INFO_EXT_BINDER), _INFO_FINISHED))
+        if len(entries) >= self.max_entries:
+            # the oldest; pop with a default: another thread may have taken it meanwhile
+            entries.pop(next(iter(entries), b""), None)
+        entries[bytes(psk)] = found
+        return found
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# One per process, shared by every server: an entry depends on the key bytes only. Its bound
+# matches the gateway's PSK cache (100,000 identities; ~20 MB when full), so a key that the
+# gateway holds is rarely cold here.
+BINDER_SECRETS = BinderSecretCache(100_000)
+
+
+def binder_secrets(psk: bytes) -> tuple[bytes, bytes]:
+    """``BINDER_SECRETS.secrets(psk)``: what the server looks up for every binder candidate."""
+    return BINDER_SECRETS.secrets(psk)
+
+
 def binder_from_early_secret(
     early: bytes, truncated_hash: bytes, label: bytes = b"ext binder"
 ) -> bytes:
