@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 from collections import deque
@@ -858,9 +859,9 @@ class ServerState(Enum):
     __hash__ = object.__hash__  # as ClientState's
 
 
-# the server's dummy binder keys (ServerConfig.max_psk_candidates): random, made once per
-# process, cached in BINDER_SECRETS like real keys (see _finish_client_hello)
-_DUMMY_PSKS = tuple(os.urandom(32) for _ in range(8))
+# the server's dummy binder keys (ServerConfig.max_psk_candidates), taken in turn: random,
+# made once per process, cached in BINDER_SECRETS like real keys (see _finish_client_hello)
+_DUMMY_PSKS = itertools.cycle([os.urandom(32) for _ in range(8)])
 
 _EXPECT_CLIENT_HELLO = ServerState.EXPECT_CLIENT_HELLO  # module constants, as _HANDSHAKE
 _WAIT_PSKS = ServerState.WAIT_PSKS
@@ -955,8 +956,10 @@ class ServerConnection(_Connection):
         if hello.legacy_compression_methods != b"\x00":
             # RFC 8446 §4.1.2: "MUST abort the handshake with an "illegal_parameter" alert"
             raise IllegalParameter("legacy_compression_methods other than [null]")
-        suite = next((s for s in config.cipher_suites if s in hello.cipher_suites), None)
-        if suite is None:
+        for suite in config.cipher_suites:  # ours first: the preference order is the server's
+            if suite in hello.cipher_suites:
+                break
+        else:
             raise HandshakeFailure("no cipher suite in common")
         if hello.pre_shared_key is None:
             raise HandshakeFailure("no pre_shared_key offered (this server has no certificate)")
@@ -977,7 +980,11 @@ class ServerConnection(_Connection):
         """Our most preferred mode the client offers and can do now; None: psk_dhe_ke only,
         and a HelloRetryRequest for x25519 would make it possible."""
         assert hello.psk_key_exchange_modes is not None
-        x25519_share = next((e for e in hello.key_share or () if e.group == _X25519), None)
+        x25519_share = None
+        for entry in hello.key_share or ():
+            if entry.group == _X25519:
+                x25519_share = entry
+                break
         retry = False
         for candidate in self._config.key_exchange_modes:
             if candidate not in hello.psk_key_exchange_modes:
@@ -1069,7 +1076,7 @@ class ServerConnection(_Connection):
         config = self._config
         assert hello.pre_shared_key is not None
         identities = tuple(
-            p.identity for p in hello.pre_shared_key.identities[: config.max_psk_identities]
+            [p.identity for p in hello.pre_shared_key.identities[: config.max_psk_identities]]
         )
         pending = _PendingHello(message, hello, suite, mode, identities)
         self._pending = pending
@@ -1098,7 +1105,11 @@ class ServerConnection(_Connection):
         # binder of that one PSK only. Its candidate keys are padded with random dummy keys to
         # max_psk_candidates (an unknown identity: dummies only), every binder is computed and
         # compared in constant time, then the same error for an unknown identity and a wrong key.
-        index = next((i for i, ident in enumerate(pending.identities) if table.get(ident)), None)
+        index = None
+        for i, ident in enumerate(pending.identities):
+            if table.get(ident):
+                index = i
+                break
         keys: list[PskCandidate | None] = []
         if index is not None:
             keys = list(table[pending.identities[index]])
@@ -1112,11 +1123,11 @@ class ServerConnection(_Connection):
                 limit,
             )
         keys += [None] * (limit - len(keys))
-        # A dummy key from the pool, picked with os.urandom, not rng (replayed runs keep their
+        # A dummy key from the pool (made with os.urandom, not rng: replayed runs keep their
         # byte stream); a dummy is never accepted, even if it matched. Real keys and dummies
         # go through the same cached lookup of their Early Secret and binder finished key, so
         # each candidate costs one lookup and one HMAC, known identity or not (issue 14).
-        dummy = _DUMMY_PSKS[os.urandom(1)[0] % len(_DUMMY_PSKS)]
+        dummy = next(_DUMMY_PSKS)
         truncated_hash = hashlib.sha256(truncated).digest()  # the same for every candidate
         matched: PskCandidate | None = None
         matched_early = b""
@@ -1208,10 +1219,13 @@ class ServerConnection(_Connection):
         )
 
     def _on_finished(self, message: bytes) -> None:
-        finished: Finished = _pull_exact(message, pull_finished)
+        # _drain_handshake hands over exactly one whole Finished (type checked, 4 + its uint24
+        # length bytes): the body is verify_data, as _pull_exact(message, pull_finished) would
+        # read it, without a Buffer and a Finished object on every handshake (issue 14)
+        verify_data = message[4:]
         ks = self._key_schedule
         expected = ks.finished_verify_data(self._client_hs_secret)
-        if not hmac.compare_digest(expected, finished.verify_data):
+        if not hmac.compare_digest(expected, verify_data):
             raise DecryptError("client Finished does not verify")
         ks.update_transcript(message)
         self._records.early_data_skip_budget = 0

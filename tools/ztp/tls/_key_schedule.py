@@ -243,8 +243,11 @@ class KeySchedule:
     def _derive(self, info_prefix: bytes) -> bytes:
         """Derive-Secret(current secret, label, messages so far) given the label's HkdfLabel
         prefix (``_derive_info_prefix``): one HMAC with no label table lookup, for the four
-        traffic secrets of every handshake."""
-        return hmac_sha256(self._need_secret(), info_prefix + self.transcript_hash() + b"\x01")
+        traffic secrets of every handshake (``_need_secret`` written out, issue 14)."""
+        secret = self.secret
+        if secret is None:
+            raise RuntimeError("key schedule step out of order")
+        return hmac_sha256(secret, info_prefix + self.transcript_hash() + b"\x01")
 
     def _need_secret(self) -> bytes:
         if self.secret is None:
