@@ -95,6 +95,7 @@ from ._messages import (
     encode_encrypted_extensions,
     encode_finished,
     encode_server_hello,
+    frozen_builder,
     pull_client_hello,
     pull_encrypted_extensions,
     pull_finished,
@@ -266,6 +267,7 @@ class ServerConfig:
 class _Connection:
     _HANDLERS: dict[Enum, dict[HandshakeType, str]] = {}
     _CCS_STATES: frozenset[Enum] = frozenset()
+    _HOOK_STATES: frozenset[Enum] = frozenset()  # where _step calls _before_record
 
     def __init__(self, rng: Rng, state: Enum) -> None:
         self._rng = rng
@@ -402,7 +404,8 @@ class _Connection:
         self._records.write_cipher = RecordCipher(self._suite, secret)
 
     def _before_record(self) -> bool | None:
-        """Hook: True/False to stop the read loop with that result, None to go on."""
+        """Hook, called in the states of ``_HOOK_STATES`` before reading a record: True/False
+        to stop the read loop with that result, None to go on."""
         return None
 
     def _step(self) -> bool:
@@ -410,9 +413,10 @@ class _Connection:
         if self._peer_closed is not None:
             self._events.append(self._peer_closed)
             return False
-        hook = self._before_record()
-        if hook is not None:
-            return hook
+        if self._state in self._HOOK_STATES:  # a set lookup, not a call per record
+            hook = self._before_record()
+            if hook is not None:
+                return hook
         record = self._records.next_record()
         if record is None:
             if self._records.eof:
@@ -863,13 +867,16 @@ class ServerState(Enum):
 # made once per process, cached in BINDER_SECRETS like real keys (see _finish_client_hello)
 _DUMMY_PSKS = itertools.cycle([os.urandom(32) for _ in range(8)])
 
+# HandshakeComplete(**fields) without the frozen dataclass __init__ (one per handshake)
+_build_handshake_complete = frozen_builder(HandshakeComplete)
+
 _EXPECT_CLIENT_HELLO = ServerState.EXPECT_CLIENT_HELLO  # module constants, as _HANDSHAKE
 _WAIT_PSKS = ServerState.WAIT_PSKS
 _EXPECT_FINISHED = ServerState.EXPECT_FINISHED
 _CONNECTED = ServerState.CONNECTED
 
 
-@dataclass
+@dataclass(slots=True)
 class _PendingHello:
     message: bytes
     hello: ClientHello
@@ -893,6 +900,7 @@ class ServerConnection(_Connection):
     _CCS_STATES = frozenset(
         {ServerState.EXPECT_SECOND_CLIENT_HELLO, ServerState.WAIT_PSKS, ServerState.EXPECT_FINISHED}
     )
+    _HOOK_STATES = frozenset({ServerState.WAIT_PSKS})  # finish the ClientHello once supplied
 
     def __init__(self, config: ServerConfig, rng: Rng = os.urandom) -> None:
         super().__init__(rng, _EXPECT_CLIENT_HELLO)
@@ -1188,12 +1196,14 @@ class ServerConnection(_Connection):
         ks.master_secret()
         self._client_ap_secret = ks.client_application_traffic_secret()
         self._set_write_cipher(ks.server_application_traffic_secret())
-        self._complete = HandshakeComplete(
-            identity=identity,
-            psk_tag=matched.tag,
-            key_exchange_mode=pending.mode,
-            cipher_suite=pending.suite,
-            server_name=hello.server_name,
+        self._complete = _build_handshake_complete(
+            {
+                "identity": identity,
+                "psk_tag": matched.tag,
+                "key_exchange_mode": pending.mode,
+                "cipher_suite": pending.suite,
+                "server_name": hello.server_name,
+            }
         )
         self._set_state(_EXPECT_FINISHED)
 

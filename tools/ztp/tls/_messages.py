@@ -665,13 +665,14 @@ def _truncated(needed: int, left: int) -> DecodeError:
     return DecodeError(f"truncated: needed {needed} bytes, {left} left")
 
 
-def _frozen_builder(cls):
-    """A function ``fields -> cls(**fields)`` for a frozen dataclass read on the server's
-    per-handshake path, without its generated ``__init__``: that one sets every field through
-    ``object.__setattr__`` (frozen), ~2 us for ClientHello's 17 fields against ~0.5 here
-    (issue 14). Defaults are filled in and ``__post_init__`` runs, so the object is the one
-    ``__init__`` builds, validated the same way (a ValueError becomes DecodeError, as
-    ``_build``); a missing or unknown field name is a TypeError."""
+def frozen_builder(cls):
+    """A function ``fields -> cls(**fields)`` for a frozen dataclass built on the server's
+    per-handshake path (ClientHello, HandshakeComplete), without its generated ``__init__``:
+    that one sets every field through ``object.__setattr__`` (frozen), ~2 us for
+    ClientHello's 17 fields against ~0.5 here (issue 14). Defaults are filled in and
+    ``__post_init__``, if any, runs, so the object is the one ``__init__`` builds, validated
+    the same way (a ValueError becomes DecodeError, as ``_build``); a missing or unknown field
+    name is a TypeError."""
     defaults = {}
     for f in dataclasses.fields(cls):
         if f.default_factory is not dataclasses.MISSING:
@@ -680,6 +681,7 @@ def _frozen_builder(cls):
             defaults[f.name] = f.default
     count = len(dataclasses.fields(cls))
     new = object.__new__
+    post_init = getattr(cls, "__post_init__", None)
 
     def build(fields: dict):
         obj = new(cls)
@@ -688,8 +690,10 @@ def _frozen_builder(cls):
         values.update(fields)
         if len(values) != count:
             raise TypeError(f"{cls.__name__}: fields {sorted(values)}")
+        if post_init is None:
+            return obj
         try:
-            obj.__post_init__()
+            post_init(obj)
         except ValueError as exc:
             raise DecodeError(f"{cls.__name__}: {exc}") from None
         return obj
@@ -697,7 +701,7 @@ def _frozen_builder(cls):
     return build
 
 
-_build_client_hello = _frozen_builder(ClientHello)
+_build_client_hello = frozen_builder(ClientHello)
 
 
 def _build(cls, **kwargs):
