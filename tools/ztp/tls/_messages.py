@@ -878,7 +878,9 @@ def encode_server_hello(
     if len(legacy_session_id_echo) > 32:
         raise ValueError("legacy_session_id_echo <0..32>")
     extensions = b""
-    if supported_versions is not None:
+    if supported_versions == TLS_1_3:  # every ServerHello of ours: a constant
+        extensions = _EXT_SUPPORTED_VERSIONS_TLS_1_3
+    elif supported_versions is not None:
         extensions += _ext_bytes(_SUPPORTED_VERSIONS, _uint16(supported_versions))
     if key_share is not None:
         extensions += _ext_bytes(
@@ -895,13 +897,13 @@ def encode_server_hello(
         extensions += _ext_bytes(_PRE_SHARED_KEY, _uint16(pre_shared_key))
     body = b"".join(
         (
-            _uint16(legacy_version),
+            legacy_version.to_bytes(2, "big"),
             random,
             bytes((len(legacy_session_id_echo),)),
             legacy_session_id_echo,
-            _uint16(cipher_suite),
+            cipher_suite.to_bytes(2, "big"),
             bytes((legacy_compression_method,)),
-            _uint16(len(extensions)),
+            len(extensions).to_bytes(2, "big"),
             extensions,
         )
     )
@@ -913,6 +915,9 @@ def _ext_bytes(ext_type: int, data: bytes) -> bytes:
     if len(data) > 0xFFFF:
         raise ValueError(f"extension {ext_type} of {len(data)} bytes")
     return _EXTENSION_HEADER.pack(ext_type, len(data)) + data
+
+
+_EXT_SUPPORTED_VERSIONS_TLS_1_3 = _ext_bytes(_SUPPORTED_VERSIONS, _uint16(TLS_1_3))
 
 
 def _handshake_header(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -975,6 +980,26 @@ def encode_encrypted_extensions(
     """The EncryptedExtensions message with these fields (those of ``EncryptedExtensions``),
     as ``push_encrypted_extensions`` writes it; the server's flight calls it directly, as
     ``encode_server_hello``."""
+    if (
+        server_name
+        and max_fragment_length is None
+        and supported_groups is None
+        and record_size_limit is None
+        and not early_data
+    ):
+        return _EE_SERVER_NAME_ONLY  # the usual one (a SIM sends SNI and no limits): constant
+    return _encode_encrypted_extensions(
+        server_name, max_fragment_length, supported_groups, record_size_limit, early_data
+    )
+
+
+def _encode_encrypted_extensions(
+    server_name: bool,
+    max_fragment_length: int | None,
+    supported_groups: tuple[int, ...] | None,
+    record_size_limit: int | None,
+    early_data: bool,
+) -> bytes:
     extensions = b""
     if server_name:
         extensions += _ext_bytes(_SERVER_NAME, b"")
@@ -992,6 +1017,9 @@ def encode_encrypted_extensions(
         raise ValueError(f"extensions of {len(extensions)} bytes")
     body = _uint16(len(extensions)) + extensions
     return _handshake_header(_ENCRYPTED_EXTENSIONS, body) + body
+
+
+_EE_SERVER_NAME_ONLY = _encode_encrypted_extensions(True, None, None, None, False)
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
