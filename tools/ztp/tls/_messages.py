@@ -608,20 +608,21 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
         block_end = pos + size
         if block_end > end:
             raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
-        seen: set[int] = set()
+        types: list[int] = []
         while pos < block_end:
             if block_end - pos < 4:
+                _check_no_duplicate(types)  # a duplicate before the break is found first
                 raise DecodeError(f"truncated: extension header, {block_end - pos} bytes left")
-            ext_type = data[pos] << 8 | data[pos + 1]
-            size = data[pos + 2] << 8 | data[pos + 3]
+            ext_type, size = _unpack_extension_header(data, pos)
             pos += 4
             if size > block_end - pos:
+                _check_no_duplicate(types)
                 raise DecodeError(f"truncated: extension of {size} bytes, {block_end - pos} left")
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
+            types.append(ext_type)
             extensions.append((ext_type, data[pos : pos + size]))
             pos += size
+        if len(set(types)) != len(types):
+            _check_no_duplicate(types)
     if pos - start != length:
         raise DecodeError("ClientHello length does not match its contents")
     fields: dict = {}
@@ -659,6 +660,19 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     hello = _build_client_hello(fields)
     buf.skip_to(pos)
     return hello
+
+
+_unpack_extension_header = _EXTENSION_HEADER.unpack_from
+
+
+def _check_no_duplicate(types: list[int]) -> None:
+    """illegal_parameter (RFC 8446 §4.2) for the first type that repeats an earlier one: the
+    extensions walk checks once at its end, or before it fails, not at every extension."""
+    seen: set[int] = set()
+    for ext_type in types:
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
 
 
 def _truncated(needed: int, left: int) -> DecodeError:
