@@ -600,6 +600,7 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     # extensions; we require them, and a ClientHello without supported_versions is answered
     # with protocol_version); duplicates are illegal_parameter (§4.2)
     extensions: list[tuple[int, bytes]] = []
+    types: list[int] = []  # their types in wire order
     if pos - start < length:
         if end - pos < 2:
             raise _truncated(2, end - pos)
@@ -608,7 +609,6 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
         block_end = pos + size
         if block_end > end:
             raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
-        types: list[int] = []
         while pos < block_end:
             if block_end - pos < 4:
                 _check_no_duplicate(types)  # a duplicate before the break is found first
@@ -650,7 +650,7 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
             continue
         name, reader = typed
         fields[name] = _parse_ext(ext_data, reader)
-    fields["extension_order"] = tuple([t for t, _ in extensions])
+    fields["extension_order"] = tuple(types)
     fields["legacy_version"] = legacy_version
     fields["random"] = random
     fields["legacy_session_id"] = session_id
