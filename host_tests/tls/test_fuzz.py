@@ -155,6 +155,11 @@ def test_parsed_client_hello_is_the_one_init_builds(hello):
     assert vars(parsed) == vars(built)
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.random = bytes(32)  # type: ignore[misc]
+    # read back from the writer itself (a bytearray inside): the fields are bytes all the same
+    from_writer = pull_client_hello(buf)
+    assert from_writer == hello and type(from_writer.random) is bytes
+    if from_writer.pre_shared_key is not None:
+        assert all(type(p.identity) is bytes for p in from_writer.pre_shared_key.identities)
 
 
 server_hellos = st.builds(

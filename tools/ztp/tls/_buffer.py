@@ -147,8 +147,12 @@ class Buffer:
     def unread(self) -> tuple[bytes | bytearray, int, int]:
         """``(data, position, end)``: for a reader that walks the bytes with indices itself
         (``pull_client_hello``: one function instead of a pull per field, issue 14) and then
-        moves the cursor with ``skip_to``. ``data[position:end]`` is what is left to read."""
-        return self._data, self._pos, self._end
+        moves the cursor with ``skip_to``. ``data[position:end]`` is what is left to read;
+        ``data`` is bytes (a writer's bytearray is copied), so its slices are bytes too."""
+        data = self._data
+        if type(data) is not bytes:
+            data = bytes(data)
+        return data, self._pos, self._end
 
     def skip_to(self, position: int) -> None:
         """Move the read cursor to ``position`` (after an ``unread`` walk): forward only, and
