@@ -144,7 +144,7 @@ class Buffer:
         self._pos = end
         return bytes(data[start:end])
 
-    def unread(self) -> tuple[bytes | bytearray, int, int]:
+    def unread(self) -> tuple[bytes, int, int]:
         """``(data, position, end)``: for a reader that walks the bytes with indices itself
         (``pull_client_hello``: one function instead of a pull per field, issue 14) and then
         moves the cursor with ``skip_to``. ``data[position:end]`` is what is left to read;
