@@ -7,6 +7,8 @@ events.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -135,6 +137,29 @@ def test_client_hello_roundtrip(hello):
     again = Buffer()
     push_client_hello(again, parsed)
     assert again.data == buf.data
+
+
+@given(client_hellos)
+def test_parsed_client_hello_is_the_one_init_builds(hello):
+    """pull_client_hello builds its ClientHello without the dataclass __init__ (issue 14):
+    the same object all the same (fields, equality, hash, repr, frozen), and the cursor ends
+    after the message when bytes follow it."""
+    buf = Buffer()
+    push_client_hello(buf, hello)
+    reader = Buffer(b"xy" + buf.data + b"\x16\x03")
+    reader.pull_bytes(2)
+    parsed = pull_client_hello(reader)
+    assert reader.position == 2 + len(buf.data)
+    built = ClientHello(**{f.name: getattr(parsed, f.name) for f in dataclasses.fields(parsed)})
+    assert parsed == built and hash(parsed) == hash(built) and repr(parsed) == repr(built)
+    assert vars(parsed) == vars(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.random = bytes(32)  # type: ignore[misc]
+    # read back from the writer itself (a bytearray inside): the fields are bytes all the same
+    from_writer = pull_client_hello(buf)
+    assert from_writer == hello and type(from_writer.random) is bytes
+    if from_writer.pre_shared_key is not None:
+        assert all(type(p.identity) is bytes for p in from_writer.pre_shared_key.identities)
 
 
 server_hellos = st.builds(

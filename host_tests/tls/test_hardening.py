@@ -4,6 +4,8 @@ over ``next_event()`` that end when the peer closes."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from ztp.tls import (
     AlertReceived,
@@ -24,7 +26,14 @@ from ztp.tls import (
 )
 from ztp.tls import _connection as engine
 from ztp.tls._buffer import Buffer
-from ztp.tls._key_schedule import compute_binder, early_secret, next_traffic_secret
+from ztp.tls._key_schedule import (
+    BinderSecretCache,
+    binder_secrets,
+    compute_binder,
+    early_secret,
+    hmac_sha256,
+    next_traffic_secret,
+)
 from ztp.tls._messages import KeyUpdate, OfferedPsks, PskIdentity, push_key_update
 from ztp.tls._record import ContentType
 
@@ -133,15 +142,16 @@ def test_server_accepts_clear_alert_from_client_that_rejects_server_hello():
 @pytest.fixture
 def binder_calls(monkeypatch):
     """The keys whose binder the engine computes: every binder starts from its key's Early
-    Secret, ``early_secret(psk)``, the one step that sees the key (the server keeps the Early
-    Secret of the key that verified, so the count is the binders' alone)."""
+    Secret and binder finished key, ``binder_secrets(psk)`` (cached per key), the one step
+    that sees the key (the server keeps the Early Secret of the key that verified, so the
+    count is the binders' alone)."""
     calls: list[bytes] = []
 
     def counting(psk):
         calls.append(psk)
-        return early_secret(psk)
+        return binder_secrets(psk)
 
-    monkeypatch.setattr(engine, "early_secret", counting)
+    monkeypatch.setattr(engine, "binder_secrets", counting)
     return calls
 
 
@@ -214,6 +224,65 @@ def test_identity_with_more_keys_than_the_bound_still_works(binder_calls):
     server_events = _server_binders(client, server, binder_calls)
     assert [e.psk_tag for e in server_events if isinstance(e, HandshakeComplete)] == ["3"]
     assert len(binder_calls) == 3
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [PskCandidate(OTHER_KEY, "1")],  # a known identity, a wrong key
+        [PskCandidate(OTHER_KEY, "2"), PskCandidate(bytes(16), "1")],  # two wrong keys
+    ],
+)
+def test_same_hashing_for_known_and_unknown_identities(monkeypatch, keys):
+    """Binder work, counted in SHA-256 computations of the key schedule: a known identity
+    (its keys cached from an earlier handshake) costs what an unknown one (dummy keys from
+    the pool, cached the same way) does. Both fail at the binder, so all of it is binder
+    work."""
+    from ztp.tls import _key_schedule
+
+    real_sha256 = _key_schedule._sha256
+    count = [0]
+
+    def counting(data=b""):
+        count[0] += 1
+        return real_sha256(data)
+
+    def binder_hashing(table) -> int:
+        for _ in range(2):  # the first run fills the cache; the second is counted
+            client = ClientConnection(SAFE2)
+            server = ServerConnection(ServerConfig(psk_lookup=lookup_for(table)))
+            client.start_handshake()
+            count[0] = 0
+            monkeypatch.setattr(_key_schedule, "_sha256", counting)
+            expect_alert(server, DecryptError, client.data_to_send())
+            monkeypatch.setattr(_key_schedule, "_sha256", real_sha256)
+        return count[0]
+
+    unknown = binder_hashing({})
+    assert unknown == binder_hashing({IDENTITY: keys}) > 0
+
+
+def test_binder_secret_cache_is_bounded_keyed_by_key_and_hides_secrets():
+    cache = BinderSecretCache(max_entries=3)
+    truncated = bytes(range(40))
+    truncated_hash = hashlib.sha256(truncated).digest()
+    keys = [bytes([i]) * 16 for i in range(5)]
+    for key in keys:
+        early, binder_finished_key = cache.secrets(key)
+        assert early == early_secret(key)
+        # the binder from the cached finished key is RFC 8446 §4.2.11.2's
+        assert hmac_sha256(binder_finished_key, truncated_hash) == compute_binder(key, truncated)
+        assert len(cache) <= 3
+    # a rotated key (new bytes) gets its own entry, never the old one's
+    assert cache.secrets(keys[4]) != cache.secrets(keys[3])
+    shown = repr(cache) + str(cache)
+    assert "3/3" in shown
+    for key in keys:
+        early, binder_finished_key = cache.secrets(key)
+        for secret in (key, early, binder_finished_key):
+            assert secret.hex() not in shown and repr(secret) not in shown
+    with pytest.raises(ValueError):
+        BinderSecretCache(max_entries=0)
 
 
 def test_max_psk_candidates_validated():

@@ -198,6 +198,40 @@ def test_duplicated_extension():
     expect_alert(server(), IllegalParameter, record(ContentType.HANDSHAKE, sign(bad, PSK)))
 
 
+def _hello_with_extensions(extensions: bytes, vector_length: int | None = None) -> bytes:
+    """A ClientHello message whose extensions vector holds these bytes (and says it holds
+    ``vector_length``)."""
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x04" + b"\x01\x00"
+    size = len(extensions) if vector_length is None else vector_length
+    body += size.to_bytes(2, "big") + extensions
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
+def _ext(ext_type: int, data: bytes) -> bytes:
+    return ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+
+
+_VERSIONS = _ext(43, b"\x02\x03\x04")
+
+
+@pytest.mark.parametrize(
+    "extensions, vector_length, error",
+    [
+        # a duplicate is illegal_parameter even when a later extension is cut short: the walk
+        # meets the duplicate first
+        (_VERSIONS + _VERSIONS + b"\x00\x01", None, IllegalParameter),
+        (_VERSIONS + _VERSIONS + b"\x00\x01\x00\x09ab", None, IllegalParameter),
+        (_ext(0, b"") + _VERSIONS + _ext(0, b""), None, IllegalParameter),
+        (_VERSIONS + b"\x00\x2b\x00\x09ab", None, DecodeError),  # cut short, no duplicate
+        (_VERSIONS + b"\x00", None, DecodeError),  # a header cut short
+        (_VERSIONS + _VERSIONS, 40, DecodeError),  # the vector runs past the message
+    ],
+)
+def test_client_hello_extensions_walk_errors(extensions, vector_length, error):
+    with pytest.raises(error):
+        pull_client_hello(Buffer(_hello_with_extensions(extensions, vector_length)))
+
+
 @pytest.mark.parametrize(
     "changes, error",
     [

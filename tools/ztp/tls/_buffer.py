@@ -144,6 +144,23 @@ class Buffer:
         self._pos = end
         return bytes(data[start:end])
 
+    def unread(self) -> tuple[bytes, int, int]:
+        """``(data, position, end)``: for a reader that walks the bytes with indices itself
+        (``pull_client_hello``: one function instead of a pull per field, issue 14) and then
+        moves the cursor with ``skip_to``. ``data[position:end]`` is what is left to read;
+        ``data`` is bytes (a writer's bytearray is copied), so its slices are bytes too."""
+        data = self._data
+        if type(data) is not bytes:
+            data = bytes(data)
+        return data, self._pos, self._end
+
+    def skip_to(self, position: int) -> None:
+        """Move the read cursor to ``position`` (after an ``unread`` walk): forward only, and
+        not past the end."""
+        if not self._pos <= position <= self._end:
+            raise ValueError(f"position {position} outside {self._pos}..{self._end}")
+        self._pos = position
+
     # -- writing ------------------------------------------------------------------------------
 
     @property

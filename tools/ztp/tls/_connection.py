@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import logging
 import os
 from collections import deque
@@ -65,7 +66,9 @@ from ._events import (
 from ._key_schedule import (
     KeySchedule,
     binder_from_early_secret,
+    binder_secrets,
     early_secret,
+    hmac_sha256,
     message_hash,
     next_traffic_secret,
 )
@@ -92,6 +95,7 @@ from ._messages import (
     encode_encrypted_extensions,
     encode_finished,
     encode_server_hello,
+    frozen_builder,
     pull_client_hello,
     pull_encrypted_extensions,
     pull_finished,
@@ -113,6 +117,16 @@ from ._record import (
 )
 
 logger = logging.getLogger("ztp.tls")
+
+# Enum members read on every handshake, as module constants: on Python 3.11 reading a member as
+# a class attribute goes through EnumType's ``__getattr__`` slot (~70 ns, against ~10 ns for a
+# global), and a server handshake reads dozens (issue 14; the server states are below)
+_HANDSHAKE = ContentType.HANDSHAKE
+_ALERT = ContentType.ALERT
+_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
+_PSK_DHE_KE = KeyExchangeMode.PSK_DHE_KE
+_X25519 = Group.X25519
 
 Rng = Callable[[int], bytes]
 X25519_KEY_LENGTH = 32
@@ -253,6 +267,7 @@ class ServerConfig:
 class _Connection:
     _HANDLERS: dict[Enum, dict[HandshakeType, str]] = {}
     _CCS_STATES: frozenset[Enum] = frozenset()
+    _HOOK_STATES: frozenset[Enum] = frozenset()  # where _step calls _before_record
 
     def __init__(self, rng: Rng, state: Enum) -> None:
         self._rng = rng
@@ -335,7 +350,7 @@ class _Connection:
         if data:
             if self._key_update_pending:
                 self._send_key_update()
-            self._send(ContentType.APPLICATION_DATA, bytes(data))
+            self._send(_APPLICATION_DATA, bytes(data))
 
     def close(self) -> None:
         """Queue close_notify (RFC 8446 §6.1); idempotent, no-op after an error."""
@@ -375,7 +390,7 @@ class _Connection:
         self.bytes_sent += len(wire)
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
-        self._send(ContentType.ALERT, bytes([level, description]))
+        self._send(_ALERT, bytes([level, description]))
 
     def _set_read_cipher(self, secret: bytes) -> None:
         # RFC 8446 §5.1: "Handshake messages MUST NOT span key changes."
@@ -389,7 +404,8 @@ class _Connection:
         self._records.write_cipher = RecordCipher(self._suite, secret)
 
     def _before_record(self) -> bool | None:
-        """Hook: True/False to stop the read loop with that result, None to go on."""
+        """Hook, called in the states of ``_HOOK_STATES`` before reading a record: True/False
+        to stop the read loop with that result, None to go on."""
         return None
 
     def _step(self) -> bool:
@@ -397,9 +413,10 @@ class _Connection:
         if self._peer_closed is not None:
             self._events.append(self._peer_closed)
             return False
-        hook = self._before_record()
-        if hook is not None:
-            return hook
+        if self._state in self._HOOK_STATES:  # a set lookup, not a call per record
+            hook = self._before_record()
+            if hook is not None:
+                return hook
         record = self._records.next_record()
         if record is None:
             if self._records.eof:
@@ -412,7 +429,7 @@ class _Connection:
 
     def _handle_record(self, record: Record) -> None:
         ct = record.content_type
-        if ct == ContentType.CHANGE_CIPHER_SPEC:
+        if ct == _CHANGE_CIPHER_SPEC:
             # RFC 8446 §5: an unencrypted {0x01} between the first ClientHello and the peer's
             # Finished "MUST simply drop it"; any other value or time is unexpected_message.
             if self._state not in self._CCS_STATES or record.fragment != b"\x01":
@@ -421,11 +438,11 @@ class _Connection:
             if self._ccs_received > MAX_CHANGE_CIPHER_SPECS:
                 raise UnexpectedMessage(f"more than {MAX_CHANGE_CIPHER_SPECS} change_cipher_spec")
             return
-        if self._handshake_buffer and ct != ContentType.HANDSHAKE:
+        if self._handshake_buffer and ct != _HANDSHAKE:
             raise UnexpectedMessage(f"{ct.name} record inside a fragmented handshake message")
-        if ct == ContentType.ALERT:
+        if ct == _ALERT:
             self._handle_alert(record)
-        elif ct == ContentType.HANDSHAKE:
+        elif ct == _HANDSHAKE:
             if not record.protected and self._records.read_cipher is not None:
                 raise UnexpectedMessage("unprotected handshake record after the key change")
             self._handshake_buffer += record.fragment
@@ -515,7 +532,7 @@ class _Connection:
         self._key_update_pending = False
         buf = Buffer()
         push_key_update(buf, KeyUpdate(False))
-        self._send(ContentType.HANDSHAKE, buf.data)
+        self._send(_HANDSHAKE, buf.data)
         write = self._records.write_cipher
         assert write is not None
         self._set_write_cipher(next_traffic_secret(write.secret))
@@ -631,8 +648,8 @@ class ClientConnection(_Connection):
             self._session_id = self._rng(32)
         key_share: tuple[KeyShareEntry, ...] | None = None
         supported_groups = None
-        if KeyExchangeMode.PSK_DHE_KE in config.key_exchange_modes or config.send_key_share:
-            supported_groups = (Group.X25519,)
+        if _PSK_DHE_KE in config.key_exchange_modes or config.send_key_share:
+            supported_groups = (_X25519,)
             key_share = () if config.empty_key_share else (self._new_key_share(),)
         mfl_code = None
         if config.max_fragment_length is not None:
@@ -655,7 +672,7 @@ class ClientConnection(_Connection):
 
     def _new_key_share(self) -> KeyShareEntry:
         self._private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
-        return KeyShareEntry(Group.X25519, self._private_key.public_key().public_bytes_raw())
+        return KeyShareEntry(_X25519, self._private_key.public_key().public_bytes_raw())
 
     def _send_client_hello(
         self, hello: ClientHello, transcript_prefix: bytes, record_version: int | None = None
@@ -675,7 +692,7 @@ class ClientConnection(_Connection):
         self._key_schedule.start_from_early_secret(early)
         self._hello = hello
         self._hello_message = message
-        self._send(ContentType.HANDSHAKE, message, record_version)
+        self._send(_HANDSHAKE, message, record_version)
 
     def _on_hello_retry_request(self, hello: ServerHello, message: bytes) -> None:
         """RFC 8446 §4.1.4: check the HRR, then send ClientHello2 with what it asks for."""
@@ -744,12 +761,12 @@ class ClientConnection(_Connection):
         if hello.key_share is not None:
             if (
                 self._private_key is None
-                or hello.key_share.group != Group.X25519
-                or KeyExchangeMode.PSK_DHE_KE not in config.key_exchange_modes
+                or hello.key_share.group != _X25519
+                or _PSK_DHE_KE not in config.key_exchange_modes
             ):
                 raise IllegalParameter("key_share for a mode or group we did not offer")
             shared_secret = _x25519(self._private_key, hello.key_share.key_exchange)
-            self._mode = KeyExchangeMode.PSK_DHE_KE
+            self._mode = _PSK_DHE_KE
         else:
             if KeyExchangeMode.PSK_KE not in config.key_exchange_modes:
                 raise MissingExtension("server chose psk_ke, which we did not offer")
@@ -762,7 +779,7 @@ class ClientConnection(_Connection):
         self._server_hs_secret = ks.server_handshake_traffic_secret()
         self._set_read_cipher(self._server_hs_secret)
         if config.middlebox_compat:
-            self._send(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            self._send(_CHANGE_CIPHER_SPEC, b"\x01")
         self._set_write_cipher(self._client_hs_secret)
         self._set_state(ClientState.EXPECT_ENCRYPTED_EXTENSIONS)
 
@@ -811,7 +828,7 @@ class ClientConnection(_Connection):
         buf = Buffer()
         push_finished(buf, Finished(ks.finished_verify_data(self._client_hs_secret)))
         ks.update_transcript(buf.data)
-        self._send(ContentType.HANDSHAKE, buf.data)
+        self._send(_HANDSHAKE, buf.data)
         self._set_write_cipher(client_ap)
         self._handshake_complete = True
         self._set_state(ClientState.CONNECTED)
@@ -846,7 +863,20 @@ class ServerState(Enum):
     __hash__ = object.__hash__  # as ClientState's
 
 
-@dataclass
+# the server's dummy binder keys (ServerConfig.max_psk_candidates), taken in turn: random,
+# made once per process, cached in BINDER_SECRETS like real keys (see _finish_client_hello)
+_DUMMY_PSKS = itertools.cycle([os.urandom(32) for _ in range(8)])
+
+# HandshakeComplete(**fields) without the frozen dataclass __init__ (one per handshake)
+_build_handshake_complete = frozen_builder(HandshakeComplete)
+
+_EXPECT_CLIENT_HELLO = ServerState.EXPECT_CLIENT_HELLO  # module constants, as _HANDSHAKE
+_WAIT_PSKS = ServerState.WAIT_PSKS
+_EXPECT_FINISHED = ServerState.EXPECT_FINISHED
+_CONNECTED = ServerState.CONNECTED
+
+
+@dataclass(slots=True)
 class _PendingHello:
     message: bytes
     hello: ClientHello
@@ -870,9 +900,10 @@ class ServerConnection(_Connection):
     _CCS_STATES = frozenset(
         {ServerState.EXPECT_SECOND_CLIENT_HELLO, ServerState.WAIT_PSKS, ServerState.EXPECT_FINISHED}
     )
+    _HOOK_STATES = frozenset({ServerState.WAIT_PSKS})  # finish the ClientHello once supplied
 
     def __init__(self, config: ServerConfig, rng: Rng = os.urandom) -> None:
-        super().__init__(rng, ServerState.EXPECT_CLIENT_HELLO)
+        super().__init__(rng, _EXPECT_CLIENT_HELLO)
         self._config = config
         self._max_handshake_message = config.max_handshake_message
         self._pending: _PendingHello | None = None
@@ -891,7 +922,7 @@ class ServerConnection(_Connection):
     def _plaintext_alert_allowed(self) -> bool:
         # After our ServerHello the client may reject it before it has handshake keys: its
         # alert comes in clear. Allowed until the client's Finished (OpenSSL does the same).
-        return self._state == ServerState.EXPECT_FINISHED
+        return self._state is _EXPECT_FINISHED
 
     def _closed_state(self) -> Enum:
         return ServerState.CLOSED
@@ -915,7 +946,7 @@ class ServerConnection(_Connection):
         self._pending.candidates = table
 
     def _before_record(self) -> bool | None:
-        if self._state != ServerState.WAIT_PSKS:
+        if self._state is not _WAIT_PSKS:
             return None
         pending = self._pending
         assert pending is not None
@@ -933,8 +964,10 @@ class ServerConnection(_Connection):
         if hello.legacy_compression_methods != b"\x00":
             # RFC 8446 §4.1.2: "MUST abort the handshake with an "illegal_parameter" alert"
             raise IllegalParameter("legacy_compression_methods other than [null]")
-        suite = next((s for s in config.cipher_suites if s in hello.cipher_suites), None)
-        if suite is None:
+        for suite in config.cipher_suites:  # ours first: the preference order is the server's
+            if suite in hello.cipher_suites:
+                break
+        else:
             raise HandshakeFailure("no cipher suite in common")
         if hello.pre_shared_key is None:
             raise HandshakeFailure("no pre_shared_key offered (this server has no certificate)")
@@ -955,15 +988,19 @@ class ServerConnection(_Connection):
         """Our most preferred mode the client offers and can do now; None: psk_dhe_ke only,
         and a HelloRetryRequest for x25519 would make it possible."""
         assert hello.psk_key_exchange_modes is not None
-        x25519_share = next((e for e in hello.key_share or () if e.group == Group.X25519), None)
+        x25519_share = None
+        for entry in hello.key_share or ():
+            if entry.group == _X25519:
+                x25519_share = entry
+                break
         retry = False
         for candidate in self._config.key_exchange_modes:
             if candidate not in hello.psk_key_exchange_modes:
                 continue
-            if candidate == KeyExchangeMode.PSK_DHE_KE and x25519_share is None:
+            if candidate == _PSK_DHE_KE and x25519_share is None:
                 # RFC 8446 §4.1.4 / §4.2.8: a HelloRetryRequest only for a group the client
                 # supports; psk_ke, when both sides allow it, needs no second round trip
-                retry = Group.X25519 in (hello.supported_groups or ())
+                retry = _X25519 in (hello.supported_groups or ())
                 continue
             if x25519_share is not None and len(x25519_share.key_exchange) != X25519_KEY_LENGTH:
                 raise IllegalParameter("x25519 key share is not 32 bytes")
@@ -995,7 +1032,7 @@ class ServerConnection(_Connection):
             legacy_session_id_echo=hello.legacy_session_id,
             cipher_suite=suite,
             supported_versions=TLS_1_3,
-            selected_group=Group.X25519,
+            selected_group=_X25519,
         )
         buf = Buffer()
         push_server_hello(buf, hrr)
@@ -1004,10 +1041,10 @@ class ServerConnection(_Connection):
         self._key_schedule.update_transcript(self._transcript_prefix)
         self._first_hello = hello
         self._retry_suite = suite
-        self._send(ContentType.HANDSHAKE, buf.data)
+        self._send(_HANDSHAKE, buf.data)
         if hello.legacy_session_id:
             # RFC 8446 §D.4: after the server's first handshake message, which may be an HRR
-            self._send(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            self._send(_CHANGE_CIPHER_SPEC, b"\x01")
             self._sent_ccs = True
         if hello.early_data:
             # §4.2.10: early data after ClientHello1 is skipped (here it cannot be decrypted
@@ -1025,7 +1062,7 @@ class ServerConnection(_Connection):
             # §4.1.4: the same cipher suite as in the HelloRetryRequest
             raise IllegalParameter("second ClientHello changes the cipher suite")
         shares = hello.key_share or ()
-        if len(shares) != 1 or shares[0].group != Group.X25519:
+        if len(shares) != 1 or shares[0].group != _X25519:
             # §4.2.8: "the client MUST replace the original "key_share" extension with one
             # containing only a new KeyShareEntry for the group indicated"
             raise IllegalParameter("second ClientHello must carry one x25519 key share")
@@ -1047,7 +1084,7 @@ class ServerConnection(_Connection):
         config = self._config
         assert hello.pre_shared_key is not None
         identities = tuple(
-            p.identity for p in hello.pre_shared_key.identities[: config.max_psk_identities]
+            [p.identity for p in hello.pre_shared_key.identities[: config.max_psk_identities]]
         )
         pending = _PendingHello(message, hello, suite, mode, identities)
         self._pending = pending
@@ -1076,7 +1113,11 @@ class ServerConnection(_Connection):
         # binder of that one PSK only. Its candidate keys are padded with random dummy keys to
         # max_psk_candidates (an unknown identity: dummies only), every binder is computed and
         # compared in constant time, then the same error for an unknown identity and a wrong key.
-        index = next((i for i, ident in enumerate(pending.identities) if table.get(ident)), None)
+        index = None
+        for i, ident in enumerate(pending.identities):
+            if table.get(ident):
+                index = i
+                break
         keys: list[PskCandidate | None] = []
         if index is not None:
             keys = list(table[pending.identities[index]])
@@ -1090,14 +1131,19 @@ class ServerConnection(_Connection):
                 limit,
             )
         keys += [None] * (limit - len(keys))
-        # os.urandom, not rng: replayed runs keep their byte stream; a dummy never matches
-        dummy = os.urandom(32)
+        # A dummy key from the pool (made with os.urandom, not rng: replayed runs keep their
+        # byte stream); a dummy is never accepted, even if it matched. Real keys and dummies
+        # go through the same cached lookup of their Early Secret and binder finished key, so
+        # each candidate costs one lookup and one HMAC, known identity or not (issue 14).
+        dummy = next(_DUMMY_PSKS)
         truncated_hash = hashlib.sha256(truncated).digest()  # the same for every candidate
         matched: PskCandidate | None = None
         matched_early = b""
         for candidate in keys:
-            early = early_secret(dummy if candidate is None else candidate.key)
-            ok = hmac.compare_digest(binder_from_early_secret(early, truncated_hash), binder)
+            early, binder_finished_key = binder_secrets(
+                dummy if candidate is None else candidate.key
+            )
+            ok = hmac.compare_digest(hmac_sha256(binder_finished_key, truncated_hash), binder)
             if ok and matched is None and candidate is not None:
                 matched, matched_early = candidate, early
         if index is None or matched is None:
@@ -1114,11 +1160,11 @@ class ServerConnection(_Connection):
 
         shared_secret = None
         server_share = None
-        if pending.mode == KeyExchangeMode.PSK_DHE_KE:
-            peer = next(e for e in hello.key_share or () if e.group == Group.X25519)
+        if pending.mode == _PSK_DHE_KE:
+            peer = next(e for e in hello.key_share or () if e.group == _X25519)
             private_key = X25519PrivateKey.from_private_bytes(self._rng(32))
             shared_secret = _x25519(private_key, peer.key_exchange)
-            server_share = KeyShareEntry(Group.X25519, private_key.public_key().public_bytes_raw())
+            server_share = KeyShareEntry(_X25519, private_key.public_key().public_bytes_raw())
         # the flight's messages encoded straight from their fields (encode_x checks them as
         # the dataclasses do): one ServerHello, EE and Finished per handshake (issue 14)
         wire = encode_server_hello(
@@ -1130,11 +1176,11 @@ class ServerConnection(_Connection):
             pre_shared_key=index,
         )
         ks.update_transcript(wire)
-        self._send(ContentType.HANDSHAKE, wire)
+        self._send(_HANDSHAKE, wire)
         if hello.legacy_session_id and not self._sent_ccs:
             # RFC 8446 §D.4: middlebox compatibility, "immediately after its first handshake
             # message" (the HelloRetryRequest, if there was one)
-            self._send(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            self._send(_CHANGE_CIPHER_SPEC, b"\x01")
             self._sent_ccs = True
         ks.handshake_secret(shared_secret)
         self._client_hs_secret = ks.client_handshake_traffic_secret()
@@ -1146,18 +1192,20 @@ class ServerConnection(_Connection):
         ks.update_transcript(encrypted_extensions)
         finished = encode_finished(ks.finished_verify_data(server_hs))
         ks.update_transcript(finished)
-        self._send(ContentType.HANDSHAKE, encrypted_extensions + finished)
+        self._send(_HANDSHAKE, encrypted_extensions + finished)
         ks.master_secret()
         self._client_ap_secret = ks.client_application_traffic_secret()
         self._set_write_cipher(ks.server_application_traffic_secret())
-        self._complete = HandshakeComplete(
-            identity=identity,
-            psk_tag=matched.tag,
-            key_exchange_mode=pending.mode,
-            cipher_suite=pending.suite,
-            server_name=hello.server_name,
+        self._complete = _build_handshake_complete(
+            {
+                "identity": identity,
+                "psk_tag": matched.tag,
+                "key_exchange_mode": pending.mode,
+                "cipher_suite": pending.suite,
+                "server_name": hello.server_name,
+            }
         )
-        self._set_state(ServerState.EXPECT_FINISHED)
+        self._set_state(_EXPECT_FINISHED)
 
     def _encrypted_extensions(self, hello: ClientHello) -> bytes:
         """Our EncryptedExtensions message (and the record limits it announces)."""
@@ -1181,15 +1229,18 @@ class ServerConnection(_Connection):
         )
 
     def _on_finished(self, message: bytes) -> None:
-        finished: Finished = _pull_exact(message, pull_finished)
+        # _drain_handshake hands over exactly one whole Finished (type checked, 4 + its uint24
+        # length bytes): the body is verify_data, as _pull_exact(message, pull_finished) would
+        # read it, without a Buffer and a Finished object on every handshake (issue 14)
+        verify_data = message[4:]
         ks = self._key_schedule
         expected = ks.finished_verify_data(self._client_hs_secret)
-        if not hmac.compare_digest(expected, finished.verify_data):
+        if not hmac.compare_digest(expected, verify_data):
             raise DecryptError("client Finished does not verify")
         ks.update_transcript(message)
         self._records.early_data_skip_budget = 0
         self._set_read_cipher(self._client_ap_secret)
         self._handshake_complete = True
-        self._set_state(ServerState.CONNECTED)
+        self._set_state(_CONNECTED)
         assert self._complete is not None
         self._events.append(self._complete)

@@ -243,8 +243,11 @@ class KeySchedule:
     def _derive(self, info_prefix: bytes) -> bytes:
         """Derive-Secret(current secret, label, messages so far) given the label's HkdfLabel
         prefix (``_derive_info_prefix``): one HMAC with no label table lookup, for the four
-        traffic secrets of every handshake."""
-        return hmac_sha256(self._need_secret(), info_prefix + self.transcript_hash() + b"\x01")
+        traffic secrets of every handshake (``_need_secret`` written out, issue 14)."""
+        secret = self.secret
+        if secret is None:
+            raise RuntimeError("key schedule step out of order")
+        return hmac_sha256(secret, info_prefix + self.transcript_hash() + b"\x01")
 
     def _need_secret(self) -> bytes:
         if self.secret is None:
@@ -272,6 +275,65 @@ def compute_binder(
     return binder_from_early_secret(
         early_secret(psk), hashlib.sha256(truncated_client_hello).digest(), label
     )
+
+
+class BinderSecretCache:
+    """PSK -> (Early Secret, the binder's finished key): the three HMACs of an external PSK's
+    binder that depend on the key alone (RFC 8446 §7.1 Early Secret and "ext binder",
+    §4.4.4 finished key), kept for keys seen before, so a candidate's binder is one HMAC
+    over Transcript-Hash(Truncate(CH)) (issue 14: 4 -> 1 HMAC per candidate).
+
+    The server looks up every candidate, its dummy keys too, in one of these: the dummies
+    come from a fixed pool and go through the same lookup, so a known identity costs what an
+    unknown one does. What stays: a key's first handshake (and the first after its entry
+    was dropped) costs the three HMACs once, ~3 us, as every key did before; the gateway's
+    own PSK cache miss (>= its 50 ms floor) hides that first one. An entry never
+    authenticates anything by itself: only keys that ``psk_lookup`` returns are looked up.
+    Keyed by the key bytes, so a rotated key never meets a stale entry; bounded (the oldest
+    entry goes first once ``max_entries`` are held); its repr shows the size only.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[bytes, bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:  # never the keys or secrets
+        return f"BinderSecretCache({len(self._entries)}/{self.max_entries} entries)"
+
+    def secrets(self, psk: bytes) -> tuple[bytes, bytes]:
+        """(Early Secret, finished_key(Derive-Secret(Early Secret, "ext binder", "")))."""
+        if type(psk) is not bytes:  # e.g. a bytearray: not hashable, and could change later
+            psk = bytes(psk)
+        entries = self._entries
+        found = entries.get(psk)
+        if found is not None:
+            return found
+        early = early_secret(psk)
+        found = (early, hmac_sha256(hmac_sha256(early, _INFO_EXT_BINDER), _INFO_FINISHED))
+        if len(entries) >= self.max_entries:
+            # the oldest; pop with a default: another thread may have taken it meanwhile
+            entries.pop(next(iter(entries), b""), None)
+        entries[psk] = found
+        return found
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# One per process, shared by every server: an entry depends on the key bytes only. Its bound
+# matches the gateway's PSK cache (100,000 identities; ~24 MB when full, measured), so a key
+# that the gateway holds is rarely cold here.
+BINDER_SECRETS = BinderSecretCache(100_000)
+
+
+def binder_secrets(psk: bytes) -> tuple[bytes, bytes]:
+    """``BINDER_SECRETS.secrets(psk)``: what the server looks up for every binder candidate."""
+    return BINDER_SECRETS.secrets(psk)
 
 
 def binder_from_early_secret(

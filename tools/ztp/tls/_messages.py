@@ -12,6 +12,7 @@ NST NewSessionTicket, PSK pre-shared key.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -82,6 +83,18 @@ class Group(IntEnum):
 class NameType(IntEnum):
     HOST_NAME = 0  # RFC 6066 §3
 
+
+# Members read on the server's per-handshake path, as module constants: on Python 3.11 reading
+# a member as a class attribute goes through EnumType's ``__getattr__`` slot (~70 ns, against
+# ~10 ns for a global; issue 14)
+_SERVER_NAME = ExtensionType.SERVER_NAME
+_PRE_SHARED_KEY = ExtensionType.PRE_SHARED_KEY
+_SUPPORTED_VERSIONS = ExtensionType.SUPPORTED_VERSIONS
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_SERVER_HELLO = HandshakeType.SERVER_HELLO
+_ENCRYPTED_EXTENSIONS = HandshakeType.ENCRYPTED_EXTENSIONS
+_FINISHED = HandshakeType.FINISHED
+_HOST_NAME = NameType.HOST_NAME
 
 # RFC 6066 §4: MaxFragmentLength code -> size in bytes
 MAX_FRAGMENT_LENGTHS = {1: 512, 2: 1024, 3: 2048, 4: 4096}
@@ -348,7 +361,7 @@ def _parse_server_name(data: bytes) -> str:
             raise DecodeError(f"truncated: block of {length} bytes, {end - pos} left")
         name = data[pos : pos + length]
         pos += length
-        if name_type != NameType.HOST_NAME:
+        if name_type != _HOST_NAME:
             continue
         if host is not None:
             # RFC 6066 §3: "MUST NOT contain more than one name of the same name_type"
@@ -523,55 +536,186 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     Raises:
         DecodeError: malformed encoding. IllegalParameter: duplicate extensions, a
             pre_shared_key that is not last, bad extension values.
+
+    The fixed fields and the extensions vector are walked over the buffer's bytes with
+    indices (``Buffer.unread``), with the checks of reading them with ``pull_x`` in the same
+    order (each length within its vector's bounds and inside the buffer, every block consumed
+    exactly, duplicates before the length match): every handshake starts here, and one walk
+    costs less than a Buffer call per field (issue 14: ~14 -> ~8 us a ClientHello with
+    ``frozen_builder``). The cursor moves past the message on success.
     """
-    length = pull_handshake_header(buf, HandshakeType.CLIENT_HELLO)
-    start = buf.position
-    legacy_version = buf.pull_uint16()
-    random = buf.pull_bytes(32)
-    session_id = buf.pull_opaque(1, 0, 32)
-    cipher_suites = _pull_list(buf, 2, 2, 2, 0xFFFE)
-    compression = buf.pull_opaque(1, 1)
+    data, pos, end = buf.unread()
+    # Handshake: msg_type, uint24 length
+    if pos >= end:
+        raise _truncated(1, 0)
+    if data[pos] != _CLIENT_HELLO:
+        raise UnexpectedMessage(f"expected CLIENT_HELLO, got handshake type {data[pos]}")
+    if end - pos < 4:
+        raise _truncated(3, end - pos - 1)
+    length = data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3]
+    pos += 4
+    start = pos
+    # ProtocolVersion legacy_version; Random random
+    if end - pos < 34:
+        raise _truncated(2, end - pos) if end - pos < 2 else _truncated(32, end - pos - 2)
+    legacy_version = data[pos] << 8 | data[pos + 1]
+    random = data[pos + 2 : pos + 34]
+    pos += 34
+    # opaque legacy_session_id<0..32>
+    if pos >= end:
+        raise _truncated(1, 0)
+    size = data[pos]
+    if size > 32:
+        raise DecodeError(f"vector length {size} outside <0..32>")
+    pos += 1
+    if end - pos < size:
+        raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
+    session_id = data[pos : pos + size]
+    pos += size
+    # CipherSuite cipher_suites<2..2^16-2>
+    if end - pos < 2:
+        raise _truncated(2, end - pos)
+    size = data[pos] << 8 | data[pos + 1]
+    if not 2 <= size <= 0xFFFE:
+        raise DecodeError(f"vector length {size} outside <2..65534>")
+    pos += 2
+    if end - pos < size:
+        raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
+    if size % 2:
+        raise DecodeError(f"list of 2-byte items has length {size}")
+    cipher_suites = struct.unpack_from(f">{size // 2}H", data, pos)
+    pos += size
+    # opaque legacy_compression_methods<1..2^8-1>
+    if pos >= end:
+        raise _truncated(1, 0)
+    size = data[pos]
+    if size < 1:
+        raise DecodeError("vector length 0 outside <1..255>")
+    pos += 1
+    if end - pos < size:
+        raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
+    compression = data[pos : pos + size]
+    pos += size
+    # Extension extensions<0..2^16-1> (RFC 8446 §4.1.2: a TLS 1.2 ClientHello may end without
+    # extensions; we require them, and a ClientHello without supported_versions is answered
+    # with protocol_version); duplicates are illegal_parameter (§4.2)
+    extensions: list[tuple[int, bytes]] = []
+    types: list[int] = []  # their types in wire order
+    if pos - start < length:
+        if end - pos < 2:
+            raise _truncated(2, end - pos)
+        size = data[pos] << 8 | data[pos + 1]
+        pos += 2
+        block_end = pos + size
+        if block_end > end:
+            raise DecodeError(f"truncated: block of {size} bytes, {end - pos} left")
+        while pos < block_end:
+            if block_end - pos < 4:
+                _check_no_duplicate(types)  # a duplicate before the break is found first
+                raise DecodeError(f"truncated: extension header, {block_end - pos} bytes left")
+            ext_type, size = _unpack_extension_header(data, pos)
+            pos += 4
+            if size > block_end - pos:
+                _check_no_duplicate(types)
+                raise DecodeError(f"truncated: extension of {size} bytes, {block_end - pos} left")
+            types.append(ext_type)
+            extensions.append((ext_type, data[pos : pos + size]))
+            pos += size
+        if len(set(types)) != len(types):
+            _check_no_duplicate(types)
+    if pos - start != length:
+        raise DecodeError("ClientHello length does not match its contents")
     fields: dict = {}
     other: list[tuple[int, bytes]] = []
-    # RFC 8446 §4.1.2: a TLS 1.2 ClientHello may end without extensions; we require them,
-    # and a ClientHello without supported_versions is answered with protocol_version.
-    extensions = _pull_extensions(buf, 0) if buf.position - start < length else []
-    if buf.position - start != length:
-        raise DecodeError("ClientHello length does not match its contents")
     last = len(extensions) - 1
-    for index, (ext_type, data) in enumerate(extensions):
-        if ext_type == ExtensionType.PRE_SHARED_KEY:
+    for index, (ext_type, ext_data) in enumerate(extensions):
+        if ext_type == _PRE_SHARED_KEY:
             if index != last:
                 # RFC 8446 §4.2.11: "The "pre_shared_key" extension MUST be the last extension
                 # in the ClientHello ... Servers MUST check that it is the last extension and
                 # otherwise fail the handshake with an "illegal_parameter" alert."
                 raise IllegalParameter("pre_shared_key is not the last extension")
-            fields["pre_shared_key"] = _parse_offered_psks(data)
+            fields["pre_shared_key"] = _parse_offered_psks(ext_data)
             continue
-        if ext_type == ExtensionType.SERVER_NAME:
-            fields["server_name"] = _parse_server_name(data)
+        if ext_type == _SERVER_NAME:
+            fields["server_name"] = _parse_server_name(ext_data)
             continue
         typed = _CLIENT_HELLO_READERS.get(ext_type)
         if typed is None:
             listed = _CLIENT_HELLO_LISTS.get(ext_type)
             if listed is None:
-                other.append((ext_type, data))
+                other.append((ext_type, ext_data))
             else:
-                fields[listed[0]] = _parse_list_ext(data, *listed[1])
+                fields[listed[0]] = _parse_list_ext(ext_data, *listed[1])
             continue
         name, reader = typed
-        fields[name] = _parse_ext(data, reader)
-    return _build(
-        ClientHello,
-        extension_order=tuple([t for t, _ in extensions]),
-        legacy_version=legacy_version,
-        random=random,
-        legacy_session_id=session_id,
-        cipher_suites=cipher_suites,
-        legacy_compression_methods=compression,
-        other_extensions=tuple(other),
-        **fields,
-    )
+        fields[name] = _parse_ext(ext_data, reader)
+    fields["extension_order"] = tuple(types)
+    fields["legacy_version"] = legacy_version
+    fields["random"] = random
+    fields["legacy_session_id"] = session_id
+    fields["cipher_suites"] = cipher_suites
+    fields["legacy_compression_methods"] = compression
+    fields["other_extensions"] = tuple(other)
+    hello = _build_client_hello(fields)
+    buf.skip_to(pos)
+    return hello
+
+
+_unpack_extension_header = _EXTENSION_HEADER.unpack_from
+
+
+def _check_no_duplicate(types: list[int]) -> None:
+    """illegal_parameter (RFC 8446 §4.2) for the first type that repeats an earlier one: the
+    extensions walk checks once at its end, or before it fails, not at every extension."""
+    seen: set[int] = set()
+    for ext_type in types:
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+
+
+def _truncated(needed: int, left: int) -> DecodeError:
+    return DecodeError(f"truncated: needed {needed} bytes, {left} left")
+
+
+def frozen_builder(cls):
+    """A function ``fields -> cls(**fields)`` for a frozen dataclass built on the server's
+    per-handshake path (ClientHello, HandshakeComplete), without its generated ``__init__``:
+    that one sets every field through ``object.__setattr__`` (frozen), ~2 us for
+    ClientHello's 17 fields against ~0.5 here (issue 14). Defaults are filled in and
+    ``__post_init__``, if any, runs, so the object is the one ``__init__`` builds, validated
+    the same way (a ValueError becomes DecodeError, as ``_build``); a missing or unknown field
+    name is a TypeError."""
+    defaults = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default_factory not supported")
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+    count = len(dataclasses.fields(cls))
+    new = object.__new__
+    post_init = getattr(cls, "__post_init__", None)
+
+    def build(fields: dict):
+        obj = new(cls)
+        values = obj.__dict__
+        values.update(defaults)
+        values.update(fields)
+        if len(values) != count:
+            raise TypeError(f"{cls.__name__}: fields {sorted(values)}")
+        if post_init is None:
+            return obj
+        try:
+            post_init(obj)
+        except ValueError as exc:
+            raise DecodeError(f"{cls.__name__}: {exc}") from None
+        return obj
+
+    return build
+
+
+_build_client_hello = frozen_builder(ClientHello)
 
 
 def _build(cls, **kwargs):
@@ -748,8 +892,10 @@ def encode_server_hello(
     if len(legacy_session_id_echo) > 32:
         raise ValueError("legacy_session_id_echo <0..32>")
     extensions = b""
-    if supported_versions is not None:
-        extensions += _ext_bytes(ExtensionType.SUPPORTED_VERSIONS, _uint16(supported_versions))
+    if supported_versions == TLS_1_3:  # every ServerHello of ours: a constant
+        extensions = _EXT_SUPPORTED_VERSIONS_TLS_1_3
+    elif supported_versions is not None:
+        extensions += _ext_bytes(_SUPPORTED_VERSIONS, _uint16(supported_versions))
     if key_share is not None:
         extensions += _ext_bytes(
             ExtensionType.KEY_SHARE,
@@ -762,20 +908,20 @@ def encode_server_hello(
     if cookie is not None:
         extensions += _ext_bytes(ExtensionType.COOKIE, _uint16(len(cookie)) + cookie)
     if pre_shared_key is not None:
-        extensions += _ext_bytes(ExtensionType.PRE_SHARED_KEY, _uint16(pre_shared_key))
+        extensions += _ext_bytes(_PRE_SHARED_KEY, _uint16(pre_shared_key))
     body = b"".join(
         (
-            _uint16(legacy_version),
+            legacy_version.to_bytes(2, "big"),
             random,
             bytes((len(legacy_session_id_echo),)),
             legacy_session_id_echo,
-            _uint16(cipher_suite),
+            cipher_suite.to_bytes(2, "big"),
             bytes((legacy_compression_method,)),
-            _uint16(len(extensions)),
+            len(extensions).to_bytes(2, "big"),
             extensions,
         )
     )
-    return _handshake_header(HandshakeType.SERVER_HELLO, body) + body
+    return _handshake_header(_SERVER_HELLO, body) + body
 
 
 def _ext_bytes(ext_type: int, data: bytes) -> bytes:
@@ -783,6 +929,9 @@ def _ext_bytes(ext_type: int, data: bytes) -> bytes:
     if len(data) > 0xFFFF:
         raise ValueError(f"extension {ext_type} of {len(data)} bytes")
     return _EXTENSION_HEADER.pack(ext_type, len(data)) + data
+
+
+_EXT_SUPPORTED_VERSIONS_TLS_1_3 = _ext_bytes(_SUPPORTED_VERSIONS, _uint16(TLS_1_3))
 
 
 def _handshake_header(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -845,9 +994,29 @@ def encode_encrypted_extensions(
     """The EncryptedExtensions message with these fields (those of ``EncryptedExtensions``),
     as ``push_encrypted_extensions`` writes it; the server's flight calls it directly, as
     ``encode_server_hello``."""
+    if (
+        server_name
+        and max_fragment_length is None
+        and supported_groups is None
+        and record_size_limit is None
+        and not early_data
+    ):
+        return _EE_SERVER_NAME_ONLY  # the usual one (a SIM sends SNI and no limits): constant
+    return _encode_encrypted_extensions(
+        server_name, max_fragment_length, supported_groups, record_size_limit, early_data
+    )
+
+
+def _encode_encrypted_extensions(
+    server_name: bool,
+    max_fragment_length: int | None,
+    supported_groups: tuple[int, ...] | None,
+    record_size_limit: int | None,
+    early_data: bool,
+) -> bytes:
     extensions = b""
     if server_name:
-        extensions += _ext_bytes(ExtensionType.SERVER_NAME, b"")
+        extensions += _ext_bytes(_SERVER_NAME, b"")
     if max_fragment_length is not None:
         extensions += _ext_bytes(ExtensionType.MAX_FRAGMENT_LENGTH, bytes((max_fragment_length,)))
     if supported_groups is not None:
@@ -861,14 +1030,17 @@ def encode_encrypted_extensions(
     if len(extensions) > 0xFFFF:
         raise ValueError(f"extensions of {len(extensions)} bytes")
     body = _uint16(len(extensions)) + extensions
-    return _handshake_header(HandshakeType.ENCRYPTED_EXTENSIONS, body) + body
+    return _handshake_header(_ENCRYPTED_EXTENSIONS, body) + body
+
+
+_EE_SERVER_NAME_ONLY = _encode_encrypted_extensions(True, None, None, None, False)
 
 
 # -- Finished, NewSessionTicket, KeyUpdate ----------------------------------------------------
 
 
 def pull_finished(buf: Buffer) -> Finished:
-    length = pull_handshake_header(buf, HandshakeType.FINISHED)
+    length = pull_handshake_header(buf, _FINISHED)
     return Finished(buf.pull_bytes(length))
 
 
@@ -878,7 +1050,7 @@ def push_finished(buf: Buffer, finished: Finished) -> None:
 
 def encode_finished(verify_data: bytes) -> bytes:
     """The Finished message (RFC 8446 §4.4.4), as ``push_finished`` writes it."""
-    return _handshake_header(HandshakeType.FINISHED, verify_data) + verify_data
+    return _handshake_header(_FINISHED, verify_data) + verify_data
 
 
 def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
