@@ -139,3 +139,32 @@ def test_client_gone_before_our_half_close_is_a_plain_close(caplog):
     with caplog.at_level("INFO", logger="ztp.gateway"):
         asyncio.run(main())
     assert not [r for r in caplog.records if r.getMessage() == "connection_failed"]
+
+
+def test_bytes_read_while_waiting_on_the_service_are_bounded():
+    # reading goes on during a wait (no epoll change per exchange), but a client that keeps
+    # sending gets reading paused at _WAIT_MAX_BYTES, resumed when the wait ends
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+        answered = asyncio.Event()
+
+        async def service_call() -> None:
+            await answered.wait()
+
+        conn._wait(service_call())
+        conn.data_received(b"\x16" * 1000)
+        assert not transport.paused  # a few bytes: kept for after the wait
+        for _ in range(70):
+            conn.data_received(b"\x16" * 1000)
+        assert transport.paused  # past 64 KiB: the kernel holds the rest, not us
+        answered.set()
+        async with asyncio.timeout(5):
+            while transport.paused:
+                await asyncio.sleep(0.01)
+        conn.cut_off()
+        await gw.service.aclose()
+
+    asyncio.run(main())
