@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import math
+import threading
 import time
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TextIO
@@ -152,6 +153,7 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.max_lines = max_lines
         self._lines: list[str] = []
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # a flush is due on it
+        self._timer_thread = 0  # the thread running that loop
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -166,6 +168,15 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if levelno >= logging.WARNING or len(self._lines) >= self.max_lines:
                 self.flush()
                 return
+            timer_loop = self._timer_loop
+            if (
+                timer_loop is not None
+                and self._timer_thread == threading.get_ident()
+                and timer_loop.is_running()
+            ):
+                # a flush is due on the loop running in this thread: the common case, found
+                # without get_running_loop() (a getpid system call per line on CPython 3.11)
+                return
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop in this thread: nothing would flush it later
@@ -177,6 +188,7 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.flush()
                 return
             self._timer_loop = loop
+            self._timer_thread = threading.get_ident()
             loop.call_later(self.flush_interval_s, self._flush_due, loop)
 
     def _flush_due(self, loop: asyncio.AbstractEventLoop) -> None:
