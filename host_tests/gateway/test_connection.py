@@ -168,3 +168,46 @@ def test_bytes_read_while_waiting_on_the_service_are_bounded():
         await gw.service.aclose()
 
     asyncio.run(main())
+
+
+def test_cut_off_before_the_wait_started_closes_its_coroutine():
+    # no "coroutine was never awaited" from a connection evicted in the same loop turn
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+
+        async def service_call() -> None:
+            raise AssertionError("never runs")
+
+        coro = service_call()
+        conn._wait(coro)
+        conn.cut_off()
+        assert coro.cr_frame is None  # closed
+        assert transport.closed and gw.active == 0
+        await asyncio.sleep(0)
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_wait_that_fails_cuts_the_connection_off(caplog):
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+
+        async def service_call() -> None:
+            raise ValueError("a bug")
+
+        conn._wait(service_call())
+        async with asyncio.timeout(5):
+            await conn.done
+        assert transport.closed and gw.active == 0
+        await gw.service.aclose()
+
+    with caplog.at_level("ERROR", logger="ztp.gateway"):
+        asyncio.run(main())
+    assert any(r.message == "connection_failed" and r.exc_info for r in caplog.records)

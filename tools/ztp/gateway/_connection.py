@@ -67,6 +67,7 @@ class GatewayConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._session: GatewaySession | None = None
         self._task: asyncio.Task[None] | None = None
+        self._waiting_coro: Coroutine[Any, Any, None] | None = None  # until the task starts
         self._waited_bytes = 0  # read since the running wait began
         self._paused = False  # reading paused: _WAIT_MAX_BYTES arrived during a wait
         self._timer: asyncio.TimerHandle | None = None
@@ -130,8 +131,7 @@ class GatewayConnection(asyncio.Protocol):
         self._write_until = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._cancel_wait()
         self._finish()
 
     # -- the exchange -------------------------------------------------------------------
@@ -179,22 +179,36 @@ class GatewayConnection(asyncio.Protocol):
     def _wait(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` (it answers the session), reading bounded; then carry on."""
         self._waited_bytes = 0
-        self._task = self._loop.create_task(coro)
-        self._task.add_done_callback(self._waited)
+        self._waiting_coro = coro
+        self._task = self._loop.create_task(self._waiting(coro))
 
-    def _waited(self, task: asyncio.Task[None]) -> None:
-        self._task = None
-        if task.cancelled() or self._finished:
+    async def _waiting(self, coro: Coroutine[Any, Any, None]) -> None:
+        """The wait's task: ``coro``, then the pump, in the same step (a done callback would
+        cost a callback object and one more trip through the event loop per exchange)."""
+        self._waiting_coro = None
+        try:
+            await coro
+        except asyncio.CancelledError:  # cut off (connection_lost, cut_off): nothing more
+            self._task = None
+            raise
+        except Exception:  # a bug in one connection must not take the gateway down
+            self._task = None
+            if not self._finished:
+                logging.getLogger("ztp.gateway").exception("connection_failed")
+                self.cut_off()
             return
-        exc = task.exception()
-        if exc is not None:
-            logging.getLogger("ztp.gateway").error(
-                "connection_failed", exc_info=(type(exc), exc, exc.__traceback__)
-            )
-            self.cut_off()
+        self._task = None
+        if self._finished:
             return
         self._resume_reading()
         self._pump()
+
+    def _cancel_wait(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            if self._waiting_coro is not None:  # its task never started: nobody awaits it
+                self._waiting_coro.close()
+                self._waiting_coro = None
 
     def _resume_reading(self) -> None:
         if self._paused:
@@ -290,8 +304,7 @@ class GatewayConnection(asyncio.Protocol):
 
     def cut_off(self) -> None:
         """End now (shutdown, eviction, a stalled write, a bug): nothing more is sent."""
-        if self._task is not None:
-            self._task.cancel()
+        self._cancel_wait()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             if transport.get_write_buffer_size():
