@@ -4,7 +4,9 @@ client stops reading, and that one timer stands for the session's deadlines."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import pytest
 from ztp.gateway import Gateway, GatewayConfig, GatewayMetrics, ServiceClient, SessionLimits
 
 
@@ -211,3 +213,41 @@ def test_a_wait_that_fails_cuts_the_connection_off(caplog):
     with caplog.at_level("ERROR", logger="ztp.gateway"):
         asyncio.run(main())
     assert any(r.message == "connection_failed" and r.exc_info for r in caplog.records)
+
+
+class FakeSocket:
+    family = socket.AF_INET
+
+    def __init__(self) -> None:
+        self.options: dict[tuple[int, int], int] = {}
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options[(level, option)] = value
+
+
+class SocketTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sock = FakeSocket()
+
+    def get_extra_info(self, name, default=None):
+        return self.sock if name == "socket" else super().get_extra_info(name, default)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux only")
+def test_last_bytes_wait_for_the_fin_only_when_we_half_close():
+    # TCP_CORK: the answer and the FIN of write_eof leave in one segment
+    async def main():
+        gw = _gateway(linger_s=1.0)
+        conn = gw._new_connection()
+        transport = SocketTransport()
+        conn.connection_made(transport)
+        assert conn._will_half_close()
+        conn._cork()
+        assert transport.sock.options == {(socket.IPPROTO_TCP, socket.TCP_CORK): 1}
+        conn.eof_received()  # the client half-closed first: we close, nothing to cork for
+        assert not conn._will_half_close()
+        conn.cut_off()
+        await gw.service.aclose()
+
+    asyncio.run(main())
