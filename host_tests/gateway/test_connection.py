@@ -4,7 +4,9 @@ client stops reading, and that one timer stands for the session's deadlines."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import pytest
 from ztp.gateway import Gateway, GatewayConfig, GatewayMetrics, ServiceClient, SessionLimits
 
 
@@ -139,3 +141,113 @@ def test_client_gone_before_our_half_close_is_a_plain_close(caplog):
     with caplog.at_level("INFO", logger="ztp.gateway"):
         asyncio.run(main())
     assert not [r for r in caplog.records if r.getMessage() == "connection_failed"]
+
+
+def test_bytes_read_while_waiting_on_the_service_are_bounded():
+    # reading goes on during a wait (no epoll change per exchange), but a client that keeps
+    # sending gets reading paused at _WAIT_MAX_BYTES, resumed when the wait ends
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+        answered = asyncio.Event()
+
+        async def service_call() -> None:
+            await answered.wait()
+
+        conn._wait(service_call())
+        conn.data_received(b"\x16" * 1000)
+        assert not transport.paused  # a few bytes: kept for after the wait
+        for _ in range(70):
+            conn.data_received(b"\x16" * 1000)
+        assert transport.paused  # past 64 KiB: the kernel holds the rest, not us
+        answered.set()
+        async with asyncio.timeout(5):
+            while transport.paused:
+                await asyncio.sleep(0.01)
+        conn.cut_off()
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+def test_cut_off_before_the_wait_started_closes_its_coroutine():
+    # no "coroutine was never awaited" from a connection evicted in the same loop turn
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+
+        async def service_call() -> None:
+            raise AssertionError("never runs")
+
+        coro = service_call()
+        conn._wait(coro)
+        conn.cut_off()
+        assert coro.cr_frame is None  # closed
+        assert transport.closed and gw.active == 0
+        await asyncio.sleep(0)
+        await gw.service.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_wait_that_fails_cuts_the_connection_off(caplog):
+    async def main():
+        gw = _gateway()
+        conn = gw._new_connection()
+        transport = FakeTransport()
+        conn.connection_made(transport)
+
+        async def service_call() -> None:
+            raise ValueError("a bug")
+
+        conn._wait(service_call())
+        async with asyncio.timeout(5):
+            await conn.done
+        assert transport.closed and gw.active == 0
+        await gw.service.aclose()
+
+    with caplog.at_level("ERROR", logger="ztp.gateway"):
+        asyncio.run(main())
+    assert any(r.message == "connection_failed" and r.exc_info for r in caplog.records)
+
+
+class FakeSocket:
+    family = socket.AF_INET
+
+    def __init__(self) -> None:
+        self.options: dict[tuple[int, int], int] = {}
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options[(level, option)] = value
+
+
+class SocketTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sock = FakeSocket()
+
+    def get_extra_info(self, name, default=None):
+        return self.sock if name == "socket" else super().get_extra_info(name, default)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux only")
+def test_last_bytes_wait_for_the_fin_only_when_we_half_close():
+    # TCP_CORK: the answer and the FIN of write_eof leave in one segment
+    async def main():
+        gw = _gateway(linger_s=1.0)
+        conn = gw._new_connection()
+        transport = SocketTransport()
+        conn.connection_made(transport)
+        assert conn._will_half_close()
+        conn._cork()
+        assert transport.sock.options == {(socket.IPPROTO_TCP, socket.TCP_CORK): 1}
+        conn.eof_received()  # the client half-closed first: we close, nothing to cork for
+        assert not conn._will_half_close()
+        conn.cut_off()
+        await gw.service.aclose()
+
+    asyncio.run(main())

@@ -19,15 +19,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from prometheus_client import Counter
-
 from ztp.iccid import IccidError, parse_ef_iccid
 
 from ._admission import LogThrottle
 from ._config import GatewayConfig
 from ._limits import RateLimiter
 from ._log import log_event, logger
-from ._metrics import GatewayMetrics
+from ._metrics import CounterValue, GatewayMetrics
 from ._psk_cache import PskCache, PskKey
 from ._service import ServiceClient, ServiceError
 from ._session import Authenticated, Closed, Forward, GatewaySession, Refuse
@@ -62,7 +60,7 @@ class Exchanges:
         }
         self._forward_seconds = metrics.labelled(metrics.upstream_seconds, "forward")
         self._psk_seconds = metrics.labelled(metrics.upstream_seconds, "psk")
-        self._requests: dict[int, Counter] = {}  # by status
+        self._requests: dict[int, CounterValue] = {}  # by status
 
     # -- PSK lookups --------------------------------------------------------------------
 

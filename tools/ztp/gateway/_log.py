@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import math
+import threading
 import time
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TextIO
@@ -74,12 +75,16 @@ def json_line(
         }  # fmt: skip
         if exception is not None:
             out["exception"] = exception
-        return _encode(out)  # type: ignore[no-any-return]
+        if "ts" in fields:
+            return _encode(out)  # type: ignore[no-any-return]
+        del out["ts"]  # written as every other line writes it: 3 decimals ("1.500", not 1.5)
+        return f'{{"ts": {created:.3f}, {_encode(out)[1:]}'
     middle = _MIDDLES.get((levelno, name))
     if middle is None:
         middle = _middle(levelno, name)
-    second, millis = divmod(int(created * 1000.0 + 0.5), 1000)
-    parts = ['{"ts": ', str(second), _MILLIS[millis], middle, _value(event)]
+    # ts with 3 decimals, correctly rounded as round(created, 3) is (a tie like x.0005 is
+    # decided by the float's exact value; int(created * 1000 + 0.5) got some of them wrong)
+    parts = ['{"ts": ', f"{created:.3f}", middle, _value(event)]
     if fields:
         for key, value in fields.items():
             parts.append(_KEYS.get(key) or _key(key))
@@ -93,8 +98,6 @@ def json_line(
 # The constant pieces of a line, spelled once: ', "level": "info", "logger": "ztp.gateway",
 # "event": ' per level and logger, ', "identity": ' per field name (both sets are small).
 _MIDDLES: dict[tuple[int, str], str] = {}
-# ts: seconds with 3 decimals (round() and a float repr cost more than the rest of a line)
-_MILLIS = [f".{i:03d}" for i in range(1000)]
 _KEYS: dict[str, str] = {}
 
 
@@ -152,6 +155,7 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.max_lines = max_lines
         self._lines: list[str] = []
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # a flush is due on it
+        self._timer_thread = 0  # the thread running that loop
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -166,6 +170,15 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if levelno >= logging.WARNING or len(self._lines) >= self.max_lines:
                 self.flush()
                 return
+            timer_loop = self._timer_loop
+            if (
+                timer_loop is not None
+                and self._timer_thread == threading.get_ident()
+                and timer_loop.is_running()
+            ):
+                # a flush is due on the loop running in this thread: the common case, found
+                # without get_running_loop() (a getpid system call per line on CPython 3.11)
+                return
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop in this thread: nothing would flush it later
@@ -177,6 +190,7 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.flush()
                 return
             self._timer_loop = loop
+            self._timer_thread = threading.get_ident()
             loop.call_later(self.flush_interval_s, self._flush_due, loop)
 
     def _flush_due(self, loop: asyncio.AbstractEventLoop) -> None:

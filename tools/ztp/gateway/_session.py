@@ -71,6 +71,11 @@ class SessionState(Enum):
     CLOSED = "CLOSED"
 
 
+# the states' names for the state log and Closed.phase: an enum member's ``.value`` is a
+# Python-level descriptor call, and an exchange logs five transitions
+_STATE_NAME = {state: state.value for state in SessionState}
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """Deadlines in seconds. Defaults are sized for SIMs over a cellular bearer: a SIM doing
@@ -177,7 +182,7 @@ class GatewaySession:
         return self._state
 
     def _set_state(self, new: SessionState) -> None:
-        self.state_log.append((self._state.value, new.value))
+        self.state_log.append((_STATE_NAME[self._state], _STATE_NAME[new]))
         self._state = new
 
     # -- input ----------------------------------------------------------------------------
@@ -215,7 +220,7 @@ class GatewaySession:
         deadline = self.timer()
         if deadline is None or now < deadline:
             return
-        phase = self._state.value
+        phase = _STATE_NAME[self._state]
         if self._state is SessionState.EXPECT_REQUEST:
             self._send_response(408, build_response(408))
         self._close(Closed("timeout", phase))
@@ -246,12 +251,12 @@ class GatewaySession:
         if self._state is not SessionState.WAIT_RESPONSE:
             raise RuntimeError(f"respond in state {self._state.value}")
         self._send_response(status, build_response(status, body, content_type, extra_headers))
-        self._close(Closed("responded", SessionState.WAIT_RESPONSE.value))
+        self._close(Closed("responded", "WAIT_RESPONSE"))
 
     def abort(self, reason: str) -> None:
         """Close without a TLS-level goodbye (e.g. the service is unreachable for a lookup)."""
         if self._state is not SessionState.CLOSED:
-            self._close(Closed(reason, self._state.value))
+            self._close(Closed(reason, _STATE_NAME[self._state]))
 
     # -- output ---------------------------------------------------------------------------
 
@@ -276,11 +281,11 @@ class GatewaySession:
             except Alert as exc:
                 # The engine queued the alert in its data_to_send(); keep it for the adapter.
                 self._out += self._tls.data_to_send()
-                self._close(Closed("alert", self._state.value, _alert_name(exc)))
+                self._close(Closed("alert", _STATE_NAME[self._state], _alert_name(exc)))
                 continue
             if ev is TLS_NEED_DATA:
                 if self._eof:
-                    self._close(Closed("eof", self._state.value))
+                    self._close(Closed("eof", _STATE_NAME[self._state]))
                     continue
                 return NEED_DATA
             self._on_tls_event(ev)
@@ -311,11 +316,12 @@ class GatewaySession:
                 return  # bytes after the request (pipelining): ignored, one request only
             self._on_request_bytes(ev.data)
         elif isinstance(ev, AlertReceived):
-            self._close(Closed("peer_alert", self._state.value, _description_name(ev.description)))
+            phase = _STATE_NAME[self._state]
+            self._close(Closed("peer_alert", phase, _description_name(ev.description)))
         elif isinstance(ev, ConnectionClosed):
             # close_notify (or EOF) before a complete request: nobody is left to answer.
             if self._state is not SessionState.WAIT_RESPONSE:
-                self._close(Closed("peer_closed" if ev.clean else "eof", self._state.value))
+                self._close(Closed("peer_closed" if ev.clean else "eof", _STATE_NAME[self._state]))
 
     def _on_request_bytes(self, data: bytes) -> None:
         self._http.receive_data(data)

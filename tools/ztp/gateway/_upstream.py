@@ -119,6 +119,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # looked up once per kept-alive connection, not per request (it is not free: on
+        # CPython 3.11 each lookup checks the process id with a getpid system call)
+        self._loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -216,7 +219,7 @@ class _Connection(asyncio.Protocol):
         self._max_response = max_response
         self._got_bytes = False
         self._reset_message()
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         transport.write(request)
         return waiter
 
@@ -327,7 +330,7 @@ class UpstreamPool:
                 conn = self._take()
                 if conn is not None:
                     try:
-                        return await self._exchange(conn, request, max_response, deadline)
+                        return await self._exchange(loop, conn, request, max_response, deadline)
                     except _Retryable:
                         if method != "GET":
                             raise UpstreamError(
@@ -339,7 +342,7 @@ class UpstreamPool:
                         server_hostname=self._host if self._ssl is not None else None,
                     )  # fmt: skip
                 try:
-                    return await self._exchange(conn, request, max_response, deadline)
+                    return await self._exchange(loop, conn, request, max_response, deadline)
                 except _Retryable:
                     raise UpstreamError(
                         f"{_where(method, target)}: connection closed by the service"
@@ -388,9 +391,13 @@ class UpstreamPool:
         return None
 
     async def _exchange(
-        self, conn: _Connection, request: bytes, max_response: int, deadline: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: _Connection,
+        request: bytes,
+        max_response: int,
+        deadline: float,
     ) -> UpstreamReply:
-        loop = asyncio.get_running_loop()
         timer = loop.call_at(deadline, conn.time_out)
         ok = False
         try:
